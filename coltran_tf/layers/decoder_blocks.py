@@ -1,0 +1,92 @@
+"""Conditional decoder sub-blocks: attention or MLP, each with its post-LN residual.
+
+Every block takes `context` (what attention and MLP are conditioned on) and
+`norm_context` (what the conditional LayerNorm pools), which differ in the
+inner decoder (spec COLTRAN.md §4.5).
+"""
+
+import keras
+
+from coltran_tf.layers.axial_attention import AxialAttention
+from coltran_tf.layers.conditioning import cond_att_kwargs, cond_ln_kwargs, resolve_conditioning
+from coltran_tf.layers.feed_forward import ConditionalFeedForward, FeedForward
+from coltran_tf.layers.residual import PostLNResidual
+
+
+def _residual(hidden_size, dropout, height, width, conditioning):
+    return PostLNResidual(
+        hidden_size, dropout, conditional=conditioning["cond_ln"], height=height,
+        width=width, cond_ln_kwargs=cond_ln_kwargs(conditioning), name="residual",
+    )
+
+
+@keras.saving.register_keras_serializable(package="coltran_tf")
+class DecoderAttentionBlock(keras.layers.Layer):
+    """x <- Norm(x + AxialAttention(x | context)) with optional conditioning."""
+
+    def __init__(self, hidden_size: int, num_heads: int, axis: str, mask: str | None,
+                 height: int, width: int, dropout: float = 0.0,
+                 conditioning: dict | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_size = hidden_size
+        self.num_heads = num_heads
+        self.axis = axis
+        self.mask = mask
+        self.height = height
+        self.width = width
+        self.dropout = dropout
+        self.conditioning = resolve_conditioning(conditioning)
+        length = width if axis == "row" else height
+        self.attention = AxialAttention(hidden_size, num_heads, axis, length, mask=mask,
+                                        name="attention", **cond_att_kwargs(self.conditioning))
+        self.residual = _residual(hidden_size, dropout, height, width, self.conditioning)
+
+    def call(self, x, context=None, norm_context=None, norm_conditions=None, training=False):
+        att_context = context if self.attention.is_conditional else None
+        y = self.attention(x, context=att_context)
+        return self.residual(x, y, context=norm_context, conditions=norm_conditions,
+                             training=training)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(hidden_size=self.hidden_size, num_heads=self.num_heads, axis=self.axis,
+                      mask=self.mask, height=self.height, width=self.width,
+                      dropout=self.dropout, conditioning=self.conditioning)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="coltran_tf")
+class DecoderMLPBlock(keras.layers.Layer):
+    """x <- Norm(x + FFN(x) [modulated by context])."""
+
+    def __init__(self, hidden_size: int, ff_size: int, height: int, width: int,
+                 dropout: float = 0.0, conditioning: dict | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_size = hidden_size
+        self.ff_size = ff_size
+        self.height = height
+        self.width = width
+        self.dropout = dropout
+        self.conditioning = resolve_conditioning(conditioning)
+        mode = self.conditioning["cond_mlp"]
+        if mode:
+            self.mlp = ConditionalFeedForward(hidden_size, ff_size, mode,
+                                              self.conditioning["cond_mlp_act"], name="mlp")
+        else:
+            self.mlp = FeedForward(hidden_size, ff_size, name="mlp")
+        self.residual = _residual(hidden_size, dropout, height, width, self.conditioning)
+
+    @property
+    def is_conditional(self) -> bool:
+        return bool(self.conditioning["cond_mlp"])
+
+    def call(self, x, context=None, norm_context=None, norm_conditions=None, training=False):
+        y = self.mlp(x, context) if self.is_conditional else self.mlp(x)
+        return self.residual(x, y, context=norm_context, conditions=norm_conditions,
+                             training=training)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(hidden_size=self.hidden_size, ff_size=self.ff_size, height=self.height,
+                      width=self.width, dropout=self.dropout, conditioning=self.conditioning)
+        return config

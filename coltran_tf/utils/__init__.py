@@ -1,0 +1,1 @@
+"""Small numeric helpers shared by the models, the data pipeline and the tools."""

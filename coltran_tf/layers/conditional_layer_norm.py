@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from coltran_tf.layers.activations import check_choice, get_activation
+from coltran_tf.layers.layer_norm import LayerNorm
 
 SPATIAL_AVERAGES = ("learnable", "mean")
 SEQUENCES = ("sc", "cs")
@@ -45,7 +46,7 @@ class ConditionalLayerNorm(keras.layers.Layer):
         self.out_act = out_act
         self.epsilon = epsilon
         self._act = get_activation(out_act)
-        self.normalize = keras.layers.LayerNormalization(
+        self.normalize = LayerNorm(
             epsilon=epsilon, trainable=False, name="normalize"
         )
         self.dense = keras.layers.Dense(2 * hidden_size, kernel_initializer=out_init, name="dense")

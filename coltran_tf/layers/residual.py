@@ -3,6 +3,7 @@
 import keras
 
 from coltran_tf.layers.conditional_layer_norm import ConditionalLayerNorm
+from coltran_tf.layers.layer_norm import LayerNorm
 
 
 @keras.saving.register_keras_serializable(package="coltran_tf")
@@ -30,7 +31,7 @@ class PostLNResidual(keras.layers.Layer):
             self.norm = ConditionalLayerNorm(
                 hidden_size, height, width, name="norm", **self.cond_ln_kwargs)
         else:
-            self.norm = keras.layers.LayerNormalization(epsilon=1e-3, name="norm")
+            self.norm = LayerNorm(epsilon=1e-3, name="norm")
 
     def call(self, inputs, outputs, context=None, conditions=None, training=False):
         summed = self.drop(outputs, training=training) + inputs

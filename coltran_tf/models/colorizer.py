@@ -6,6 +6,7 @@ from keras import ops
 from coltran_tf.layers.axial_encoder import AxialEncoder
 from coltran_tf.layers.conditioning import resolve_conditioning
 from coltran_tf.layers.inner_decoder import InnerDecoder
+from coltran_tf.layers.layer_norm import LayerNorm
 from coltran_tf.layers.outer_decoder import OuterDecoder
 from coltran_tf.layers.symbol_embedding import SymbolEmbedding
 from coltran_tf.models.losses import bits_per_dim
@@ -74,7 +75,7 @@ class ColTranCore(keras.Model):
                                           **decoder_args)
         self.inner_decoder = InnerDecoder(num_layers=num_inner_layers, name="inner_decoder",
                                           **decoder_args)
-        self.final_norm = keras.layers.LayerNormalization(epsilon=1e-3, name="final_norm")
+        self.final_norm = LayerNorm(epsilon=1e-3, name="final_norm")
         self.auto_logits = keras.layers.Dense(self.num_symbols, name="auto_logits")
 
     @property

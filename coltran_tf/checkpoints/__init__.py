@@ -1,0 +1,1 @@
+"""Checkpoint I/O: the original ColTran's checkpoints and our own format."""

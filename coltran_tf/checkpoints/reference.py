@@ -22,6 +22,7 @@ _VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 _EMA_SUFFIX = "/ExponentialMovingAverage"
 _IGNORED_PREFIXES = ("optimizer/", "save_counter", "_CHECKPOINTABLE_OBJECT_GRAPH")
 _MAX_LISTED = 25
+_MODEL_SCOPES = ("col_tran_core", "color_upsampler", "spatial_upsampler")
 
 
 class ReferenceCheckpointMismatch(ValueError):
@@ -123,6 +124,10 @@ def plan_mapping(model, entries, use_ema: bool = True, source: str = "checkpoint
         lines += _listing("missing from the checkpoint", missing)
         lines += _listing("in the checkpoint but unused by the model", unused)
         lines += _listing("wrong shape", wrong_shape)
+        scopes = sorted({n.split("/")[0] for n in entries.raw if "/" in n
+                         and n.split("/")[0].rstrip("_0123456789") in _MODEL_SCOPES})
+        if scopes:
+            lines.append(f"  The checkpoint holds variables under: {', '.join(scopes)}.")
         lines.append("Fix: use the config the checkpoint was trained with (model sizes, "
                      "stage and conditioning switches), or the checkpoint of this model.")
         raise ReferenceCheckpointMismatch("\n".join(lines))

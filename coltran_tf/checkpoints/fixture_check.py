@@ -1,0 +1,190 @@
+"""Checks our port against outputs of the original ColTran (oracle fixtures).
+
+A fixture directory (format of ../shared/fixtures/reference/tiny) holds one
+folder per model with `layout.json` (the original config and checkpoint
+layout), `ckpt/` (an original checkpoint), `inputs.npz` (one eval batch) and
+`expected.npz` (what the original computed). For every model we build ours
+from the fixture's own config, convert the checkpoint through the converter
+into our format (raw and EMA), load it back, recompute every array listed in
+`expected.npz` and compare.
+"""
+
+import dataclasses
+import json
+import os
+import re
+import tempfile
+
+import numpy as np
+
+from coltran_tf.checkpoints.convert import convert_reference_checkpoint
+from coltran_tf.checkpoints.native import load_model_dir
+from coltran_tf.models.builder import model_resolution
+from coltran_tf.sampling import sample_colorizer
+from coltran_tf.utils import image_ops
+
+FLOAT_TOLERANCE = 1e-4  # logits and probabilities (absolute)
+LOSS_TOLERANCE = 1e-4  # bits
+_NOT_COMPARED = ("pixel_index",)
+
+
+@dataclasses.dataclass
+class Comparison:
+    model: str
+    array: str
+    kind: str  # "float", "loss" or "exact"
+    value: float  # max abs difference, or number of differing pixels for "exact"
+    ok: bool
+
+    def line(self) -> str:
+        if self.kind == "exact":
+            measure = f"differing pixels = {int(self.value)}"
+        else:
+            measure = f"max |diff| = {self.value:.3e}"
+        return f"{'OK  ' if self.ok else 'FAIL'} {self.model:18s} {self.array:34s} {measure}"
+
+
+def _model_dirs(fixture_dir):
+    manifest = os.path.join(fixture_dir, "manifest.json")
+    if os.path.isfile(manifest):
+        with open(manifest) as f:
+            models = json.load(f)["models"]
+        return [(name, os.path.join(fixture_dir, os.path.dirname(m["layout"])))
+                for name, m in models.items()]
+    return sorted((name, os.path.join(fixture_dir, name)) for name in os.listdir(fixture_dir)
+                  if os.path.isfile(os.path.join(fixture_dir, name, "layout.json")))
+
+
+def _at_pixels(array, index):
+    return array[index[:, 0], index[:, 1], index[:, 2]]
+
+
+class _Computer:
+    """Computes the fixture's arrays with our model, lazily and once per weights."""
+
+    def __init__(self, models, inputs, pixel_index):
+        self.models = models  # {"raw": model, "ema": model}
+        self.inputs = inputs
+        self.pixel_index = pixel_index
+        self._cache = {}
+
+    def _outputs(self, weights):
+        if weights not in self._cache:
+            model = self.models[weights]
+            outputs = model.compute_outputs(self.inputs)
+            losses = model.batch_loss(self.inputs, outputs)
+            self._cache[weights] = ({k: np.asarray(v) for k, v in outputs.items()},
+                                    {k: float(v) for k, v in losses.items()})
+        return self._cache[weights]
+
+    def _colorizer_sample(self):
+        if "sample" not in self._cache:
+            model = self.models["ema"]
+            gray = image_ops.rgb_to_grayscale(self.inputs[model.input_key])
+            out = sample_colorizer(model, gray, mode="argmax", norm_context="reference")
+            self._cache["sample"] = {k: np.asarray(v) for k, v in out.items()}
+        return self._cache["sample"]
+
+    def compute(self, name):
+        match = re.fullmatch(r"(raw|ema)_(encoder_)?(logits_at_pixels|logits_argmax|"
+                             r"loss_bits_per_dim|total_loss)", name)
+        if match:
+            outputs, losses = self._outputs(match.group(1))
+            head = "encoder_logits" if match.group(2) else "logits"
+            what = match.group(3)
+            if what == "logits_at_pixels":
+                return _at_pixels(outputs[head], self.pixel_index)
+            if what == "logits_argmax":
+                return outputs[head].argmax(-1)
+            if what == "total_loss":
+                return losses["loss"]
+            return losses["encoder_loss_bits_per_dim" if match.group(2) else "loss_bits_per_dim"]
+        return self._compute_sample(name)
+
+    def _compute_sample(self, name):
+        model = self.models["ema"]
+        if name in ("sample_auto_argmax", "sample_parallel") or name.startswith("sample_proba"):
+            out = self._colorizer_sample()
+            key = {"sample_auto_argmax": "auto_argmax", "sample_parallel": "parallel"}.get(name)
+            if key:
+                return out[key]
+            proba = out["proba"]
+            return {"sample_proba_at_pixels": lambda: _at_pixels(proba, self.pixel_index),
+                    "sample_proba_argmax": lambda: proba.argmax(-1),
+                    "sample_proba_max": lambda: proba.max(-1)}[name]()
+        if name == "sample_bit_up_argmax":
+            rgb = self.inputs[model.input_key]
+            return np.asarray(model.sample(image_ops.rgb_to_grayscale(rgb),
+                                           image_ops.convert_bits(rgb, 8, 3)))
+        if name == "sample_high_res_argmax":
+            gray = image_ops.rgb_to_grayscale(self.inputs["targets"])
+            return np.asarray(model.sample(gray, self.inputs[model.blurry_key]))
+        raise KeyError(name)
+
+
+def _kind(name, expected):
+    if "loss" in name:
+        return "loss"
+    if np.issubdtype(expected.dtype, np.integer):
+        return "exact"
+    return "float"
+
+
+def _compare(model_name, name, expected, actual):
+    kind = _kind(name, expected)
+    if kind == "exact":
+        actual = np.asarray(actual)
+        if actual.shape != expected.shape:
+            return Comparison(model_name, name, kind, float(expected.size), False)
+        value = float(np.count_nonzero(actual.astype(np.int64) != expected.astype(np.int64)))
+        return Comparison(model_name, name, kind, value, value == 0)
+    actual = np.asarray(actual, np.float64)
+    if actual.shape != expected.shape:
+        return Comparison(model_name, name, kind, float("inf"), False)
+    value = float(np.max(np.abs(actual - expected))) if expected.size else 0.0
+    tolerance = LOSS_TOLERANCE if kind == "loss" else FLOAT_TOLERANCE
+    return Comparison(model_name, name, kind, value, value <= tolerance)
+
+
+def verify_model_fixture(name, model_dir, workdir):
+    """Yields a Comparison for every array of one model's expected.npz."""
+    with open(os.path.join(model_dir, "layout.json")) as f:
+        layout = json.load(f)
+    config = layout["config"]
+    if "resolution" in layout and model_resolution(config) != int(layout["resolution"]):
+        raise ValueError(f"{name}: the config gives resolution {model_resolution(config)} but "
+                         f"layout.json says {layout['resolution']}.")
+    checkpoint = os.path.join(model_dir, layout.get("checkpoint", "ckpt"))
+    models = {}
+    for weights in ("raw", "ema"):
+        out = os.path.join(workdir, f"{name}-{weights}")
+        convert_reference_checkpoint(config, checkpoint, out, use_ema=weights == "ema")
+        models[weights] = load_model_dir(out)[0]
+    inputs = dict(np.load(os.path.join(model_dir, "inputs.npz")))
+    expected = np.load(os.path.join(model_dir, "expected.npz"))
+    computer = _Computer(models, inputs, expected["pixel_index"])
+    for array in expected.files:
+        if array in _NOT_COMPARED:
+            continue
+        try:
+            actual = computer.compute(array)
+        except KeyError:
+            raise ValueError(f"{name}: expected.npz lists {array!r}, which this tool does not "
+                             "know how to compute; refusing to skip it silently.") from None
+        yield _compare(name, array, expected[array], actual)
+
+
+def verify_fixture_dir(fixture_dir, report=print):
+    """Verifies every model of a fixture directory; returns all Comparisons."""
+    if not os.path.isdir(fixture_dir):
+        raise FileNotFoundError(f"Fixture directory {fixture_dir!r} does not exist.")
+    entries = _model_dirs(fixture_dir)
+    if not entries:
+        raise FileNotFoundError(f"No model folders with layout.json in {fixture_dir!r}.")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="coltran-fixture-") as workdir:
+        for name, model_dir in entries:
+            for comparison in verify_model_fixture(name, model_dir, workdir):
+                report(comparison.line())
+                results.append(comparison)
+    return results

@@ -14,6 +14,8 @@ Two behaviours of the inner decoder's conditional LayerNorms:
     (H, W) pooling weights), reproducing the original sampler bit for bit.
 """
 
+import weakref
+
 import numpy as np
 import tensorflow as tf
 from keras import ops
@@ -43,7 +45,7 @@ def _choose(logits, mode, seed, row, col):
 
 def _sample_row(model, z, upper, row, mode, norm_context, seed):
     """Samples one row: (B, W) symbols, (B, W, D) embeddings, (B, W, 512) proba."""
-    batch, _, width, hidden = z.shape
+    batch, (_, _, width, hidden) = tf.shape(z)[0], z.shape
     z_row, upper_row = z[:, row:row + 1], upper[:, row:row + 1]
     cln_context = z_row if norm_context == "reference" else z
     row_embeddings = tf.zeros((batch, 1, width, hidden))
@@ -65,7 +67,7 @@ def _sample_row(model, z, upper, row, mode, norm_context, seed):
 
 
 def _sample_loop(model, z, mode, norm_context, seed):
-    batch, height, width, hidden = z.shape
+    batch, (_, height, width, hidden) = tf.shape(z)[0], z.shape
     canvas = tf.zeros((batch, height, width, hidden))
     upper = tf.zeros((batch, height, width, hidden))
     symbols = tf.TensorArray(tf.int32, size=height)
@@ -81,12 +83,12 @@ def _sample_loop(model, z, mode, norm_context, seed):
             tf.transpose(probas.stack(), [1, 0, 2, 3]))
 
 
-_COMPILED = {}
+_COMPILED = weakref.WeakKeyDictionary()  # model -> {(mode, norm_context): tf.function}
 
 
 def _compiled(model, mode, norm_context):
-    key = (id(model), mode, norm_context)
-    if key not in _COMPILED:
+    functions = _COMPILED.setdefault(model, {})
+    if (mode, norm_context) not in functions:
         def run(gray, seed):
             z = model.encode(gray)
             symbols, proba = _sample_loop(model, z, mode, norm_context, seed)
@@ -95,8 +97,8 @@ def _compiled(model, mode, norm_context):
                 parallel = ops.argmax(model.parallel_logits(z), axis=-1)
                 outputs["parallel_symbols"] = ops.cast(parallel, "int32")
             return outputs
-        _COMPILED[key] = (model, tf.function(run, reduce_retracing=True))
-    return _COMPILED[key][1]
+        functions[mode, norm_context] = tf.function(run, reduce_retracing=True)
+    return functions[mode, norm_context]
 
 
 def sample_colorizer(model, gray, mode: str = "argmax", norm_context: str = "exact",
@@ -111,7 +113,7 @@ def sample_colorizer(model, gray, mode: str = "argmax", norm_context: str = "exa
       seed: for mode "sample"; the same seed gives the same image.
 
     Returns:
-      {"auto_<mode>": (B, R, R, 3) uint8 coarse RGB (x*32), "symbols": (B, R, R)
+      NumPy arrays: {"auto_<mode>": (B, R, R, 3) uint8 coarse RGB (x*32), "symbols": (B, R, R)
       int32, "proba": (B, R, R, 512) per-pixel probabilities, and with a
       parallel head "parallel": (B, R, R, 3) uint8}.
     """
@@ -129,4 +131,4 @@ def sample_colorizer(model, gray, mode: str = "argmax", norm_context: str = "exa
               "symbols": outputs["symbols"], "proba": outputs["proba"]}
     if "parallel_symbols" in outputs:
         result["parallel"] = image_ops.coarse_symbols_to_rgb(outputs["parallel_symbols"])
-    return result
+    return {key: np.asarray(value) for key, value in result.items()}

@@ -1,0 +1,19 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pytest  # noqa: E402
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(REPO_ROOT), "shared")
+REFERENCE_FIXTURES = os.path.join(SHARED, "fixtures", "reference")
+MODEL_NAMES = ("coltran_core", "color_upsampler", "spatial_upsampler")
+
+
+def require_fixtures(*parts):
+    """Path under ../shared/fixtures/reference, or skip with the reason."""
+    path = os.path.join(REFERENCE_FIXTURES, *parts)
+    if not os.path.exists(path):
+        pytest.skip(f"oracle fixtures not found at {path} (they live in ../shared beside "
+                    "the checkout; CI provides them)")
+    return path

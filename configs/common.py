@@ -43,3 +43,21 @@ def sample_config(log_dir: str, mode: str, with_gen_data_dir: bool) -> ml_collec
     if with_gen_data_dir:
         sample.gen_data_dir = ""
     return sample
+
+
+def upsampler_config(arg, name: str, num_layers: int, batch_size: int):
+    """Color or spatial upsampler config (the two differ only in these values)."""
+    variants = parse_arg(arg)
+    if "baseline" in variants:
+        raise ValueError("The 'baseline' variant applies to configs/colorizer.py only.")
+    tiny = "tiny" in variants
+    config = training_defaults(batch_size=batch_size, max_train_steps=300000)
+    config.random_channel = True
+    hidden = 32 if tiny else 512
+    config.model = ml_collections.ConfigDict({
+        "name": name, "hidden_size": hidden, "ff_size": hidden,
+        "num_heads": 1 if tiny else 4, "num_encoder_layers": 1 if tiny else num_layers,
+        "resolution": [64, 64],
+    })
+    config.sample = sample_config(log_dir="samples_sweep", mode="argmax", with_gen_data_dir=True)
+    return config

@@ -10,6 +10,7 @@ import keras
 from coltran_tf.layers.axial_attention import AxialAttention
 from coltran_tf.layers.conditioning import cond_att_kwargs, cond_ln_kwargs, resolve_conditioning
 from coltran_tf.layers.feed_forward import ConditionalFeedForward, FeedForward
+from coltran_tf.layers.position_embedding import PositionEmbedding
 from coltran_tf.layers.residual import PostLNResidual
 
 
@@ -89,4 +90,41 @@ class DecoderMLPBlock(keras.layers.Layer):
         config = super().get_config()
         config.update(hidden_size=self.hidden_size, ff_size=self.ff_size, height=self.height,
                       width=self.width, dropout=self.dropout, conditioning=self.conditioning)
+        return config
+
+
+class AxialDecoder(keras.layers.Layer):
+    """Shared constructor and config of the outer and inner decoders.
+
+    Subclasses list the blocks of decoder layer `i` in `layer_blocks`.
+    """
+
+    def __init__(self, hidden_size: int, ff_size: int, num_heads: int, num_layers: int,
+                 height: int, width: int, dropout: float = 0.0, skip: bool = True,
+                 conditioning: dict | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_size = hidden_size
+        self.ff_size = ff_size
+        self.num_heads = num_heads
+        self.num_layers = num_layers
+        self.height = height
+        self.width = width
+        self.dropout = dropout
+        self.skip = skip
+        self.conditioning = resolve_conditioning(conditioning)
+        self.position_embedding = PositionEmbedding(height, width, hidden_size,
+                                                    name="position_embedding")
+        common = dict(height=height, width=width, dropout=dropout,
+                      conditioning=self.conditioning)
+        self.blocks = [block for i in range(num_layers) for block in self.layer_blocks(i, common)]
+
+    def layer_blocks(self, index: int, common: dict) -> list:
+        raise NotImplementedError
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(hidden_size=self.hidden_size, ff_size=self.ff_size,
+                      num_heads=self.num_heads, num_layers=self.num_layers,
+                      height=self.height, width=self.width, dropout=self.dropout,
+                      skip=self.skip, conditioning=self.conditioning)
         return config

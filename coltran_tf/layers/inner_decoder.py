@@ -3,9 +3,8 @@
 import keras
 from keras import ops
 
-from coltran_tf.layers.conditioning import resolve_conditioning
-from coltran_tf.layers.decoder_blocks import DecoderAttentionBlock, DecoderMLPBlock
-from coltran_tf.layers.position_embedding import PositionEmbedding
+from coltran_tf.layers.decoder_blocks import (AxialDecoder, DecoderAttentionBlock,
+                                               DecoderMLPBlock)
 
 
 def shift_right(x):
@@ -14,7 +13,7 @@ def shift_right(x):
 
 
 @keras.saving.register_keras_serializable(package="coltran_tf")
-class InnerDecoder(keras.layers.Layer):
+class InnerDecoder(AxialDecoder):
     """x = pos(shift_right(pixel_emb)) [+ z + upper]; per layer: masked row
     attention and FFN, conditioned on concat(z, upper); conditional norms on z.
 
@@ -25,30 +24,12 @@ class InnerDecoder(keras.layers.Layer):
     reference sampler feeds only the current row of z there, spec §5).
     """
 
-    def __init__(self, hidden_size: int, ff_size: int, num_heads: int, num_layers: int,
-                 height: int, width: int, dropout: float = 0.0, skip: bool = True,
-                 conditioning: dict | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.hidden_size = hidden_size
-        self.ff_size = ff_size
-        self.num_heads = num_heads
-        self.num_layers = num_layers
-        self.height = height
-        self.width = width
-        self.dropout = dropout
-        self.skip = skip
-        self.conditioning = resolve_conditioning(conditioning)
-        self.position_embedding = PositionEmbedding(height, width, hidden_size,
-                                                    name="position_embedding")
-        common = dict(height=height, width=width, dropout=dropout,
-                      conditioning=self.conditioning)
-        self.blocks = []
-        for i in range(num_layers):
-            self.blocks += [
-                DecoderAttentionBlock(hidden_size, num_heads, "row", "future",
-                                      name=f"row_attention_{i}", **common),
-                DecoderMLPBlock(hidden_size, ff_size, name=f"row_mlp_{i}", **common),
-            ]
+    def layer_blocks(self, i, common):
+        return [
+            DecoderAttentionBlock(self.hidden_size, self.num_heads, "row", "future",
+                                  name=f"row_attention_{i}", **common),
+            DecoderMLPBlock(self.hidden_size, self.ff_size, name=f"row_mlp_{i}", **common),
+        ]
 
     def embed(self, embeddings, upper, z, row=None):
         x = self.position_embedding(shift_right(embeddings), row=row)
@@ -61,11 +42,3 @@ class InnerDecoder(keras.layers.Layer):
         for block in self.blocks:
             x = block(x, context=context, norm_context=norm_context, training=training)
         return x
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(hidden_size=self.hidden_size, ff_size=self.ff_size,
-                      num_heads=self.num_heads, num_layers=self.num_layers,
-                      height=self.height, width=self.width, dropout=self.dropout,
-                      skip=self.skip, conditioning=self.conditioning)
-        return config

@@ -3,9 +3,8 @@
 import keras
 from keras import ops
 
-from coltran_tf.layers.conditioning import resolve_conditioning
-from coltran_tf.layers.decoder_blocks import DecoderAttentionBlock, DecoderMLPBlock
-from coltran_tf.layers.position_embedding import PositionEmbedding
+from coltran_tf.layers.decoder_blocks import (AxialDecoder, DecoderAttentionBlock,
+                                               DecoderMLPBlock)
 
 
 def shift_down(x):
@@ -14,7 +13,7 @@ def shift_down(x):
 
 
 @keras.saving.register_keras_serializable(package="coltran_tf")
-class OuterDecoder(keras.layers.Layer):
+class OuterDecoder(AxialDecoder):
     """x = pos(pixel_emb) [+ z]; per layer: unmasked row attention, FFN, masked
     column attention, FFN, all conditioned on z; then shift down by one row.
 
@@ -22,33 +21,16 @@ class OuterDecoder(keras.layers.Layer):
     row i depends only on pixel rows < i.
     """
 
-    def __init__(self, hidden_size: int, ff_size: int, num_heads: int, num_layers: int,
-                 height: int, width: int, dropout: float = 0.0, skip: bool = True,
-                 conditioning: dict | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.hidden_size = hidden_size
-        self.ff_size = ff_size
-        self.num_heads = num_heads
-        self.num_layers = num_layers
-        self.height = height
-        self.width = width
-        self.dropout = dropout
-        self.skip = skip
-        self.conditioning = resolve_conditioning(conditioning)
-        self.position_embedding = PositionEmbedding(height, width, hidden_size,
-                                                    name="position_embedding")
-        common = dict(height=height, width=width, dropout=dropout,
-                      conditioning=self.conditioning)
-        self.blocks = []
-        for i in range(num_layers):
-            self.blocks += [
-                DecoderAttentionBlock(hidden_size, num_heads, "row", None,
-                                      name=f"row_attention_{i}", **common),
-                DecoderMLPBlock(hidden_size, ff_size, name=f"row_mlp_{i}", **common),
-                DecoderAttentionBlock(hidden_size, num_heads, "column", "future",
-                                      name=f"column_attention_{i}", **common),
-                DecoderMLPBlock(hidden_size, ff_size, name=f"column_mlp_{i}", **common),
-            ]
+    def layer_blocks(self, i, common):
+        hidden, heads = self.hidden_size, self.num_heads
+        return [
+            DecoderAttentionBlock(hidden, heads, "row", None, name=f"row_attention_{i}",
+                                  **common),
+            DecoderMLPBlock(hidden, self.ff_size, name=f"row_mlp_{i}", **common),
+            DecoderAttentionBlock(hidden, heads, "column", "future",
+                                  name=f"column_attention_{i}", **common),
+            DecoderMLPBlock(hidden, self.ff_size, name=f"column_mlp_{i}", **common),
+        ]
 
     def embed(self, embeddings, z):
         x = self.position_embedding(embeddings)
@@ -59,11 +41,3 @@ class OuterDecoder(keras.layers.Layer):
         for block in self.blocks:
             x = block(x, context=z, norm_context=z, training=training)
         return shift_down(x)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(hidden_size=self.hidden_size, ff_size=self.ff_size,
-                      num_heads=self.num_heads, num_layers=self.num_layers,
-                      height=self.height, width=self.width, dropout=self.dropout,
-                      skip=self.skip, conditioning=self.conditioning)
-        return config

@@ -222,6 +222,9 @@ LAYER_CASES = {
 }
 
 
+UNBUILT_CASES = ("InnerDecoder-variant", "OuterDecoder-baseline")
+
+
 def test_layer_cases_cover_every_public_layer():
     covered = {name.split("-")[0] for name in LAYER_CASES}
     assert covered == set(L.__all__)
@@ -240,6 +243,8 @@ def test_get_config_round_trip(case):
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert type(restored) is type(layer)
     assert restored.get_config() == config
+    if case in UNBUILT_CASES:
+        return  # slow to build; the same classes are built in their main case
     build(layer, rng)
     assert layer.get_config() == config
     # The clone creates the same variables (names and shapes; skipped for the

@@ -1,9 +1,9 @@
 """Losses in bits per dimension, as the original computes them (spec §4, §6)."""
 
-import math
-
 import keras
 from keras import ops
+
+from coltran_tf.utils.image_ops import nats_to_bits
 
 
 def bits_per_dim(labels, logits):
@@ -22,4 +22,4 @@ def bits_per_dim(labels, logits):
     nats = keras.losses.sparse_categorical_crossentropy(
         ops.cast(labels, "int32"), logits, from_logits=True, axis=-1)
     nats = ops.sum(ops.mean(nats, axis=0))
-    return nats / math.log(2.0) / (height * width * channels)
+    return nats_to_bits(nats) / (height * width * channels)

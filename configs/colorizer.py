@@ -17,7 +17,8 @@ from configs import common
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     variants = common.parse_arg(arg)
     tiny = "tiny" in variants
-    config = common.training_defaults(batch_size=2 if tiny else 7, max_train_steps=450000)
+    config = common.training_defaults(batch_size=2 if tiny else 7, max_train_steps=450000,
+                                      tiny=tiny)
     hidden = 32 if tiny else 512
     heads = 1 if tiny else 4
     config.model = ml_collections.ConfigDict({

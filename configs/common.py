@@ -15,10 +15,26 @@ def parse_arg(arg: str | None) -> set:
     return variants
 
 
-def training_defaults(batch_size: int, max_train_steps: int) -> ml_collections.ConfigDict:
-    """Top-level keys every ColTran experiment has (spec COLTRAN.md §7)."""
+def training_defaults(batch_size: int, max_train_steps: int,
+                      tiny: bool = False) -> ml_collections.ConfigDict:
+    """Top-level keys every ColTran experiment has (spec COLTRAN.md §1, §7).
+
+    The original's keys keep their names; ours are `random_channel` (set by
+    the upsamplers), `seed`, `data.*` (where images come from and how they are split),
+    `checkpoints_to_keep` and `jit_compile`.
+    """
     config = ml_collections.ConfigDict()
-    config.dataset = "imagenet"
+    # imagenet | folder | tfrecord | bundled (the photographs in data/).
+    config.dataset = "bundled" if tiny else "imagenet"
+    config.data = ml_collections.ConfigDict({
+        "data_dir": "",       # folder root, TFRecord file/dir/glob, or TFDS data_dir
+        "manual_dir": "",     # ImageNet tars (default: <TFDS data_dir>/downloads/manual)
+        "valid_percent": 5.0,  # folder/tfrecord: share of images in the valid split
+        "test_percent": 5.0,   # ... and in the test split
+        "shuffle_buffer": 128,
+    })
+    config.seed = 0  # model initialisation, shuffling, crops and channel slices
+    config.random_channel = False
     config.downsample = True
     config.downsample_res = 64
     config.resolution = [256, 256]
@@ -31,6 +47,13 @@ def training_defaults(batch_size: int, max_train_steps: int) -> ml_collections.C
     config.eval_batch_size = 16
     config.eval_checkpoint_wait_secs = -1
     config.optimizer = ml_collections.ConfigDict({"type": "rmsprop", "learning_rate": 3e-4})
+    config.checkpoints_to_keep = 10
+    config.jit_compile = False  # XLA for the per-replica train step (see benchmark_train)
+    if tiny:
+        config.save_checkpoint_secs = 60
+        config.eval_num_examples = 12
+        config.eval_batch_size = 4
+        config.max_train_steps = 200
     return config
 
 
@@ -51,7 +74,8 @@ def upsampler_config(arg, name: str, num_layers: int, batch_size: int):
     if "baseline" in variants:
         raise ValueError("The 'baseline' variant applies to configs/colorizer.py only.")
     tiny = "tiny" in variants
-    config = training_defaults(batch_size=batch_size, max_train_steps=300000)
+    config = training_defaults(batch_size=2 if tiny else batch_size, max_train_steps=300000,
+                               tiny=tiny)
     config.random_channel = True
     hidden = 32 if tiny else 512
     config.model = ml_collections.ConfigDict({

@@ -10,6 +10,7 @@ import keras
 from keras import ops
 
 from coltran_tf.layers.activations import check_choice, get_activation
+from coltran_tf.layers.projection import Projection
 
 MASK_VALUE = -1e6
 AXES = ("row", "column")
@@ -66,16 +67,16 @@ class AxialAttention(keras.layers.Layer):
         self._act = get_activation(cond_act)
 
         heads = (num_heads, self.depth)
-        self.q = keras.layers.EinsumDense("...d,dhe->...he", heads, name="q")
-        self.k = keras.layers.EinsumDense("...d,dhe->...he", heads, name="k")
-        self.v = keras.layers.EinsumDense("...d,dhe->...he", heads, name="v")
-        self.output_projection = keras.layers.EinsumDense(
+        self.q = Projection("...d,dhe->...he", heads, name="q")
+        self.k = Projection("...d,dhe->...he", heads, name="k")
+        self.v = Projection("...d,dhe->...he", heads, name="v")
+        self.output_projection = Projection(
             "...he,hed->...d", (hidden_size,), name="output"
         )
         cond_heads = (num_heads, 2 * self.depth if cond_scale else self.depth)
         self.conditioned = tuple(w for w in ("q", "k", "v") if getattr(self, f"cond_{w}"))
         for which in self.conditioned:
-            layer = keras.layers.EinsumDense(
+            layer = Projection(
                 "...c,che->...he", cond_heads, kernel_initializer=cond_init,
                 name=f"cond_{which}",
             )

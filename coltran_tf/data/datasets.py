@@ -1,0 +1,264 @@
+"""Datasets for training, evaluation and sampling (spec COLTRAN.md §1).
+
+`config.dataset` picks the source:
+
+* `imagenet`: TFDS `imagenet2012` with the original's splits (train minus its
+  last 10,000 images / those 10,000 / the validation split).
+* `folder`: any tree of image files under `config.data.data_dir`; a file's
+  split follows from a hash of its relative path, so it never changes when
+  other files are added; labels are the sorted sub-directory names.
+* `tfrecord`: TFRecord files of encoded images (`image` or `image/encoded`
+  bytes, optional `label` or `image/class/label`); a record's split follows
+  from its index.
+* `bundled`: the photographs in the repository's `data/`, every split being
+  all of them (for tests, demos and docs).
+
+Splits: `train`, `eval_train` (all training images), `valid`, `test`.
+"""
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+from coltran_tf.data import decode
+from coltran_tf.data.preprocess import make_example
+
+DATASETS = ("imagenet", "folder", "tfrecord", "bundled")
+SPLITS = ("train", "eval_train", "valid", "test")
+BUNDLED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "data")
+IMAGENET_SPLITS = {"train": "train[:-10000]", "valid": "train[-10000:]",
+                   "test": "validation", "eval_train": "train"}
+# An odd multiplier prime to 10000 scrambles record indices into 0.01% buckets.
+_INDEX_HASH = 40503
+
+
+class DataError(ValueError):
+    """A dataset that cannot be read as configured; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What the pipeline needs from an experiment config."""
+    dataset: str
+    data_dir: str
+    manual_dir: str
+    valid_percent: float
+    test_percent: float
+    shuffle_buffer: int
+    num_epochs: int
+    seed: int
+    resolution: int
+    downsample: bool
+    downsample_res: int
+    random_channel: bool
+
+    @classmethod
+    def from_config(cls, config) -> "DataSpec":
+        if config.dataset not in DATASETS:
+            raise DataError(f"config.dataset={config.dataset!r} is not one of {list(DATASETS)}.")
+        data = config.data
+        return cls(dataset=config.dataset, data_dir=data.data_dir, manual_dir=data.manual_dir,
+                   valid_percent=float(data.valid_percent),
+                   test_percent=float(data.test_percent),
+                   shuffle_buffer=int(data.shuffle_buffer), num_epochs=int(config.num_epochs),
+                   seed=int(config.seed), resolution=int(config.resolution[0]),
+                   downsample=bool(config.downsample),
+                   downsample_res=int(config.downsample_res),
+                   random_channel=bool(config.random_channel))
+
+
+def split_of(bucket: float, spec: DataSpec) -> str:
+    """'test', 'valid' or 'train' for a bucket in [0, 100)."""
+    if bucket < spec.test_percent:
+        return "test"
+    if bucket < spec.test_percent + spec.valid_percent:
+        return "valid"
+    return "train"
+
+
+def _path_bucket(relative_path: str) -> float:
+    digest = hashlib.md5(relative_path.encode("utf-8")).hexdigest()
+    return int(digest[:8], 16) % 10000 / 100.0
+
+
+def _wanted(split: str) -> str:
+    return "train" if split == "eval_train" else split
+
+
+def list_image_files(root: str) -> list[str]:
+    """Sorted relative paths of the image files under `root` (recursively)."""
+    if not root:
+        raise DataError("config.data.data_dir is empty; set it to your image folder, e.g. "
+                        "--config.data.data_dir=/path/to/photos.")
+    if not os.path.isdir(root):
+        raise DataError(f"Image folder {root!r} does not exist or is not a directory; check "
+                        "--config.data.data_dir.")
+    files = []
+    for directory, subdirs, names in os.walk(root, followlinks=True):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        for name in names:
+            if not name.startswith(".") and name.lower().endswith(decode.IMAGE_EXTENSIONS):
+                files.append(os.path.relpath(os.path.join(directory, name), root))
+    if not files:
+        raise DataError(f"No image files ({', '.join(decode.IMAGE_EXTENSIONS)}) under {root!r}.")
+    return sorted(files)
+
+
+def folder_files(spec: DataSpec, split: str) -> tuple[str, list[str], list[int]]:
+    """(root, relative paths, labels) of one split of a folder dataset."""
+    root = BUNDLED_DIR if spec.dataset == "bundled" else spec.data_dir
+    files = list_image_files(root)
+    classes = sorted({os.path.dirname(f) for f in files})
+    if spec.dataset != "bundled":
+        files = [f for f in files if split_of(_path_bucket(f), spec) == _wanted(split)]
+    if not files:
+        raise DataError(
+            f"Split {split!r} of {root!r} is empty (valid_percent={spec.valid_percent}, "
+            f"test_percent={spec.test_percent}); add images, change "
+            "--config.data.valid_percent/--config.data.test_percent, or evaluate eval_train.")
+    labels = [classes.index(os.path.dirname(f)) for f in files]
+    return root, files, labels
+
+
+def _decoded(dataset, stats: decode.DecodeStats, from_path: bool):
+    """(value, name, label) -> (image uint8 (H, W, 3), label), bad files dropped."""
+    fn = decode.safe_decoder(stats, from_path)
+
+    def decode_one(value, name, label):
+        image, ok = tf.numpy_function(fn, [value, name], [tf.uint8, tf.bool], stateful=False)
+        image.set_shape([None, None, 3])
+        return image, ok, label
+
+    def is_ok(image, ok, label):
+        return ok
+
+    def drop_flag(image, ok, label):
+        return image, label
+
+    dataset = dataset.map(decode_one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.filter(is_ok).map(drop_flag)
+
+
+def folder_source(spec: DataSpec, split: str, stats: decode.DecodeStats, shuffle_seed=None):
+    root, files, labels = folder_files(spec, split)
+    paths = [os.path.join(root, f) for f in files]
+    dataset = tf.data.Dataset.from_tensor_slices((paths, files, labels))
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return _decoded(dataset, stats, from_path=True)
+
+
+def tfrecord_files(pattern: str) -> list[str]:
+    if not pattern:
+        raise DataError("config.data.data_dir is empty; set it to a TFRecord file, directory "
+                        "or glob, e.g. --config.data.data_dir='/data/images-*.tfrecord'.")
+    if os.path.isdir(pattern):
+        pattern = os.path.join(pattern, "*.tfrecord*")
+    files = sorted(tf.io.gfile.glob(pattern))
+    if not files:
+        raise DataError(f"No TFRecord files match {pattern!r}; check --config.data.data_dir.")
+    return files
+
+
+def _parse_encoded(record):
+    features = tf.io.parse_single_example(record, {
+        key: tf.io.FixedLenFeature([], tf.string, default_value="")
+        for key in ("image", "image/encoded")
+    } | {key: tf.io.FixedLenFeature([], tf.int64, default_value=-1)
+         for key in ("label", "image/class/label")})
+    data = tf.where(tf.strings.length(features["image"]) > 0, features["image"],
+                    features["image/encoded"])
+    label = tf.maximum(features["label"], features["image/class/label"])
+    return data, tf.cast(tf.maximum(label, 0), tf.int32)
+
+
+def tfrecord_source(spec: DataSpec, split: str, stats: decode.DecodeStats):
+    files = tfrecord_files(spec.data_dir)
+    dataset = tf.data.TFRecordDataset(files).map(_parse_encoded).enumerate()
+    wanted = _wanted(split)
+
+    def keep(index, record):
+        bucket = tf.cast((index * _INDEX_HASH) % 10000, tf.float32) / 100.0
+        test = bucket < spec.test_percent
+        valid = tf.logical_and(~test, bucket < spec.test_percent + spec.valid_percent)
+        return {"test": test, "valid": valid, "train": ~(test | valid)}[wanted]
+
+    dataset = dataset.filter(keep)
+    dataset = dataset.map(lambda index, record: (
+        record[0], tf.strings.join(["record ", tf.strings.as_string(index)]), record[1]))
+    return _decoded(dataset, stats, from_path=False)
+
+
+def imagenet_source(spec: DataSpec, split: str, shuffle_files: bool):
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as error:
+        raise DataError("config.dataset='imagenet' needs tensorflow-datasets: "
+                        "pip install -r requirements.txt") from error
+    builder = tfds.builder("imagenet2012", data_dir=spec.data_dir or None)
+    manual_dir = spec.manual_dir or os.path.join(builder.data_dir_root, "downloads", "manual")
+    try:
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    except Exception as error:
+        raise DataError(
+            f"ImageNet is not prepared and could not be built from {manual_dir!r} ({error}). "
+            "Download ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar from "
+            "https://image-net.org into that directory (or point "
+            "--config.data.manual_dir at them) and run again; TFDS prepares it once.") from error
+    read_config = tfds.ReadConfig(shuffle_seed=spec.seed)
+    dataset = builder.as_dataset(split=IMAGENET_SPLITS[split], shuffle_files=shuffle_files,
+                                 read_config=read_config)
+    return dataset.map(lambda ex: (ex["image"], tf.cast(ex["label"], tf.int32)))
+
+
+def source(spec: DataSpec, split: str, stats: decode.DecodeStats, training: bool, seed: int):
+    """Decoded (image uint8 (H, W, 3), label int32) pairs of one split."""
+    if split not in SPLITS:
+        raise DataError(f"Unknown split {split!r}; choose one of {list(SPLITS)}.")
+    if spec.dataset == "imagenet":
+        return imagenet_source(spec, split, shuffle_files=training)
+    if spec.dataset == "tfrecord":
+        return tfrecord_source(spec, split, stats)
+    return folder_source(spec, split, stats, shuffle_seed=seed if training else None)
+
+
+def get_dataset(config, split: str, batch_size: int, training: bool,
+                stats: decode.DecodeStats | None = None, seed_offset: int = 0,
+                num_examples: int | None = None) -> tf.data.Dataset:
+    """Batched example dicts (spec §1) of one split.
+
+    Args:
+      config: experiment config (dataset, data.*, resolution, downsample, ...).
+      split: one of SPLITS.
+      batch_size: global batch size; training drops the last partial batch.
+      training: random crops, channel slices, shuffling and `num_epochs` repeats.
+      stats: collects the count of unreadable files (a fresh one if None).
+      seed_offset: added to config.seed, e.g. the step a run resumes from,
+        so that a resumed run does not replay the same images.
+      num_examples: keep only the first examples (evaluation).
+    """
+    spec = DataSpec.from_config(config)
+    stats = stats if stats is not None else decode.DecodeStats()
+    seed = spec.seed + seed_offset
+    dataset = source(spec, split, stats, training, seed)
+    if training:
+        dataset = dataset.repeat(None if spec.num_epochs < 0 else spec.num_epochs)
+        dataset = dataset.shuffle(spec.shuffle_buffer, seed=seed)
+    if num_examples is not None:
+        dataset = dataset.take(num_examples)
+
+    def to_example(index, image_label):
+        image, label = image_label
+        return make_example(image, label, tf.stack([tf.cast(seed, tf.int64), index]),
+                            resolution=spec.resolution, downsample=spec.downsample,
+                            downsample_res=spec.downsample_res,
+                            random_channel=spec.random_channel, training=training)
+
+    dataset = dataset.enumerate().map(to_example, num_parallel_calls=tf.data.AUTOTUNE,
+                                      deterministic=True)
+    dataset = dataset.batch(batch_size, drop_remainder=training)
+    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,112 @@
+"""Robust image decoding: every common file flavour becomes 8-bit RGB.
+
+Folder and TFRecord datasets decode with Pillow inside `tf.data` (through
+`tf.numpy_function`) so that grayscale, alpha, palette, 16-bit, float and CMYK
+files are all converted the same way, and a corrupt file is skipped and
+counted instead of ending a long run (spec COLTRAN.md §1 takes RGB 0..255).
+"""
+
+import io
+import threading
+
+import numpy as np
+from absl import logging
+from PIL import Image, ImageOps
+
+# Pillow refuses images above ~179 MP by default; photographs this large are
+# real (panoramas), so allow them but still stop decompression bombs.
+Image.MAX_IMAGE_PIXELS = 400_000_000
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp",
+                    ".ppm", ".pgm", ".pbm")
+
+
+class DecodeStats:
+    """Thread-safe count of the files a pipeline had to skip, with reasons."""
+
+    def __init__(self, max_reasons: int = 20):
+        self._lock = threading.Lock()
+        self.decoded = 0
+        self.skipped = 0
+        self.reasons: list[str] = []
+        self._max_reasons = max_reasons
+
+    def ok(self) -> None:
+        with self._lock:
+            self.decoded += 1
+
+    def skip(self, name: str, error: Exception) -> None:
+        with self._lock:
+            self.skipped += 1
+            if len(self.reasons) < self._max_reasons:
+                self.reasons.append(f"{name}: {type(error).__name__}: {error}")
+        logging.warning("Skipping unreadable image %s (%s: %s)", name, type(error).__name__,
+                        error)
+
+    def summary(self) -> str:
+        text = f"{self.skipped} unreadable image(s) skipped, {self.decoded} decoded"
+        if self.reasons:
+            text += "; first reasons:\n  " + "\n  ".join(self.reasons)
+        return text
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """16-bit, 32-bit integer and float single-channel images -> mode 'L'."""
+    array = np.asarray(image)
+    if array.dtype == np.uint8:
+        return image
+    if np.issubdtype(array.dtype, np.floating):
+        scale = 255.0 if array.max(initial=0.0) <= 1.0 else 1.0
+        return Image.fromarray(np.round(np.clip(array * scale, 0, 255)).astype(np.uint8), "L")
+    # Integer images wider than 8 bits: 16-bit PNG/TIFF keep the top byte.
+    shift = 8 if array.max(initial=0) > 255 or image.mode.startswith("I;16") else 0
+    return Image.fromarray((array.astype(np.uint32) >> shift).clip(0, 255).astype(np.uint8), "L")
+
+
+def to_rgb(image: Image.Image) -> np.ndarray:
+    """Any Pillow image -> (H, W, 3) uint8 RGB, alpha composited over white."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        image = _to_8bit(image)
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    array = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    if array.ndim != 3 or array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"decoded to an empty image of shape {array.shape}")
+    return array
+
+
+def decode_bytes(data: bytes) -> np.ndarray:
+    """Encoded image bytes -> (H, W, 3) uint8; raises on corrupt data."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return to_rgb(image)
+
+
+def read_image(path: str) -> np.ndarray:
+    """An image file -> (H, W, 3) uint8; raises a clear error when unreadable."""
+    with open(path, "rb") as f:
+        return decode_bytes(f.read())
+
+
+_EMPTY = np.zeros((1, 1, 3), np.uint8)
+
+
+def safe_decoder(stats: DecodeStats, from_path: bool):
+    """A numpy function (bytes) -> (image, ok) that never raises on bad data."""
+
+    def decode(value: bytes, name: bytes):
+        name = name.decode("utf-8", "replace")
+        try:
+            image = read_image(value.decode("utf-8")) if from_path else decode_bytes(value)
+        except Exception as error:  # noqa: BLE001 - any failure means "skip this file"
+            stats.skip(name, error)
+            return _EMPTY, False
+        stats.ok()
+        return image, True
+
+    return decode

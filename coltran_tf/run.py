@@ -1,0 +1,100 @@
+"""Train, evaluate or export a ColTran model (spec COLTRAN.md §7).
+
+  python -m coltran_tf.run --config=configs/colorizer.py --mode=train --logdir=DIR
+  python -m coltran_tf.run --config=configs/colorizer.py --mode=eval_valid --logdir=DIR
+  python -m coltran_tf.run --config=configs/colorizer.py:tiny --mode=train --logdir=/tmp/c \\
+      --config.max_train_steps=50 --steps_per_summaries=10
+
+Modes: train, eval_train, eval_valid, eval_test, export. Any config key can be
+overridden (--config.batch_size=4, --config.dataset=folder
+--config.data.data_dir=PHOTOS). Distribution: one device by default, all local
+GPUs with MirroredStrategy, MultiWorkerMirroredStrategy when TF_CONFIG names a
+cluster, TPUStrategy with --accelerator_type=TPU --master=ADDRESS.
+"""
+
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+# Config files import `configs.common`; make the repository root importable
+# wherever the command runs from.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+MODES = ("train", "eval_train", "eval_valid", "eval_test", "export")
+
+config_flags.DEFINE_config_file(
+    "config", None, "Experiment config file, e.g. configs/colorizer.py or "
+    "configs/colorizer.py:tiny; override keys with --config.KEY=VALUE.", lock_config=True)
+flags.DEFINE_enum("mode", "train", MODES, "What to do with the model in --logdir.")
+flags.DEFINE_string("logdir", None, "Directory of checkpoints, summaries and the export.")
+flags.DEFINE_enum("accelerator_type", "auto", ["auto", "CPU", "GPU", "TPU"],
+                  "Hardware to run on; auto picks the local GPUs if any, else the CPU.")
+flags.DEFINE_string("master", "", "TPU name or address (grpc://...) for TPUStrategy.")
+flags.DEFINE_integer("devices_per_worker", 0,
+                     "Devices to mirror over on this host: 0 = all GPUs (or one CPU); with "
+                     "--accelerator_type=CPU, N > 1 splits the CPU into N logical devices.")
+flags.DEFINE_integer("steps_per_summaries", 100,
+                     "Train steps per compiled call; progress, summaries and the checkpoint "
+                     "timer are checked between calls.")
+flags.DEFINE_string("checkpoint", None,
+                    "eval_* / export: evaluate this checkpoint only instead of following "
+                    "--logdir: a training checkpoint (prefix or dir), an exported model dir, "
+                    "or an original ColTran checkpoint.")
+flags.DEFINE_string("export_dir", None, "export: output directory (default LOGDIR/export).")
+
+
+def _report(line: str) -> None:
+    print(line, flush=True)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    config = flags.FLAGS.config
+    if config is None:
+        raise app.UsageError("--config is required, e.g. --config=configs/colorizer.py:tiny.")
+    if not flags.FLAGS.logdir:
+        raise app.UsageError("--logdir is required (where checkpoints and summaries go).")
+    logdir = os.path.abspath(flags.FLAGS.logdir)
+    mode = flags.FLAGS.mode
+    # Import TensorFlow-heavy modules only after flags parsed (fast --help).
+    from coltran_tf.train import evaluator, state, strategy, trainer
+
+    if mode == "train":
+        dist = strategy.get_strategy(flags.FLAGS.accelerator_type, flags.FLAGS.master,
+                                     flags.FLAGS.devices_per_worker)
+        os.makedirs(logdir, exist_ok=True)
+        summary = trainer.train(config, logdir, dist, flags.FLAGS.steps_per_summaries,
+                                report=_report)
+        if summary["stopped_by"]:
+            _report(f"Stopped by {summary['stopped_by']} at step {summary['step']}; run the "
+                    "same command again to resume.")
+    elif mode == "export":
+        train_state = state.build_train_state(config)
+        source = flags.FLAGS.checkpoint or logdir
+        if os.path.isdir(source):
+            restored = state.restore_latest(train_state, source)
+            if restored is None:
+                raise app.UsageError(f"No training checkpoint in {source!r} to export.")
+        else:
+            train_state.checkpoint.restore(source).assert_existing_objects_matched()
+            restored = source
+        out = state.export_ema(train_state, config,
+                               flags.FLAGS.export_dir or state.default_export_dir(logdir),
+                               {"checkpoint": str(restored)})
+        _report(f"Exported the EMA weights of step {train_state.step} to {out}")
+    else:
+        evaluator.evaluate(config, logdir, mode[len("eval_"):], flags.FLAGS.checkpoint,
+                           report=_report)
+
+
+def run():
+    flags.mark_flags_as_required(["config"])
+    flags.FLAGS.set_default("verbosity", logging.WARNING)  # progress lines are printed
+    app.run(main)
+
+
+if __name__ == "__main__":
+    sys.exit(run())

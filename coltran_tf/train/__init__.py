@@ -1,0 +1,1 @@
+"""Training, evaluation and export of the ColTran models (spec COLTRAN.md §7)."""

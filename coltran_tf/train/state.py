@@ -1,0 +1,77 @@
+"""Model, optimizer, Polyak average and their checkpoint, built in one place."""
+
+import os
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+
+from coltran_tf.checkpoints.native import save_model_dir
+from coltran_tf.models.builder import build_model
+from coltran_tf.train.optimizers import PolyakAverage, build_optimizer
+
+EXPORT_DIR = "export"
+
+
+@dataclass
+class TrainState:
+    """Everything a training checkpoint holds (step = optimizer.iterations)."""
+    model: keras.Model
+    optimizer: keras.optimizers.Optimizer
+    ema: PolyakAverage
+    checkpoint: tf.train.Checkpoint
+
+    @property
+    def step(self) -> int:
+        return int(self.optimizer.iterations.numpy())
+
+
+def build_train_state(config, strategy: tf.distribute.Strategy | None = None) -> TrainState:
+    """Builds model, optimizer slots and EMA shadows under `strategy`'s scope.
+
+    Optimizer slots are created now, not at the first step, so that a restore
+    assigns them immediately instead of relying on deferred restoration.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    keras.utils.set_random_seed(int(config.seed))
+    with strategy.scope():
+        model = build_model(config)
+        optimizer = build_optimizer(config.optimizer)
+        optimizer.build(model.trainable_variables)
+        ema = PolyakAverage(model.trainable_variables, decay=config.polyak_decay)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, ema=ema)
+    return TrainState(model, optimizer, ema, checkpoint)
+
+
+def restore_latest(state: TrainState, logdir: str) -> str | None:
+    """Restores the newest training checkpoint of `logdir`; returns its path."""
+    latest = tf.train.latest_checkpoint(logdir)
+    if latest is not None:
+        state.checkpoint.restore(latest).assert_existing_objects_matched()
+    return latest
+
+
+def is_training_checkpoint(prefix: str) -> bool:
+    """True for checkpoints written by our trainer (they hold `ema/shadows`)."""
+    return any(name.startswith("ema/shadows/") for name, _ in tf.train.list_variables(prefix))
+
+
+def export_ema(state: TrainState, config, directory: str, metadata: dict | None = None) -> str:
+    """Writes the EMA weights as a model directory (config.json + model.weights.h5).
+
+    The model's raw weights are restored afterwards, so training can go on.
+    """
+    variables = state.model.trainable_variables
+    raw = [tf.identity(v.value) for v in variables]
+    state.ema.copy_to(variables)
+    try:
+        info = {"weights": "ema", "step": state.step, "polyak_decay": config.polyak_decay}
+        info.update(metadata or {})
+        return save_model_dir(state.model, config, directory, info, overwrite=True)
+    finally:
+        for variable, value in zip(variables, raw):
+            variable.assign(value)
+
+
+def default_export_dir(logdir: str) -> str:
+    return os.path.join(logdir, EXPORT_DIR)

@@ -1,0 +1,173 @@
+"""The training loop (spec COLTRAN.md §7).
+
+Several steps run inside one `tf.function` (`steps_per_summaries`), each step
+being one `strategy.run` of forward, backward, RMSprop update and Polyak
+averaging. The per-replica loss is divided by the number of replicas and the
+optimizer sums gradients over replicas, so any strategy computes the update of
+one device with the same global batch.
+
+Checkpoints (step, weights, optimizer slots, EMA) are written every
+`save_checkpoint_secs`, when SIGTERM/SIGINT arrives, and at the end; a restart
+resumes from the newest. At the end the EMA weights are exported to
+`$logdir/export` for inference.
+"""
+
+import os
+import shutil
+import time
+
+import tensorflow as tf
+from absl import logging
+
+from coltran_tf.data import datasets, decode
+from coltran_tf.train import state as state_lib
+from coltran_tf.train.progress import GracefulStop, Rate, format_duration
+from coltran_tf.train.strategy import is_chief, task_id
+
+
+def loss_names(model) -> list[str]:
+    names = ["loss", "loss_bits_per_dim"]
+    if getattr(model, "has_parallel_head", False):
+        names.append("encoder_loss_bits_per_dim")
+    return names
+
+
+def make_train_chunk(state: state_lib.TrainState, strategy, jit_compile: bool = False):
+    """A tf.function (iterator, num_steps) -> mean losses over those steps."""
+    model, optimizer, ema = state.model, state.optimizer, state.ema
+    names = loss_names(model)
+    replicas = strategy.num_replicas_in_sync
+
+    def gradients(batch):
+        with tf.GradientTape() as tape:
+            outputs = model.compute_outputs(batch, training=True)
+            losses = model.batch_loss(batch, outputs, training=True)
+            scaled = losses["loss"] / replicas
+        grads = tape.gradient(scaled, model.trainable_variables)
+        return grads, {name: losses[name] / replicas for name in names}
+
+    if jit_compile:
+        gradients = tf.function(gradients, jit_compile=True)
+
+    def replica_step(batch):
+        grads, losses = gradients(batch)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        ema.update()
+        return losses
+
+    @tf.function
+    def train_chunk(iterator, num_steps):
+        totals = tuple(tf.constant(0.0) for _ in names)
+        for _ in tf.range(num_steps):
+            per_replica = strategy.run(replica_step, args=(next(iterator),))
+            totals = tuple(total + strategy.reduce("SUM", per_replica[name], axis=None)
+                           for total, name in zip(totals, names))
+        return {name: total / tf.cast(num_steps, tf.float32)
+                for name, total in zip(names, totals)}
+
+    return train_chunk
+
+
+class _Saver:
+    """CheckpointManager in `logdir` (chief) or a scratch dir (other workers).
+
+    Multi-worker saving needs every worker to write; only the chief's copy is
+    kept.
+    """
+
+    def __init__(self, state, logdir, config, strategy):
+        self.chief = is_chief(strategy)
+        self.directory = logdir if self.chief else os.path.join(
+            logdir, f".worker_{task_id(strategy)}")
+        self.manager = tf.train.CheckpointManager(
+            state.checkpoint, self.directory, max_to_keep=int(config.checkpoints_to_keep),
+            checkpoint_name="ckpt")
+        self.state = state
+        self.last_time = time.monotonic()
+        self.last_step = state.step
+
+    def save(self) -> str | None:
+        step = self.state.step
+        self.last_time = time.monotonic()
+        if step == self.last_step and self.manager.latest_checkpoint:
+            return None
+        path = self.manager.save(checkpoint_number=step)
+        self.last_step = step
+        if not self.chief:
+            shutil.rmtree(self.directory, ignore_errors=True)
+        return path
+
+    def due(self, every_secs: float) -> bool:
+        return time.monotonic() - self.last_time >= every_secs
+
+
+def _progress_line(step, total, losses, rate, eta, batch_size, stats) -> str:
+    parts = [f"step {step}/{total}", f"loss {losses['loss_bits_per_dim']:.4f} bits/dim"]
+    if "encoder_loss_bits_per_dim" in losses:
+        parts.append(f"parallel {losses['encoder_loss_bits_per_dim']:.4f}")
+    parts += [f"{rate:.2f} steps/s", f"{rate * batch_size:.1f} examples/s",
+              f"ETA {format_duration(eta)}"]
+    if stats.skipped:
+        parts.append(f"{stats.skipped} unreadable image(s) skipped")
+    return " | ".join(parts)
+
+
+def train(config, logdir: str, strategy: tf.distribute.Strategy | None = None,
+          steps_per_summaries: int = 100, report=logging.info) -> dict:
+    """Trains until config.max_train_steps (or a signal); returns a summary.
+
+    Returns:
+      {"step", "start_step", "history": [(step, {loss name: value})],
+       "skipped_images", "stopped_by", "export_dir"}.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    state = state_lib.build_train_state(config, strategy)
+    restored = state_lib.restore_latest(state, logdir)
+    start = state.step
+    total = int(config.max_train_steps)
+    report(f"{'Resuming from ' + restored if restored else 'Starting'} at step {start} of "
+           f"{total}; {strategy.num_replicas_in_sync} replica(s), global batch "
+           f"{config.batch_size}, logdir {logdir}")
+    chief = is_chief(strategy)
+    saver = _Saver(state, logdir, config, strategy)
+    summary = {"step": start, "start_step": start, "history": [], "skipped_images": 0,
+               "stopped_by": None, "export_dir": None}
+    if start >= total:
+        report(f"Nothing to do: step {start} >= max_train_steps {total}.")
+        return summary
+
+    stats = decode.DecodeStats()
+    dataset = datasets.get_dataset(config, "train", int(config.batch_size), training=True,
+                                   stats=stats, seed_offset=start)
+    iterator = iter(strategy.experimental_distribute_dataset(dataset))
+    train_chunk = make_train_chunk(state, strategy, jit_compile=bool(config.jit_compile))
+    writer = (tf.summary.create_file_writer(os.path.join(logdir, "train")) if chief
+              else tf.summary.create_noop_writer())
+    rate = Rate(start, total)
+    with GracefulStop() as stop, writer.as_default():
+        while state.step < total and not stop.requested:
+            steps = min(int(steps_per_summaries), total - state.step)
+            losses = {k: float(v) for k, v in train_chunk(iterator, tf.constant(steps)).items()}
+            step = state.step
+            steps_per_sec, eta = rate.update(step)
+            summary["history"].append((step, losses))
+            report(_progress_line(step, total, losses, steps_per_sec, eta,
+                                  int(config.batch_size), stats))
+            for name, value in losses.items():
+                tf.summary.scalar(name, value, step=step)
+            tf.summary.scalar("steps_per_sec", steps_per_sec, step=step)
+            if saver.due(float(config.save_checkpoint_secs)):
+                report(f"Saved {saver.save()}")
+        summary["stopped_by"] = stop.requested
+        path = saver.save()
+        if path:
+            report(f"Saved {path}" + (f" (stopping on {stop.requested})"
+                                      if stop.requested else ""))
+    summary.update(step=state.step, skipped_images=stats.skipped)
+    if stats.skipped:
+        report(stats.summary())
+    if state.step >= total and chief:
+        summary["export_dir"] = state_lib.export_ema(
+            state, config, state_lib.default_export_dir(logdir), {"logdir": logdir})
+        report(f"Exported EMA weights to {summary['export_dir']}")
+    return summary

@@ -9,9 +9,11 @@ one device with the same global batch.
 Checkpoints (step, weights, optimizer slots, EMA) are written every
 `save_checkpoint_secs`, when SIGTERM/SIGINT arrives, and at the end; a restart
 resumes from the newest. At the end the EMA weights are exported to
-`$logdir/export` for inference.
+`$logdir/export` for inference. Progress goes to `report`, TensorBoard
+(`$logdir/train`) and `$logdir/train_log.jsonl` (one JSON line per call).
 """
 
+import json
 import os
 import shutil
 import time
@@ -112,6 +114,14 @@ def _progress_line(step, total, losses, rate, eta, batch_size, stats) -> str:
     return " | ".join(parts)
 
 
+TRAIN_LOG = "train_log.jsonl"
+
+
+def _append_log(logdir: str, record: dict) -> None:
+    with open(os.path.join(logdir, TRAIN_LOG), "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
 def train(config, logdir: str, strategy: tf.distribute.Strategy | None = None,
           steps_per_summaries: int = 100, report=logging.info) -> dict:
     """Trains until config.max_train_steps (or a signal); returns a summary.
@@ -156,6 +166,8 @@ def train(config, logdir: str, strategy: tf.distribute.Strategy | None = None,
             for name, value in losses.items():
                 tf.summary.scalar(name, value, step=step)
             tf.summary.scalar("steps_per_sec", steps_per_sec, step=step)
+            if chief:
+                _append_log(logdir, {"step": step, **losses, "steps_per_sec": steps_per_sec})
             if saver.due(float(config.save_checkpoint_secs)):
                 report(f"Saved {saver.save()}")
         summary["stopped_by"] = stop.requested

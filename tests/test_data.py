@@ -6,6 +6,8 @@ Each preprocessing op is run eagerly and inside `tf.data`, and the two must
 agree exactly. ImageNet is exercised through `tensorflow_datasets` mock data.
 """
 
+import hashlib
+import io
 import os
 
 import numpy as np
@@ -120,6 +122,9 @@ def test_16bit_png_keeps_the_top_byte(tmp_path):
     rgb = _decoded(path)
     for c in range(3):
         assert_array_equal(rgb[..., c], [[255, 100], [0, 7]])
+    # A dark 16-bit image stays dark (its mode, not its values, says 16 bits).
+    dark = _save(tmp_path / "dark16.png", Image.fromarray(np.array([[255, 200]], np.uint16)))
+    assert_array_equal(_decoded(dark)[..., 0], [[0, 0]])
 
 
 def test_32bit_integer_and_float_images(tmp_path):
@@ -393,6 +398,12 @@ def test_folder_splits_are_deterministic_disjoint_and_stable(tmp_path):
     train, valid, test = (set(splits[s]) for s in ("train", "valid", "test"))
     assert not (train & valid) and not (train & test) and not (valid & test)
     assert train | valid | test == set(names)
+    # The split is a pure function of the relative path (md5, not Python's salted hash),
+    # so it is the same in every process and on every machine.
+    for name in names:
+        bucket = int(hashlib.md5(name.encode()).hexdigest()[:8], 16) % 10000 / 100.0
+        expected = "test" if bucket < 20 else "valid" if bucket < 40 else "train"
+        assert name in splits[expected], name
     # Adding files never moves an existing file to another split.
     _make_tree(tmp_path, [f"new{i:02d}.png" for i in range(30)])
     grown = _splits(config)
@@ -408,6 +419,7 @@ def test_folder_labels_follow_sorted_subdirectories(tmp_path):
         _make_tree(tmp_path / sub, [f"{sub}{i}.png" for i in range(2)])
     (tmp_path / ".hidden").mkdir()
     _make_tree(tmp_path / ".hidden", ["x.png"])
+    _make_tree(tmp_path / "a_cats", ["._a_cats0.png"])  # macOS AppleDouble side file
     (tmp_path / "notes.txt").write_text("not an image")
     config = _folder_config(tmp_path)
     _, files, labels = datasets.folder_files(_spec(config), "eval_train")
@@ -477,8 +489,6 @@ def test_bundled_dataset_is_the_repository_data_folder():
 
 
 def _png_bytes(array) -> bytes:
-    import io
-
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
     return buffer.getvalue()
@@ -548,6 +558,21 @@ def test_tfrecord_source(tmp_path):
     assert set(_tfrecord_split(config, "eval_train")[0]) == parts["train"]
     # Splits follow record indices, so they are the same on a second read.
     assert set(_tfrecord_split(config, "valid")[0]) == parts["valid"]
+
+
+def test_tfrecord_malformed_records_are_skipped_and_counted(tmp_path):
+    good = _write_tfrecords(tmp_path / "images.tfrecord")
+    with tf.io.TFRecordWriter(str(tmp_path / "more.tfrecord")) as writer:
+        writer.write(b"\xff\x00 this is not a tf.train.Example")
+        writer.write(tf.train.Example().SerializeToString())  # no image at all
+    config = colorizer.get_config("tiny")
+    config.dataset = "tfrecord"
+    config.data.data_dir = str(tmp_path)
+    config.data.valid_percent = config.data.test_percent = 0.0
+    labels, stats = _tfrecord_split(config, "eval_train")
+    assert set(labels) == set(good)
+    assert stats.skipped == 3  # the corrupt image of images.tfrecord plus these two
+    assert "no encoded image" in stats.summary()
 
 
 def test_tfrecord_missing_files_raise(tmp_path):

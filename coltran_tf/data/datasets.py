@@ -123,6 +123,14 @@ def folder_files(spec: DataSpec, split: str) -> tuple[str, list[str], list[int]]
     return root, files, labels
 
 
+def _is_ok(image, ok, label):
+    return ok
+
+
+def _drop_flag(image, ok, label):
+    return image, label
+
+
 def _decoded(dataset, stats: decode.DecodeStats, from_path: bool):
     """(value, name, label) -> (image uint8 (H, W, 3), label), bad files dropped."""
     fn = decode.safe_decoder(stats, from_path)
@@ -132,14 +140,8 @@ def _decoded(dataset, stats: decode.DecodeStats, from_path: bool):
         image.set_shape([None, None, 3])
         return image, ok, label
 
-    def is_ok(image, ok, label):
-        return ok
-
-    def drop_flag(image, ok, label):
-        return image, label
-
     dataset = dataset.map(decode_one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return dataset.filter(is_ok).map(drop_flag)
+    return dataset.filter(_is_ok).map(_drop_flag)
 
 
 def folder_source(spec: DataSpec, split: str, stats: decode.DecodeStats, shuffle_seed=None):
@@ -163,21 +165,9 @@ def tfrecord_files(pattern: str) -> list[str]:
     return files
 
 
-def _parse_encoded(record):
-    features = tf.io.parse_single_example(record, {
-        key: tf.io.FixedLenFeature([], tf.string, default_value="")
-        for key in ("image", "image/encoded")
-    } | {key: tf.io.FixedLenFeature([], tf.int64, default_value=-1)
-         for key in ("label", "image/class/label")})
-    data = tf.where(tf.strings.length(features["image"]) > 0, features["image"],
-                    features["image/encoded"])
-    label = tf.maximum(features["label"], features["image/class/label"])
-    return data, tf.cast(tf.maximum(label, 0), tf.int32)
-
-
 def tfrecord_source(spec: DataSpec, split: str, stats: decode.DecodeStats):
     files = tfrecord_files(spec.data_dir)
-    dataset = tf.data.TFRecordDataset(files).map(_parse_encoded).enumerate()
+    dataset = tf.data.TFRecordDataset(files).enumerate()
     wanted = _wanted(split)
 
     def keep(index, record):
@@ -186,10 +176,19 @@ def tfrecord_source(spec: DataSpec, split: str, stats: decode.DecodeStats):
         valid = tf.logical_and(~test, bucket < spec.test_percent + spec.valid_percent)
         return {"test": test, "valid": valid, "train": ~(test | valid)}[wanted]
 
-    dataset = dataset.filter(keep)
-    dataset = dataset.map(lambda index, record: (
-        record[0], tf.strings.join(["record ", tf.strings.as_string(index)]), record[1]))
-    return _decoded(dataset, stats, from_path=False)
+    fn = decode.safe_record_decoder(stats)
+
+    def parse(index, record):
+        name = tf.strings.join(["record ", tf.strings.as_string(index)])
+        image, label, ok = tf.numpy_function(fn, [record, name], [tf.uint8, tf.int32, tf.bool],
+                                             stateful=False)
+        image.set_shape([None, None, 3])
+        label.set_shape([])
+        return image, ok, label
+
+    dataset = dataset.filter(keep).map(parse, num_parallel_calls=tf.data.AUTOTUNE,
+                                       deterministic=True)
+    return dataset.filter(_is_ok).map(_drop_flag)
 
 
 def imagenet_source(spec: DataSpec, split: str, shuffle_files: bool):

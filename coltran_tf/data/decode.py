@@ -96,6 +96,45 @@ def read_image(path: str) -> np.ndarray:
 _EMPTY = np.zeros((1, 1, 3), np.uint8)
 
 
+def _feature(features, *keys):
+    for key in keys:
+        if key in features.feature:
+            return features.feature[key]
+    return None
+
+
+def parse_record(record: bytes) -> tuple[np.ndarray, int]:
+    """A serialized tf.train.Example of an encoded image -> (image, label).
+
+    The image is bytes under `image` or `image/encoded`; the label, optional,
+    an int64 under `label` or `image/class/label` (0 when absent).
+    """
+    from tensorflow.core.example import example_pb2
+
+    example = example_pb2.Example.FromString(record)
+    image = _feature(example.features, "image", "image/encoded")
+    if image is None or not image.bytes_list.value:
+        raise ValueError("record has no encoded image under 'image' or 'image/encoded'")
+    label = _feature(example.features, "label", "image/class/label")
+    label = int(label.int64_list.value[0]) if label is not None and label.int64_list.value else 0
+    return decode_bytes(image.bytes_list.value[0]), label
+
+
+def safe_record_decoder(stats: DecodeStats):
+    """A numpy function (record, name) -> (image, label, ok) that never raises."""
+
+    def decode(record: bytes, name: bytes):
+        try:
+            image, label = parse_record(record)
+        except Exception as error:  # noqa: BLE001 - a malformed record is skipped, not fatal
+            stats.skip(name.decode("utf-8", "replace"), error)
+            return _EMPTY, np.int32(0), False
+        stats.ok()
+        return image, np.int32(max(label, 0)), True
+
+    return decode
+
+
 def safe_decoder(stats: DecodeStats, from_path: bool):
     """A numpy function (bytes) -> (image, ok) that never raises on bad data."""
 

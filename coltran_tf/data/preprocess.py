@@ -54,7 +54,8 @@ def make_example(image, label, seed, *, resolution: int, downsample: bool,
         example[f"targets_{downsample_res}"] = low
         example[f"targets_{downsample_res}_up_back"] = resize_area(low, resolution)
     if random_channel and training:
-        channel = tf.random.stateless_uniform([], seed=seed + [0, 1], minval=0, maxval=3,
+        channel_seed = tf.random.experimental.stateless_fold_in(seed, 1)
+        channel = tf.random.stateless_uniform([], seed=channel_seed, minval=0, maxval=3,
                                               dtype=tf.int32)
         targets_slice = tf.gather(targets, channel[None], axis=-1)  # static (R, R, 1)
         example["targets_slice"] = targets_slice

@@ -57,6 +57,8 @@ def main(argv):
         raise app.UsageError("--config is required, e.g. --config=configs/colorizer.py:tiny.")
     if not flags.FLAGS.logdir:
         raise app.UsageError("--logdir is required (where checkpoints and summaries go).")
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # progress lines are printed; -v 0 for INFO
     logdir = os.path.abspath(flags.FLAGS.logdir)
     mode = flags.FLAGS.mode
     # Import TensorFlow-heavy modules only after flags parsed (fast --help).
@@ -92,7 +94,6 @@ def main(argv):
 
 def run():
     flags.mark_flags_as_required(["config"])
-    flags.FLAGS.set_default("verbosity", logging.WARNING)  # progress lines are printed
     app.run(main)
 
 

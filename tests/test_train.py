@@ -276,3 +276,12 @@ def test_command_reports_config_mistakes(tmp_path):
         cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and "missing" in result.stderr
     assert "--config.data.data_dir" in result.stderr
+
+
+def test_benchmark_train_reports_steps_per_second(tmp_path):
+    out = _run([sys.executable, "tools/benchmark_train.py", "--configs=color_upsampler",
+                "--variants=tiny", "--steps=2", "--noxla"])
+    line = next(l for l in out.splitlines() if l.startswith("color_upsampler:tiny"))
+    batch, steps_per_sec, examples_per_sec = line.split()[1:4]
+    assert int(batch) == 2 and float(steps_per_sec) > 0
+    np.testing.assert_allclose(float(examples_per_sec), 2 * float(steps_per_sec), rtol=0.02)

@@ -15,6 +15,7 @@ it is above 1.
 import time
 
 import _paths  # noqa: F401
+import keras
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
@@ -46,6 +47,7 @@ def synthetic_batch(config, batch_size: int) -> dict:
 
 
 def steps_per_second(config, batch, steps: int, jit: bool) -> float:
+    keras.backend.clear_session(free_memory=True)
     train_state = state_lib.build_train_state(config)
     chunk = trainer.make_train_chunk(train_state, tf.distribute.get_strategy(), jit_compile=jit)
     iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
@@ -70,12 +72,15 @@ def main(argv):
             batch_size = flags.FLAGS.batch_size or int(config.batch_size)
             batch = synthetic_batch(config, batch_size)
             plain = steps_per_second(config, batch, flags.FLAGS.steps, jit=False)
-            line = f"{name + ':' + variant:<28}{batch_size:>6}{plain:>10.3f}"
-            line += f"{plain * batch_size:>12.2f}"
+            print(f"{name + ':' + variant:<28}{batch_size:>6}{plain:>10.3f}"
+                  f"{plain * batch_size:>12.2f}", end="" if flags.FLAGS.xla else "\n",
+                  flush=True)
             if flags.FLAGS.xla:
-                xla = steps_per_second(config, batch, flags.FLAGS.steps, jit=True)
-                line += f"{xla:>13.3f}{xla / plain:>12.2f}x"
-            print(line, flush=True)
+                try:
+                    xla = steps_per_second(config, batch, flags.FLAGS.steps, jit=True)
+                    print(f"{xla:>13.3f}{xla / plain:>12.2f}x", flush=True)
+                except tf.errors.ResourceExhaustedError:
+                    print(f"{'out of memory':>26}", flush=True)
 
 
 if __name__ == "__main__":

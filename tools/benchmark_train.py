@@ -9,13 +9,16 @@ default one-device strategy. Paper batch sizes are per TPU core (colorizer 7,
 color upsampler 24, spatial upsampler 1); --batch_size overrides them. The last
 column is the speedup of XLA (config.jit_compile=True) over plain graphs,
 measured in the same run; set --config.jit_compile=True for training when
-it is above 1.
+it is above 1. Every measurement runs in its own process; one that runs out
+of memory is reported as such.
 """
 
+import os
+import subprocess
+import sys
 import time
 
 import _paths  # noqa: F401
-import keras
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
@@ -33,6 +36,9 @@ flags.DEFINE_list("variants", ["tiny", "paper"], "tiny and/or paper sizes.")
 flags.DEFINE_integer("steps", 3, "Timed steps per measurement (after one warm-up call).")
 flags.DEFINE_integer("batch_size", 0, "Override the config's batch size (0 = keep).")
 flags.DEFINE_bool("xla", True, "Also time with XLA and print its speedup.")
+flags.DEFINE_string("measure", None, "Internal: time one NAME:VARIANT:plain|xla in this "
+                    "process and print 'RESULT batch steps/s' (each measurement runs in a "
+                    "fresh process so that memory of one does not burden the next).")
 
 
 def synthetic_batch(config, batch_size: int) -> dict:
@@ -47,7 +53,6 @@ def synthetic_batch(config, batch_size: int) -> dict:
 
 
 def steps_per_second(config, batch, steps: int, jit: bool) -> float:
-    keras.backend.clear_session(free_memory=True)
     train_state = state_lib.build_train_state(config)
     chunk = trainer.make_train_chunk(train_state, tf.distribute.get_strategy(), jit_compile=jit)
     iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
@@ -57,30 +62,56 @@ def steps_per_second(config, batch, steps: int, jit: bool) -> float:
     return steps / (time.perf_counter() - start)
 
 
+def measure(spec: str) -> None:
+    """Times one NAME:VARIANT:JIT (run in its own process) and prints RESULT."""
+    name, variant, jit = spec.split(":")
+    config = CONFIGS[name].get_config("tiny" if variant == "tiny" else None)
+    batch_size = flags.FLAGS.batch_size or int(config.batch_size)
+    rate = steps_per_second(config, synthetic_batch(config, batch_size), flags.FLAGS.steps,
+                            jit=jit == "xla")
+    print(f"RESULT {batch_size} {rate}")
+
+
+def run_isolated(name: str, variant: str, jit: str):
+    """(batch, steps/s) from a fresh process, or None when it ran out of memory."""
+    args = [sys.executable, os.path.abspath(__file__), f"--measure={name}:{variant}:{jit}",
+            f"--steps={flags.FLAGS.steps}", f"--batch_size={flags.FLAGS.batch_size}"]
+    result = subprocess.run(args, capture_output=True, text=True)
+    for line in result.stdout.splitlines():
+        if line.startswith("RESULT "):
+            batch, rate = line.split()[1:]
+            return int(batch), float(rate)
+    if result.returncode in (-9, 137) or "ResourceExhausted" in result.stderr:
+        return None
+    raise RuntimeError(f"Measuring {name}:{variant}:{jit} failed:\n{result.stderr[-3000:]}")
+
+
 def main(argv):
     del argv
+    if flags.FLAGS.measure:
+        measure(flags.FLAGS.measure)
+        return
     header = f"{'config':<28}{'batch':>6}{'steps/s':>10}{'examples/s':>12}"
     header += f"{'XLA steps/s':>13}{'XLA speedup':>13}" if flags.FLAGS.xla else ""
     print(f"TensorFlow {tf.__version__}, devices: "
-          f"{[d.name for d in tf.config.list_logical_devices()]}")
+          f"{[d.name for d in tf.config.list_logical_devices()]}, one process per measurement")
     print(header)
     for name in flags.FLAGS.configs:
         if name not in CONFIGS:
             raise app.UsageError(f"--configs: unknown {name!r}; choose from {list(CONFIGS)}.")
         for variant in flags.FLAGS.variants:
-            config = CONFIGS[name].get_config("tiny" if variant == "tiny" else None)
-            batch_size = flags.FLAGS.batch_size or int(config.batch_size)
-            batch = synthetic_batch(config, batch_size)
-            plain = steps_per_second(config, batch, flags.FLAGS.steps, jit=False)
-            print(f"{name + ':' + variant:<28}{batch_size:>6}{plain:>10.3f}"
-                  f"{plain * batch_size:>12.2f}", end="" if flags.FLAGS.xla else "\n",
-                  flush=True)
+            label = f"{name + ':' + variant:<28}"
+            plain = run_isolated(name, variant, "plain")
+            if plain is None:
+                print(f"{label}{'out of memory':>28}", flush=True)
+                continue
+            batch_size, rate = plain
+            print(f"{label}{batch_size:>6}{rate:>10.3f}{rate * batch_size:>12.2f}",
+                  end="" if flags.FLAGS.xla else "\n", flush=True)
             if flags.FLAGS.xla:
-                try:
-                    xla = steps_per_second(config, batch, flags.FLAGS.steps, jit=True)
-                    print(f"{xla:>13.3f}{xla / plain:>12.2f}x", flush=True)
-                except tf.errors.ResourceExhaustedError:
-                    print(f"{'out of memory':>26}", flush=True)
+                xla = run_isolated(name, variant, "xla")
+                print(f"{xla[1]:>13.3f}{xla[1] / rate:>12.2f}x" if xla
+                      else f"{'out of memory':>26}", flush=True)
 
 
 if __name__ == "__main__":

@@ -285,3 +285,24 @@ def test_benchmark_train_reports_steps_per_second(tmp_path):
     batch, steps_per_sec, examples_per_sec = line.split()[1:4]
     assert int(batch) == 2 and float(steps_per_sec) > 0
     np.testing.assert_allclose(float(examples_per_sec), 2 * float(steps_per_sec), rtol=0.02)
+
+
+def test_resuming_with_another_model_is_refused_and_keeps_the_checkpoint(tmp_path):
+    trainer.train(_tiny(color_upsampler, max_train_steps=1), str(tmp_path), steps_per_summaries=1,
+                  report=lambda line: None)
+    before = sorted(os.listdir(tmp_path))
+    config = _tiny(color_upsampler, max_train_steps=2)
+    config.model.hidden_size = config.model.ff_size = 16
+    with pytest.raises(state_lib.CheckpointMismatch, match="another --logdir"):
+        trainer.train(config, str(tmp_path), report=lambda line: None)
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_eval_refuses_a_checkpoint_of_another_model(tmp_path):
+    trainer.train(_tiny(color_upsampler, max_train_steps=1), str(tmp_path), steps_per_summaries=1,
+                  report=lambda line: None)
+    config = _tiny(color_upsampler)
+    config.model.num_encoder_layers = 2
+    with pytest.raises(state_lib.CheckpointMismatch, match="config it was trained with"):
+        evaluator.evaluate(config, str(tmp_path / "eval"), "valid",
+                           checkpoint=str(tmp_path), report=lambda line: None)

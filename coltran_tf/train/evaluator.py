@@ -20,6 +20,7 @@ from coltran_tf.data import datasets, decode
 from coltran_tf.models.builder import build_model
 from coltran_tf.train.optimizers import PolyakAverage
 from coltran_tf.train.progress import format_duration
+from coltran_tf.train.state import CheckpointMismatch
 from coltran_tf.train.trainer import loss_names
 
 RESULTS_FILE = "results.jsonl"
@@ -59,7 +60,14 @@ def _load_checkpoint(model, config, path: str) -> tuple:
     names = [name for name, _ in tf.train.list_variables(prefix)]
     if any(name.startswith("ema/shadows/") for name in names):
         ema = PolyakAverage(model.trainable_variables, decay=config.polyak_decay)
-        tf.train.Checkpoint(model=model, ema=ema).restore(prefix).expect_partial()
+        try:
+            status = tf.train.Checkpoint(model=model, ema=ema).restore(prefix)
+            status.assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as error:
+            raise CheckpointMismatch(
+                f"The training checkpoint {prefix} does not match the model of this config "
+                f"({error}); evaluate it with the config it was trained with.") from error
+        status.expect_partial()  # the optimizer slots are not needed here
         ema.copy_to(model.trainable_variables)
         return model, f"training checkpoint {prefix} (EMA)"
     load_reference_checkpoint(model, prefix, use_ema=True)

@@ -13,6 +13,10 @@ from coltran_tf.train.optimizers import PolyakAverage, build_optimizer
 EXPORT_DIR = "export"
 
 
+class CheckpointMismatch(ValueError):
+    """A training checkpoint that does not fit the model of the current config."""
+
+
 @dataclass
 class TrainState:
     """Everything a training checkpoint holds (step = optimizer.iterations)."""
@@ -47,7 +51,14 @@ def restore_latest(state: TrainState, logdir: str) -> str | None:
     """Restores the newest training checkpoint of `logdir`; returns its path."""
     latest = tf.train.latest_checkpoint(logdir)
     if latest is not None:
-        state.checkpoint.restore(latest).assert_existing_objects_matched()
+        try:
+            state.checkpoint.restore(latest).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as error:
+            raise CheckpointMismatch(
+                f"The checkpoint {latest} does not match this config ({error}). It was "
+                "written by another model or config: resume with the config it was trained "
+                "with, or start a new run with another --logdir (nothing was changed in "
+                f"{logdir}).") from error
     return latest
 
 

@@ -14,13 +14,12 @@ import time
 import tensorflow as tf
 from absl import logging
 
-from coltran_tf.checkpoints.native import is_model_dir, load_model_dir
-from coltran_tf.checkpoints.reference import load_reference_checkpoint, resolve_checkpoint_path
+from coltran_tf.checkpoints.native import is_model_dir
+from coltran_tf.checkpoints.reference import resolve_checkpoint_path
 from coltran_tf.data import datasets, decode
 from coltran_tf.models.builder import build_model
-from coltran_tf.train.optimizers import PolyakAverage
 from coltran_tf.train.progress import format_duration
-from coltran_tf.train.state import CheckpointMismatch
+from coltran_tf.train.state import load_for_inference
 from coltran_tf.train.trainer import loss_names
 
 RESULTS_FILE = "results.jsonl"
@@ -49,29 +48,6 @@ def bits_per_dim(model, dataset) -> dict:
     if count == 0:
         raise datasets.DataError("The evaluation split yielded no images.")
     return {**{name: total / count for name, total in totals.items()}, "num_examples": count}
-
-
-def _load_checkpoint(model, config, path: str) -> tuple:
-    """(model, description) with `path`'s weights (EMA where there are some)."""
-    if is_model_dir(path):
-        loaded, _ = load_model_dir(path)
-        return loaded, f"model directory {path}"
-    prefix = resolve_checkpoint_path(path)
-    names = [name for name, _ in tf.train.list_variables(prefix)]
-    if any(name.startswith("ema/shadows/") for name in names):
-        ema = PolyakAverage(model.trainable_variables, decay=config.polyak_decay)
-        try:
-            status = tf.train.Checkpoint(model=model, ema=ema).restore(prefix)
-            status.assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as error:
-            raise CheckpointMismatch(
-                f"The training checkpoint {prefix} does not match the model of this config "
-                f"({error}); evaluate it with the config it was trained with.") from error
-        status.expect_partial()  # the optimizer slots are not needed here
-        ema.copy_to(model.trainable_variables)
-        return model, f"training checkpoint {prefix} (EMA)"
-    load_reference_checkpoint(model, prefix, use_ema=True)
-    return model, f"original ColTran checkpoint {prefix} (EMA)"
 
 
 def _step_of(prefix: str) -> int:
@@ -120,7 +96,7 @@ def evaluate(config, logdir: str, split: str, checkpoint: str | None = None,
         results.append({"step": step, "checkpoint": source, **values})
 
     if checkpoint:
-        eval_model, source = _load_checkpoint(model, config, checkpoint)
+        eval_model, source = load_for_inference(model, config, checkpoint)
         step = _step_of(resolve_checkpoint_path(checkpoint)) if not is_model_dir(checkpoint) else 0
         run(eval_model, step, source)
     else:
@@ -128,7 +104,7 @@ def evaluate(config, logdir: str, split: str, checkpoint: str | None = None,
         report(f"Waiting for checkpoints in {logdir}"
                + (f" (giving up after {wait:.0f}s without one)" if wait >= 0 else ""))
         for prefix in tf.train.checkpoints_iterator(logdir, timeout=None if wait < 0 else wait):
-            eval_model, source = _load_checkpoint(model, config, prefix)
+            eval_model, source = load_for_inference(model, config, prefix)
             step = _step_of(prefix)
             run(eval_model, step, source)
             if step >= int(config.max_train_steps):

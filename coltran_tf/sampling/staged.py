@@ -1,0 +1,116 @@
+"""The staged sampler: each ColTran stage as a shardable job (spec §8).
+
+Stage 1 (colorizer) samples coarse colours for grayscale images of a split;
+stage 2 (color upsampler) and stage 3 (spatial upsampler) read the previous
+stage's records from `config.sample.gen_data_dir` (or condition on ground
+truth without it) and write their own, in the original's TFRecord schema.
+"""
+
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from coltran_tf.data import datasets
+from coltran_tf.data.preprocess import resize_area
+from coltran_tf.models.builder import build_model
+from coltran_tf.sampling.colorizer_sampler import sample_colorizer
+from coltran_tf.sampling.records import read_gen_dir, write_records
+from coltran_tf.train.progress import Rate, format_duration
+from coltran_tf.train.state import load_for_inference
+from coltran_tf.utils import image_ops
+
+MODES = ("sample_train", "sample_valid", "sample_test")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Which batches this job samples and where it writes them."""
+    skip_batches: int
+    num_batches: int
+    gen_file: str
+
+
+def plan_shard(sample, num_hosts: int = 1, host_index: int = 0) -> Shard:
+    """config.sample (+ hosts) -> this job's shard.
+
+    With one host, the config's skip_batches and gen_file are used as they
+    are. With H hosts, the ceil(num_outputs / batch_size) batches are split in
+    H contiguous runs; host i starts at skip_batches + i * per_host and writes
+    gen<i>, so the next stage reads the hosts' files in order.
+    """
+    if not 0 <= host_index < num_hosts:
+        raise ValueError(f"--host_index={host_index} must be in [0, --num_hosts={num_hosts}).")
+    total = math.ceil(int(sample.num_outputs) / int(sample.batch_size))
+    if num_hosts == 1:
+        return Shard(int(sample.skip_batches), total, str(sample.gen_file))
+    per_host = math.ceil(total / num_hosts)
+    count = max(0, min(per_host, total - host_index * per_host))
+    return Shard(int(sample.skip_batches) + host_index * per_host, count, f"gen{host_index}")
+
+
+def _stage_outputs(model, batch, previous, mode: str, num_samples: int, seed: int):
+    """(B, R, R * num_samples, 3) uint8 outputs of one stage for one batch."""
+    outputs = []
+    for k in range(num_samples):
+        if model.name == "coltran_core":
+            gray = image_ops.rgb_to_grayscale(batch[model.input_key])
+            out = sample_colorizer(model, gray, mode=mode, seed=seed + k)[f"auto_{mode}"]
+        elif model.name == "color_upsampler":
+            rgb = previous if previous is not None else batch[model.input_key]
+            gray = image_ops.rgb_to_grayscale(batch[model.input_key])
+            out = model.sample(gray, image_ops.convert_bits(rgb, 8, 3), mode, seed=seed + k)
+        else:
+            blurry = (resize_area(previous, model.resolution) if previous is not None
+                      else batch[model.blurry_key])
+            gray = image_ops.rgb_to_grayscale(batch["targets"])
+            out = model.sample(gray, blurry, mode, seed=seed + k)
+        outputs.append(np.asarray(out, np.uint8))
+    return np.concatenate(outputs, axis=2)
+
+
+def run_stage(config, logdir: str, mode: str, checkpoint: str | None = None,
+              num_hosts: int = 1, host_index: int = 0, report=print) -> str:
+    """Samples this job's shard and writes it; returns the records' path.
+
+    A shard whose file already exists is complete (files are written under a
+    temporary name and renamed), so re-running a job skips finished shards.
+    """
+    if mode not in MODES:
+        raise ValueError(f"--mode={mode!r}; choose one of {MODES}.")
+    sample = config.sample
+    shard = plan_shard(sample, num_hosts, host_index)
+    out_dir = os.path.join(logdir, sample.log_dir)
+    path = os.path.join(out_dir, f"{shard.gen_file}.tfrecords")
+    if os.path.exists(path):
+        report(f"{path} already exists (a finished shard); nothing to do.")
+        return path
+    model, source = load_for_inference(build_model(config), config, checkpoint or logdir)
+    batch_size = int(sample.batch_size)
+    data = datasets.get_dataset(config, mode[len("sample_"):], batch_size, training=False)
+    data = data.skip(shard.skip_batches).take(shard.num_batches)
+    gen_dir = sample.get("gen_data_dir", "")
+    previous = (read_gen_dir(gen_dir, int(config.downsample_res), batch_size,
+                             shard.skip_batches, shard.num_batches) if gen_dir else None)
+    condition = ("" if model.name == "coltran_core" else
+                 f" conditioned on {gen_dir}" if gen_dir else " conditioned on ground truth")
+    report(f"Sampling {shard.num_batches} batch(es) of {batch_size} with {source}{condition} "
+           f"-> {path}")
+    images, labels = [], []
+    rate, total = Rate(0, shard.num_batches * batch_size), shard.num_batches * batch_size
+    pairs = zip(data, previous) if previous is not None else ((b, None) for b in data)
+    for index, (batch, prev) in enumerate(pairs):
+        prev_images = None if prev is None else prev[0]
+        out = _stage_outputs(model, batch, prev_images, str(sample.mode),
+                             int(sample.num_samples), int(config.seed) + index)
+        images.extend(out)
+        labels.extend(batch["label"].numpy().tolist())
+        per_sec, eta = rate.update(len(images))
+        report(f"{len(images)}/{total} images | {per_sec:.2f} images/s | "
+               f"ETA {format_duration(eta)}")
+    if len(images) < shard.num_batches * batch_size and shard.num_batches:
+        report(f"Note: the split ran out after {len(images)} images.")
+    return write_records(path, images, labels)

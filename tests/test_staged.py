@@ -1,0 +1,123 @@
+"""Staged sampling: three stages chained through TFRecords, hosts, reruns."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from configs import color_upsampler, colorizer, spatial_upsampler
+from coltran_tf.checkpoints.native import save_model_dir
+from coltran_tf.models.builder import build_model
+from coltran_tf.sampling import records, staged
+from conftest import REPO_ROOT
+
+
+def _read(directory, res):
+    out = []
+    for _, path in records.gen_files(str(directory)):
+        for record in tf.data.TFRecordDataset(path):
+            image, label = records.parse_example(record, res, res)
+            out.append((image.numpy(), int(label)))
+    return out
+
+
+def _config(module, log_dir, num_outputs=4, batch_size=2):
+    config = module.get_config("tiny")
+    config.sample.num_outputs, config.sample.batch_size = num_outputs, batch_size
+    config.sample.mode, config.sample.log_dir = "argmax", log_dir
+    return config
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """Models of the three stages and stage 1's samples of the bundled images."""
+    root = tmp_path_factory.mktemp("staged")
+    stage1 = _config(colorizer, "stage1")
+    save_model_dir(build_model(stage1), stage1, str(root / "colorizer"))
+    stage2 = _config(color_upsampler, "stage2")
+    save_model_dir(build_model(stage2), stage2, str(root / "color_upsampler"))
+    stage3 = _config(spatial_upsampler, "stage3")
+    stage3.resolution = [128, 128]
+    save_model_dir(build_model(stage3), stage3, str(root / "spatial_upsampler"))
+    staged.run_stage(stage1, str(root), "sample_test", str(root / "colorizer"),
+                     report=lambda line: None)
+    return root
+
+
+def test_three_stages_chain_through_gen_data_dir(workdir, tmp_path):
+    first = _read(workdir / "stage1", 64)
+    assert len(first) == 4 and all(img.shape == (64, 64, 3) for img, _ in first)
+    assert all((img % 32 == 0).all() for img, _ in first)  # coarse colours, x*32
+    stage2 = _config(color_upsampler, "stage2")
+    stage2.sample.gen_data_dir = str(workdir / "stage1")
+    staged.run_stage(stage2, str(tmp_path), "sample_test", str(workdir / "color_upsampler"),
+                     report=lambda line: None)
+    second = _read(tmp_path / "stage2", 64)
+    assert [label for _, label in second] == [label for _, label in first]
+    ground_truth = _config(color_upsampler, "stage2_gt")
+    staged.run_stage(ground_truth, str(tmp_path), "sample_test",
+                     str(workdir / "color_upsampler"), report=lambda line: None)
+    assert any(not np.array_equal(a, b) for (a, _), (b, _) in
+               zip(second, _read(tmp_path / "stage2_gt", 64)))
+    stage3 = _config(spatial_upsampler, "stage3")
+    stage3.resolution = [128, 128]
+    stage3.sample.gen_data_dir = str(tmp_path / "stage2")
+    staged.run_stage(stage3, str(tmp_path), "sample_test", str(workdir / "spatial_upsampler"),
+                     report=lambda line: None)
+    lines, problems = records.check_gen_dir(str(tmp_path / "stage3"), 128, expected_records=4)
+    assert problems == [], problems
+
+
+def test_a_finished_shard_is_not_redone(workdir):
+    before = os.path.getmtime(workdir / "stage1" / "gen0.tfrecords")
+    lines = []
+    staged.run_stage(_config(colorizer, "stage1"), str(workdir), "sample_test",
+                     str(workdir / "colorizer"), report=lines.append)
+    assert "already exists" in lines[0]
+    assert os.path.getmtime(workdir / "stage1" / "gen0.tfrecords") == before
+
+
+@pytest.mark.parametrize("hosts,expected", [
+    (1, [(0, 3, "gen0")]),
+    (2, [(0, 2, "gen0"), (2, 1, "gen1")]),
+    (4, [(0, 1, "gen0"), (1, 1, "gen1"), (2, 1, "gen2"), (3, 0, "gen3")]),
+])
+def test_hosts_split_batches_contiguously(hosts, expected):
+    sample = _config(colorizer, "x", num_outputs=5, batch_size=2).sample
+    shards = [staged.plan_shard(sample, hosts, i) for i in range(hosts)]
+    assert [(s.skip_batches, s.num_batches, s.gen_file) for s in shards] == expected
+    with pytest.raises(ValueError, match="host_index"):
+        staged.plan_shard(sample, 2, 2)
+
+
+def test_two_host_processes_together_equal_one_process(workdir, tmp_path):
+    def command(logdir, *extra):
+        return [sys.executable, "-m", "coltran_tf.sample",
+                "--config=configs/color_upsampler.py:tiny", "--mode=sample_test",
+                f"--logdir={logdir}", f"--checkpoint={workdir / 'color_upsampler'}",
+                "--config.sample.num_outputs=4", "--config.sample.batch_size=2",
+                "--config.sample.log_dir=out",
+                f"--config.sample.gen_data_dir={workdir / 'stage1'}", *extra]
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO_ROOT)
+    procs = [subprocess.Popen(command(tmp_path / "hosts", "--num_hosts=2",
+                                      f"--host_index={i}"), cwd=REPO_ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for i in range(2)]
+    single = subprocess.run(command(tmp_path / "single"), cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=600)
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert single.returncode == 0, single.stderr[-3000:]
+    for proc, out in zip(procs, outputs):
+        assert proc.returncode == 0, out[-3000:]
+    assert sorted(os.listdir(tmp_path / "hosts" / "out")) == ["gen0.tfrecords",
+                                                              "gen1.tfrecords"]
+    together, alone = _read(tmp_path / "hosts" / "out", 64), _read(tmp_path / "single" / "out",
+                                                                   64)
+    assert len(together) == len(alone) == 4
+    for (a, la), (b, lb) in zip(together, alone):
+        np.testing.assert_array_equal(a, b)
+        assert la == lb

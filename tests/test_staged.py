@@ -121,3 +121,36 @@ def test_two_host_processes_together_equal_one_process(workdir, tmp_path):
     for (a, la), (b, lb) in zip(together, alone):
         np.testing.assert_array_equal(a, b)
         assert la == lb
+
+
+def test_tfrecords_to_images_and_contact_sheet(workdir, tmp_path):
+    from PIL import Image
+
+    from coltran_tf.sampling import sheets
+
+    labels = [5, 7]
+    images = np.random.default_rng(0).integers(0, 256, (2, 8, 16, 3))  # 2 samples of 8x8
+    records.write_records(str(tmp_path / "two" / "gen0.tfrecords"), images, labels)
+    paths = sheets.write_pngs(str(tmp_path / "two"), str(tmp_path / "split"), num_samples=2,
+                              split_samples=True)
+    assert [os.path.basename(p) for p in paths] == [
+        "00000_label5_s0.png", "00000_label5_s1.png", "00001_label7_s0.png",
+        "00001_label7_s1.png"]
+    np.testing.assert_array_equal(np.asarray(Image.open(paths[1])), images[0][:, 8:])
+    with pytest.raises(ValueError, match="num_samples"):
+        sheets.read_images(str(tmp_path / "two"), num_samples=3)
+
+    sheet = tmp_path / "sheet.png"
+    result = subprocess.run(
+        [sys.executable, "tools/tfrecords_to_images.py", f"--gen_dir={workdir / 'stage1'}",
+         f"--output_dir={tmp_path / 'pngs'}", f"--stage_dirs={workdir / 'stage1'}",
+         "--config=configs/colorizer.py:tiny", "--config.sample.batch_size=2",
+         f"--contact_sheet={sheet}"], cwd=REPO_ROOT, capture_output=True, text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    pngs = sorted(os.listdir(tmp_path / "pngs"))
+    assert pngs == [f"{i:05d}_label0.png" for i in range(4)]
+    first = _read(workdir / "stage1", 64)[0][0]
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "pngs" / pngs[0])), first)
+    # 4 rows x (gray, ground truth, stage 1) cells of 128 px with 4 px gaps.
+    assert Image.open(sheet).size == (3 * 128 + 4 * 4, 4 * 128 + 5 * 4)

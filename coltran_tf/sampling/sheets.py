@@ -1,0 +1,84 @@
+"""Generated TFRecords -> PNG files and contact sheets."""
+
+import math
+import os
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from coltran_tf.sampling.records import gen_files, record_length
+
+
+def infer_resolution(directory: str, num_samples: int = 1) -> int:
+    """Side R of a directory's images from its record length R * R * num_samples * 3."""
+    length = record_length(gen_files(directory)[0][1])
+    side = math.isqrt(length // (3 * num_samples))
+    if side * side * 3 * num_samples != length:
+        raise ValueError(f"Records of {directory!r} hold {length} values, which is not "
+                         f"R*R*3*{num_samples} for any R; check --num_samples.")
+    return side
+
+
+def read_images(directory: str, num_samples: int = 1) -> list[tuple[np.ndarray, int]]:
+    """[(image (R, R * num_samples, 3) uint8, label)] of all gen files in order."""
+    side = infer_resolution(directory, num_samples)
+    out = []
+    for _, path in gen_files(directory):
+        for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+            feature = tf.train.Example.FromString(record).features.feature
+            image = np.asarray(feature["image"].int64_list.value, np.uint8)
+            out.append((image.reshape(side, side * num_samples, 3),
+                        int(feature["label"].int64_list.value[0])))
+    return out
+
+
+def _save_png(image: np.ndarray, path: str) -> None:
+    staging = path + ".tmp.png"
+    Image.fromarray(image).save(staging)
+    os.replace(staging, path)
+
+
+def write_pngs(directory: str, output_dir: str, num_samples: int = 1,
+               split_samples: bool = False) -> list[str]:
+    """Writes <index>_label<label>[_s<k>].png for every record; returns the paths."""
+    os.makedirs(output_dir, exist_ok=True)
+    paths = []
+    for index, (image, label) in enumerate(read_images(directory, num_samples)):
+        parts = np.split(image, num_samples, axis=1) if split_samples else [image]
+        for k, part in enumerate(parts):
+            suffix = f"_s{k}" if split_samples else ""
+            path = os.path.join(output_dir, f"{index:05d}_label{label}{suffix}.png")
+            _save_png(part, path)
+            paths.append(path)
+    return paths
+
+
+def contact_sheet(columns: list[list[np.ndarray]], cell: int = 128, gap: int = 4) -> np.ndarray:
+    """Rows of images side by side, each resized (nearest) to height `cell`.
+
+    Args:
+      columns: one list of (H, W, 3) or (H, W, 1) images per column (a stage,
+        the grayscale input, the ground truth), all of the same length.
+    """
+    rows = len(columns[0])
+    if any(len(column) != rows for column in columns):
+        raise ValueError(f"All columns need {rows} images, got {[len(c) for c in columns]}.")
+
+    def fit(image):
+        image = np.asarray(image, np.uint8)
+        image = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
+        width = max(1, round(image.shape[1] * cell / image.shape[0]))
+        return np.asarray(Image.fromarray(image).resize((width, cell), Image.NEAREST))
+
+    widths = [max(fit(img).shape[1] for img in column) for column in columns]
+    sheet = np.full((rows * (cell + gap) + gap, sum(widths) + gap * (len(widths) + 1), 3), 255,
+                    np.uint8)
+    for r in range(rows):
+        x = gap
+        for column, width in zip(columns, widths):
+            image = fit(column[r])
+            top = gap + r * (cell + gap)
+            sheet[top:top + cell, x:x + image.shape[1]] = image
+            x += width + gap
+    return sheet

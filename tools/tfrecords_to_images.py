@@ -50,13 +50,14 @@ def main(argv):
     del argv
     if not flags.FLAGS.gen_dir or not flags.FLAGS.output_dir:
         raise app.UsageError("--gen_dir and --output_dir are required.")
-    paths = sheets.write_pngs(flags.FLAGS.gen_dir, flags.FLAGS.output_dir,
-                              flags.FLAGS.num_samples, flags.FLAGS.split_samples)
+    gen_dir = flags.FLAGS.gen_dir
+    items = sheets.read_images(gen_dir, flags.FLAGS.num_samples)
+    paths = sheets.write_pngs(gen_dir, flags.FLAGS.output_dir, flags.FLAGS.num_samples,
+                              flags.FLAGS.split_samples, items=items)
     print(f"Wrote {len(paths)} PNG files to {flags.FLAGS.output_dir}")
     if flags.FLAGS.contact_sheet:
-        stages = [[image for image, _ in sheets.read_images(d, flags.FLAGS.num_samples if
-                                                            d == flags.FLAGS.gen_dir else 1)]
-                  for d in (flags.FLAGS.stage_dirs or [flags.FLAGS.gen_dir])]
+        stages = [[image for image, _ in (items if d == gen_dir else sheets.read_images(d))]
+                  for d in (flags.FLAGS.stage_dirs or [gen_dir])]
         count = min(len(stage) for stage in stages)
         columns = [stage[:count] for stage in stages]
         if flags.FLAGS.config is not None:

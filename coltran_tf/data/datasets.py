@@ -131,13 +131,16 @@ def _drop_flag(image, ok, label):
     return image, label
 
 
-def _decoded(dataset, stats: decode.DecodeStats, from_path: bool):
-    """(value, name, label) -> (image uint8 (H, W, 3), label), bad files dropped."""
-    fn = decode.safe_decoder(stats, from_path)
+def _decoded(dataset, stats: decode.DecodeStats, source: str):
+    """(value, name, label) -> (image uint8 (H, W, 3), label); unreadable ones are
+    dropped and counted in `stats` (source: "path" or "record")."""
+    fn = decode.safe_decoder(stats, source)
 
     def decode_one(value, name, label):
-        image, ok = tf.numpy_function(fn, [value, name], [tf.uint8, tf.bool], stateful=False)
+        image, label, ok = tf.numpy_function(fn, [value, name, label],
+                                             [tf.uint8, tf.int32, tf.bool], stateful=False)
         image.set_shape([None, None, 3])
+        label.set_shape([])
         return image, ok, label
 
     dataset = dataset.map(decode_one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -150,7 +153,7 @@ def folder_source(spec: DataSpec, split: str, stats: decode.DecodeStats, shuffle
     dataset = tf.data.Dataset.from_tensor_slices((paths, files, labels))
     if shuffle_seed is not None:
         dataset = dataset.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return _decoded(dataset, stats, from_path=True)
+    return _decoded(dataset, stats, "path")
 
 
 def tfrecord_files(pattern: str) -> list[str]:
@@ -176,19 +179,10 @@ def tfrecord_source(spec: DataSpec, split: str, stats: decode.DecodeStats):
         valid = tf.logical_and(~test, bucket < spec.test_percent + spec.valid_percent)
         return {"test": test, "valid": valid, "train": ~(test | valid)}[wanted]
 
-    fn = decode.safe_record_decoder(stats)
+    def named(index, record):
+        return record, tf.strings.join(["record ", tf.strings.as_string(index)]), 0
 
-    def parse(index, record):
-        name = tf.strings.join(["record ", tf.strings.as_string(index)])
-        image, label, ok = tf.numpy_function(fn, [record, name], [tf.uint8, tf.int32, tf.bool],
-                                             stateful=False)
-        image.set_shape([None, None, 3])
-        label.set_shape([])
-        return image, ok, label
-
-    dataset = dataset.filter(keep).map(parse, num_parallel_calls=tf.data.AUTOTUNE,
-                                       deterministic=True)
-    return dataset.filter(_is_ok).map(_drop_flag)
+    return _decoded(dataset.filter(keep).map(named), stats, "record")
 
 
 def imagenet_source(spec: DataSpec, split: str, shuffle_files: bool):

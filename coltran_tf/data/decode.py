@@ -120,32 +120,35 @@ def parse_record(record: bytes) -> tuple[np.ndarray, int]:
     return decode_bytes(image.bytes_list.value[0]), label
 
 
-def safe_record_decoder(stats: DecodeStats):
-    """A numpy function (record, name) -> (image, label, ok) that never raises."""
+def _from_path(value: bytes, label: int):
+    return read_image(value.decode("utf-8")), label
 
-    def decode(record: bytes, name: bytes):
+
+def _from_record(value: bytes, label: int):
+    image, parsed = parse_record(value)
+    return image, max(parsed, 0)
+
+
+_READERS = {"path": _from_path, "record": _from_record}
+
+
+def safe_decoder(stats: DecodeStats, source: str):
+    """A numpy function (value, name, label) -> (image, label, ok) that never raises.
+
+    Args:
+      stats: counts what was decoded and what was skipped (with reasons).
+      source: "path" (value is a file path; the label is kept) or "record"
+        (value is a serialized tf.train.Example that holds the label).
+    """
+    read = _READERS[source]
+
+    def decode(value: bytes, name: bytes, label):
         try:
-            image, label = parse_record(record)
-        except Exception as error:  # noqa: BLE001 - a malformed record is skipped, not fatal
+            image, label = read(value, int(label))
+        except Exception as error:  # noqa: BLE001 - any failure means "skip this one"
             stats.skip(name.decode("utf-8", "replace"), error)
             return _EMPTY, np.int32(0), False
         stats.ok()
-        return image, np.int32(max(label, 0)), True
-
-    return decode
-
-
-def safe_decoder(stats: DecodeStats, from_path: bool):
-    """A numpy function (bytes) -> (image, ok) that never raises on bad data."""
-
-    def decode(value: bytes, name: bytes):
-        name = name.decode("utf-8", "replace")
-        try:
-            image = read_image(value.decode("utf-8")) if from_path else decode_bytes(value)
-        except Exception as error:  # noqa: BLE001 - any failure means "skip this file"
-            stats.skip(name, error)
-            return _EMPTY, False
-        stats.ok()
-        return image, True
+        return image, np.int32(label), True
 
     return decode

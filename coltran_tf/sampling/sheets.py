@@ -40,11 +40,15 @@ def _save_png(image: np.ndarray, path: str) -> None:
 
 
 def write_pngs(directory: str, output_dir: str, num_samples: int = 1,
-               split_samples: bool = False) -> list[str]:
-    """Writes <index>_label<label>[_s<k>].png for every record; returns the paths."""
+               split_samples: bool = False, items=None) -> list[str]:
+    """Writes <index>_label<label>[_s<k>].png for every record; returns the paths.
+
+    `items` are the directory's records when the caller has read them already.
+    """
     os.makedirs(output_dir, exist_ok=True)
     paths = []
-    for index, (image, label) in enumerate(read_images(directory, num_samples)):
+    items = read_images(directory, num_samples) if items is None else items
+    for index, (image, label) in enumerate(items):
         parts = np.split(image, num_samples, axis=1) if split_samples else [image]
         for k, part in enumerate(parts):
             suffix = f"_s{k}" if split_samples else ""

@@ -10,6 +10,7 @@ ColTran checkpoint (converted on the fly, EMA weights).
 import json
 import os
 import time
+import weakref
 
 import tensorflow as tf
 from absl import logging
@@ -25,7 +26,13 @@ from coltran_tf.train.trainer import loss_names
 RESULTS_FILE = "results.jsonl"
 
 
+_EVAL_STEPS = weakref.WeakKeyDictionary()  # model -> its compiled eval step
+
+
 def make_eval_step(model):
+    """The model's compiled eval step, traced once and reused for every checkpoint."""
+    if model in _EVAL_STEPS:
+        return _EVAL_STEPS[model]
     names = loss_names(model)
 
     @tf.function
@@ -33,6 +40,7 @@ def make_eval_step(model):
         losses = model.batch_loss(batch, model.compute_outputs(batch, training=False))
         return {name: losses[name] for name in names}
 
+    _EVAL_STEPS[model] = eval_step
     return eval_step
 
 

@@ -100,8 +100,7 @@ def load_for_inference(model, config, path: str) -> tuple:
         loaded, _ = load_model_dir(path)
         return loaded, f"model directory {path}"
     prefix = resolve_checkpoint_path(path)
-    names = [name for name, _ in tf.train.list_variables(prefix)]
-    if any(name.startswith("ema/shadows/") for name in names):
+    if is_training_checkpoint(prefix):
         ema = PolyakAverage(model.trainable_variables, decay=config.polyak_decay)
         try:
             status = tf.train.Checkpoint(model=model, ema=ema).restore(prefix)

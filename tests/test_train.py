@@ -306,3 +306,25 @@ def test_eval_refuses_a_checkpoint_of_another_model(tmp_path):
     with pytest.raises(state_lib.CheckpointMismatch, match="config it was trained with"):
         evaluator.evaluate(config, str(tmp_path / "eval"), "valid",
                            checkpoint=str(tmp_path), report=lambda line: None)
+
+
+def test_xla_train_step_matches_the_plain_one(tmp_path):
+    plain = trainer.train(_tiny(color_upsampler, max_train_steps=2), str(tmp_path / "plain"),
+                          steps_per_summaries=1, report=lambda line: None)
+    xla = trainer.train(_tiny(color_upsampler, max_train_steps=2, jit_compile=True),
+                        str(tmp_path / "xla"), steps_per_summaries=1, report=lambda line: None)
+    for (step_a, a), (step_b, b) in zip(plain["history"], xla["history"]):
+        assert step_a == step_b
+        np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-4)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_graceful_stop_turns_signals_into_a_request(signum):
+    from coltran_tf.train.progress import GracefulStop
+
+    previous = signal.getsignal(signum)
+    with GracefulStop() as stop:
+        os.kill(os.getpid(), signum)
+        time.sleep(0.1)
+        assert stop.requested == signal.Signals(signum).name
+    assert signal.getsignal(signum) is previous

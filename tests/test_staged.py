@@ -80,6 +80,57 @@ def test_a_finished_shard_is_not_redone(workdir):
     assert os.path.getmtime(workdir / "stage1" / "gen0.tfrecords") == before
 
 
+class _Interrupt(Exception):
+    pass
+
+
+def _stop_after(images):
+    """A report callback that interrupts the job once `images` are done."""
+    def report(line):
+        if line.startswith(f"{images}/"):
+            raise _Interrupt(line)
+    return report
+
+
+def test_an_interrupted_shard_continues_where_it_stopped(workdir, tmp_path):
+    def config():
+        stage2 = _config(color_upsampler, "out", num_outputs=6)
+        stage2.sample.mode = "sample"  # seeds matter: a redone batch would differ
+        return stage2
+
+    checkpoint = str(workdir / "color_upsampler")
+    staged.run_stage(config(), str(tmp_path / "whole"), "sample_test", checkpoint,
+                     report=lambda line: None)
+    out = tmp_path / "parts" / "out"
+    with pytest.raises(_Interrupt):
+        staged.run_stage(config(), str(tmp_path / "parts"), "sample_test", checkpoint,
+                         report=_stop_after(2))
+    assert sorted(os.listdir(out)) == [".gen0.partial"]
+    assert sorted(os.listdir(out / ".gen0.partial")) == ["batch0000000.tfrecords",
+                                                         "plan.json"]
+    with pytest.raises(records.GenDataError):
+        records.check_gen_dir(str(out))  # no finished shard yet
+    records.write_records(str(out / "gen9.tfrecords"), [], [])
+    assert any("unfinished shards" in p for p in records.check_gen_dir(str(out))[1])
+    os.remove(out / "gen9.tfrecords")
+
+    changed = config()
+    changed.seed = 7
+    with pytest.raises(ValueError, match=r"seed: 0 then, 7 now.*delete that directory"):
+        staged.run_stage(changed, str(tmp_path / "parts"), "sample_test", checkpoint,
+                         report=lambda line: None)
+    lines = []
+    staged.run_stage(config(), str(tmp_path / "parts"), "sample_test", checkpoint,
+                     report=lines.append)
+    assert sum("done by an earlier run" in line for line in lines) == 1
+    assert sorted(os.listdir(out)) == ["gen0.tfrecords"]
+    whole, parts = _read(tmp_path / "whole" / "out", 64), _read(out, 64)
+    assert len(whole) == len(parts) == 6
+    for (a, la), (b, lb) in zip(whole, parts):
+        np.testing.assert_array_equal(a, b)
+        assert la == lb
+
+
 @pytest.mark.parametrize("hosts,expected", [
     (1, [(0, 3, "gen0")]),
     (2, [(0, 2, "gen0"), (2, 1, "gen1")]),

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 GEN_FILE = re.compile(r"^gen(\d+)\.tfrecords$")
+PARTIAL_SUFFIX = ".partial"  # .<gen_file>.partial/: finished batches of an unfinished shard
 
 
 class GenDataError(ValueError):
@@ -62,6 +63,17 @@ def write_records(path: str, images, labels) -> str:
             os.remove(staging)
         raise
     return path
+
+
+def read_records(path: str, height: int, width: int) -> tuple[list[np.ndarray], list[int]]:
+    """(images (H, W, 3) uint8, labels) of every record of one file."""
+    images, labels = [], []
+    for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+        feature = tf.train.Example.FromString(record).features.feature
+        image = np.asarray(feature["image"].int64_list.value, np.uint8)
+        images.append(image.reshape(height, width, 3))
+        labels.append(int(feature["label"].int64_list.value[0]))
+    return images, labels
 
 
 def gen_files(directory: str) -> list[tuple[int, str]]:
@@ -172,6 +184,10 @@ def check_gen_dir(directory: str, resolution: int = 64, num_samples: int = 1,
     if leftovers:
         problems.append(f"temporary files of an interrupted write: {leftovers} (re-run the "
                         "sampler to finish them)")
+    unfinished = sorted(n for n in os.listdir(directory) if n.endswith(PARTIAL_SUFFIX))
+    if unfinished:
+        problems.append(f"unfinished shards {unfinished} (batches of an interrupted run); "
+                        "re-run the sampler with the same flags to complete them")
     for _, path in shards:
         count, file_problems = _check_file(path, length)
         total += count

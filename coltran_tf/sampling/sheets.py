@@ -4,10 +4,9 @@ import math
 import os
 
 import numpy as np
-import tensorflow as tf
 from PIL import Image
 
-from coltran_tf.sampling.records import gen_files, record_length
+from coltran_tf.sampling.records import gen_files, read_records, record_length
 
 
 def infer_resolution(directory: str, num_samples: int = 1) -> int:
@@ -25,11 +24,8 @@ def read_images(directory: str, num_samples: int = 1) -> list[tuple[np.ndarray, 
     side = infer_resolution(directory, num_samples)
     out = []
     for _, path in gen_files(directory):
-        for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
-            feature = tf.train.Example.FromString(record).features.feature
-            image = np.asarray(feature["image"].int64_list.value, np.uint8)
-            out.append((image.reshape(side, side * num_samples, 3),
-                        int(feature["label"].int64_list.value[0])))
+        images, labels = read_records(path, side, side * num_samples)
+        out.extend(zip(images, labels))
     return out
 
 

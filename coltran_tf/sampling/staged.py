@@ -6,9 +6,10 @@ stage's records from `config.sample.gen_data_dir` (or condition on ground
 truth without it) and write their own, in the original's TFRecord schema.
 """
 
+import json
 import math
 import os
-import time
+import shutil
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,7 @@ from coltran_tf.data import datasets
 from coltran_tf.data.preprocess import resize_area
 from coltran_tf.models.builder import build_model
 from coltran_tf.sampling.colorizer_sampler import sample_colorizer
-from coltran_tf.sampling.records import read_gen_dir, write_records
+from coltran_tf.sampling.records import PARTIAL_SUFFIX, read_gen_dir, read_records, write_records
 from coltran_tf.train.progress import Rate, format_duration
 from coltran_tf.train.state import load_for_inference
 from coltran_tf.utils import image_ops
@@ -52,8 +53,18 @@ def plan_shard(sample, num_hosts: int = 1, host_index: int = 0) -> Shard:
     return Shard(int(sample.skip_batches) + host_index * per_host, count, f"gen{host_index}")
 
 
-def _stage_outputs(model, batch, previous, mode: str, num_samples: int, seed: int):
-    """(B, R, R * num_samples, 3) uint8 outputs of one stage for one batch."""
+def stage_outputs(model, batch, previous, mode: str, num_samples: int, seed: int):
+    """(B, R, R * num_samples, 3) uint8 outputs of one stage for one batch.
+
+    Args:
+      model: the stage's model (colorizer, color or spatial upsampler).
+      batch: example dict with the keys of the data pipeline (`targets`,
+        `targets_64`, ...); the model reads its grayscale input there.
+      previous: (B, 64, 64, 3) output of the previous stage, or None to
+        condition an upsampler on the batch's ground truth.
+      mode: "argmax" or "sample".
+      seed: sample k of this batch uses seed + k.
+    """
     outputs = []
     for k in range(num_samples):
         if model.name == "coltran_core":
@@ -72,12 +83,39 @@ def _stage_outputs(model, batch, previous, mode: str, num_samples: int, seed: in
     return np.concatenate(outputs, axis=2)
 
 
+def _open_partial(directory: str, plan: dict) -> None:
+    """Creates the directory of an unfinished shard, or checks that its batches
+    were made by the same job (same shard, batch size, model, conditioning)."""
+    path = os.path.join(directory, "plan.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            found = json.load(f)
+        if found != plan:
+            changed = sorted(k for k in set(plan) | set(found) if plan.get(k) != found.get(k))
+            raise ValueError(
+                f"{directory} holds batches of an interrupted run with other settings "
+                f"({', '.join(f'{k}: {found.get(k)!r} then, {plan.get(k)!r} now' for k in changed)}). "
+                "Re-run with the earlier settings to finish it, or delete that directory to "
+                "start this shard afresh.")
+        return
+    os.makedirs(directory, exist_ok=True)
+    staging = path + ".tmp"
+    with open(staging, "w") as f:
+        json.dump(plan, f, indent=1, sort_keys=True)
+    os.replace(staging, path)
+
+
 def run_stage(config, logdir: str, mode: str, checkpoint: str | None = None,
               num_hosts: int = 1, host_index: int = 0, report=print) -> str:
     """Samples this job's shard and writes it; returns the records' path.
 
-    A shard whose file already exists is complete (files are written under a
-    temporary name and renamed), so re-running a job skips finished shards.
+    Every finished batch is written at once (atomically) to
+    `.<gen_file>.partial/` beside the output, so an interrupted job continues
+    with the next batch when re-run; the shard file itself is written under a
+    temporary name and renamed when all batches are done, so a job whose file
+    exists is complete and is skipped. Sample mode seeds each batch with
+    config.seed + its index in the whole job, so shards split over hosts
+    sample what one host would.
     """
     if mode not in MODES:
         raise ValueError(f"--mode={mode!r}; choose one of {MODES}.")
@@ -89,12 +127,18 @@ def run_stage(config, logdir: str, mode: str, checkpoint: str | None = None,
         report(f"{path} already exists (a finished shard); nothing to do.")
         return path
     model, source = load_for_inference(build_model(config), config, checkpoint or logdir)
-    batch_size = int(sample.batch_size)
+    batch_size, num_samples = int(sample.batch_size), int(sample.num_samples)
     data = datasets.get_dataset(config, mode[len("sample_"):], batch_size, training=False)
     data = data.skip(shard.skip_batches).take(shard.num_batches)
     gen_dir = sample.get("gen_data_dir", "")
     previous = (read_gen_dir(gen_dir, int(config.downsample_res), batch_size,
                              shard.skip_batches, shard.num_batches) if gen_dir else None)
+    partial = os.path.join(out_dir, f".{shard.gen_file}{PARTIAL_SUFFIX}")
+    _open_partial(partial, {
+        "split": mode, "skip_batches": shard.skip_batches, "num_batches": shard.num_batches,
+        "batch_size": batch_size, "num_samples": num_samples, "mode": str(sample.mode),
+        "seed": int(config.seed), "model": source,
+        "gen_data_dir": os.path.abspath(gen_dir) if gen_dir else ""})
     condition = ("" if model.name == "coltran_core" else
                  f" conditioned on {gen_dir}" if gen_dir else " conditioned on ground truth")
     report(f"Sampling {shard.num_batches} batch(es) of {batch_size} with {source}{condition} "
@@ -102,15 +146,26 @@ def run_stage(config, logdir: str, mode: str, checkpoint: str | None = None,
     images, labels = [], []
     rate, total = Rate(0, shard.num_batches * batch_size), shard.num_batches * batch_size
     pairs = zip(data, previous) if previous is not None else ((b, None) for b in data)
+    resolution = model.resolution
     for index, (batch, prev) in enumerate(pairs):
-        prev_images = None if prev is None else prev[0]
-        out = _stage_outputs(model, batch, prev_images, str(sample.mode),
-                             int(sample.num_samples), int(config.seed) + index)
+        batch_index = shard.skip_batches + index
+        chunk = os.path.join(partial, f"batch{batch_index:07d}.tfrecords")
+        if os.path.exists(chunk):
+            out, batch_labels = read_records(chunk, resolution, resolution * num_samples)
+            rate.resumed(len(out))
+            report(f"batch {batch_index}: done by an earlier run, reusing {chunk}")
+        else:
+            out = stage_outputs(model, batch, None if prev is None else prev[0],
+                                str(sample.mode), num_samples, int(config.seed) + batch_index)
+            batch_labels = batch["label"].numpy().tolist()
+            write_records(chunk, out, batch_labels)
         images.extend(out)
-        labels.extend(batch["label"].numpy().tolist())
+        labels.extend(batch_labels)
         per_sec, eta = rate.update(len(images))
         report(f"{len(images)}/{total} images | {per_sec:.2f} images/s | "
                f"ETA {format_duration(eta)}")
     if len(images) < shard.num_batches * batch_size and shard.num_batches:
         report(f"Note: the split ran out after {len(images)} images.")
-    return write_records(path, images, labels)
+    write_records(path, images, labels)
+    shutil.rmtree(partial, ignore_errors=True)
+    return path

@@ -6,6 +6,8 @@ import time
 
 
 def format_duration(seconds: float) -> str:
+    if seconds != seconds or seconds == float("inf"):
+        return "?"
     seconds = int(max(seconds, 0))
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
@@ -23,6 +25,10 @@ class Rate:
     def __init__(self, done: int, total: int):
         self.start_done, self.total = done, total
         self.start_time = time.monotonic()
+
+    def resumed(self, count: int) -> None:
+        """Counts `count` items found already done (they take no time)."""
+        self.start_done += count
 
     def update(self, done: int) -> tuple[float, float]:
         """(items per second, seconds left) after `done` items in total."""

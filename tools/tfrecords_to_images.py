@@ -62,7 +62,7 @@ def main(argv):
         columns = [stage[:count] for stage in stages]
         if flags.FLAGS.config is not None:
             columns = _dataset_columns(flags.FLAGS.config, count, flags.FLAGS.mode) + columns
-        Image.fromarray(sheets.contact_sheet(columns)).save(flags.FLAGS.contact_sheet)
+        sheets.save_png(sheets.contact_sheet(columns), flags.FLAGS.contact_sheet)
         print(f"Wrote a contact sheet of {count} rows and {len(columns)} columns to "
               f"{flags.FLAGS.contact_sheet}")
 

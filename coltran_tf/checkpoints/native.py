@@ -22,7 +22,7 @@ WEIGHTS_FILE = "model.weights.h5"
 METADATA_FILE = "metadata.json"
 
 
-def _config_dict(config) -> dict:
+def config_to_dict(config) -> dict:
     if isinstance(config, ml_collections.ConfigDict):
         return config.to_dict()
     return json.loads(json.dumps(config))
@@ -40,7 +40,7 @@ def save_model_dir(model, config, directory: str, metadata: dict | None = None,
     staging = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
     try:
         with open(os.path.join(staging, CONFIG_FILE), "w") as f:
-            json.dump(_config_dict(config), f, indent=1, sort_keys=True)
+            json.dump(config_to_dict(config), f, indent=1, sort_keys=True)
         with open(os.path.join(staging, METADATA_FILE), "w") as f:
             json.dump(metadata or {}, f, indent=1, sort_keys=True)
         model.save_weights(os.path.join(staging, WEIGHTS_FILE))

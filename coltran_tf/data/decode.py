@@ -11,7 +11,7 @@ import threading
 
 import numpy as np
 from absl import logging
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Pillow refuses images above ~179 MP by default; photographs this large are
 # real (panoramas), so allow them but still stop decompression bombs.
@@ -81,9 +81,18 @@ def to_rgb(image: Image.Image) -> np.ndarray:
 
 
 def decode_bytes(data: bytes) -> np.ndarray:
-    """Encoded image bytes -> (H, W, 3) uint8; raises on corrupt data."""
-    with Image.open(io.BytesIO(data)) as image:
-        image.load()
+    """Encoded image bytes -> (H, W, 3) uint8; raises ValueError on bad data."""
+    if not data:
+        raise ValueError("empty file")
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ValueError("not an image Pillow can read (corrupt, or another format)") from None
+    with image:
+        try:
+            image.load()
+        except (OSError, SyntaxError) as error:  # truncated or corrupt image data
+            raise ValueError(f"corrupt image data ({error})") from None
         return to_rgb(image)
 
 

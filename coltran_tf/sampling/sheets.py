@@ -29,10 +29,17 @@ def read_images(directory: str, num_samples: int = 1) -> list[tuple[np.ndarray, 
     return out
 
 
-def _save_png(image: np.ndarray, path: str) -> None:
+def save_png(image: np.ndarray, path: str) -> None:
+    """Writes a PNG atomically (PATH.tmp.png, then rename), creating its directory."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     staging = path + ".tmp.png"
-    Image.fromarray(image).save(staging)
-    os.replace(staging, path)
+    try:
+        Image.fromarray(np.asarray(image, np.uint8)).save(staging)
+        os.replace(staging, path)
+    except BaseException:
+        if os.path.exists(staging):
+            os.remove(staging)
+        raise
 
 
 def write_pngs(directory: str, output_dir: str, num_samples: int = 1,
@@ -49,17 +56,21 @@ def write_pngs(directory: str, output_dir: str, num_samples: int = 1,
         for k, part in enumerate(parts):
             suffix = f"_s{k}" if split_samples else ""
             path = os.path.join(output_dir, f"{index:05d}_label{label}{suffix}.png")
-            _save_png(part, path)
+            save_png(part, path)
             paths.append(path)
     return paths
 
 
-def contact_sheet(columns: list[list[np.ndarray]], cell: int = 128, gap: int = 4) -> np.ndarray:
-    """Rows of images side by side, each resized (nearest) to height `cell`.
+def contact_sheet(columns: list[list[np.ndarray]], cell: int = 128, gap: int = 4,
+                  max_width: int | None = None, resample=Image.NEAREST) -> np.ndarray:
+    """Rows of images side by side, each resized to height `cell`.
 
     Args:
       columns: one list of (H, W, 3) or (H, W, 1) images per column (a stage,
         the grayscale input, the ground truth), all of the same length.
+      max_width: images wider than this at height `cell` are shrunk to this
+        width instead (panoramas); None: no limit.
+      resample: Pillow filter (nearest shows model pixels as they are).
     """
     rows = len(columns[0])
     if any(len(column) != rows for column in columns):
@@ -68,17 +79,21 @@ def contact_sheet(columns: list[list[np.ndarray]], cell: int = 128, gap: int = 4
     def fit(image):
         image = np.asarray(image, np.uint8)
         image = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
-        width = max(1, round(image.shape[1] * cell / image.shape[0]))
-        return np.asarray(Image.fromarray(image).resize((width, cell), Image.NEAREST))
+        scale = cell / image.shape[0]
+        if max_width is not None:
+            scale = min(scale, max_width / image.shape[1])
+        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+        return np.asarray(Image.fromarray(image).resize(size, resample))
 
-    widths = [max(fit(img).shape[1] for img in column) for column in columns]
+    columns = [[fit(image) for image in column] for column in columns]
+    widths = [max(image.shape[1] for image in column) for column in columns]
     sheet = np.full((rows * (cell + gap) + gap, sum(widths) + gap * (len(widths) + 1), 3), 255,
                     np.uint8)
     for r in range(rows):
         x = gap
         for column, width in zip(columns, widths):
-            image = fit(column[r])
-            top = gap + r * (cell + gap)
-            sheet[top:top + cell, x:x + image.shape[1]] = image
+            image = column[r]
+            top = gap + r * (cell + gap) + (cell - image.shape[0]) // 2
+            sheet[top:top + image.shape[0], x:x + image.shape[1]] = image
             x += width + gap
     return sheet

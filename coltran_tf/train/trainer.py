@@ -21,6 +21,7 @@ import time
 import tensorflow as tf
 from absl import logging
 
+from coltran_tf.checkpoints.native import CONFIG_FILE, config_to_dict
 from coltran_tf.data import datasets, decode
 from coltran_tf.train import state as state_lib
 from coltran_tf.train.progress import GracefulStop, Rate, format_duration
@@ -122,6 +123,15 @@ def _append_log(logdir: str, record: dict) -> None:
         f.write(json.dumps(record) + "\n")
 
 
+def _write_config(logdir: str, config) -> None:
+    """$logdir/config.json: what sampling and colorize build the model from."""
+    os.makedirs(logdir, exist_ok=True)
+    path = os.path.join(logdir, CONFIG_FILE)
+    with open(path + ".tmp", "w") as f:
+        json.dump(config_to_dict(config), f, indent=1, sort_keys=True)
+    os.replace(path + ".tmp", path)
+
+
 def train(config, logdir: str, strategy: tf.distribute.Strategy | None = None,
           steps_per_summaries: int = 100, report=logging.info) -> dict:
     """Trains until config.max_train_steps (or a signal); returns a summary.
@@ -139,6 +149,8 @@ def train(config, logdir: str, strategy: tf.distribute.Strategy | None = None,
            f"{total}; {strategy.num_replicas_in_sync} replica(s), global batch "
            f"{config.batch_size}, logdir {logdir}")
     chief = is_chief(strategy)
+    if chief:
+        _write_config(logdir, config)
     saver = _Saver(state, logdir, config, strategy)
     summary = {"step": start, "start_step": start, "history": [], "skipped_images": 0,
                "stopped_by": None, "export_dir": None}

@@ -1,0 +1,95 @@
+"""Colorize a folder of photos with ColTran's three stages in one process.
+
+  python -m coltran_tf.colorize --img_dir=photos --store_dir=out --checkpoints=coltran
+
+--checkpoints is a directory with colorizer/, color_upsampler/ and
+spatial_upsampler/ (the layout of the released ColTran checkpoints, or three
+training logdirs / exported model directories of ours); --colorizer,
+--color_upsampler and --spatial_upsampler point at one stage each instead.
+Original checkpoints are converted on the fly and built from the paper
+configs unless --<stage>_config names another (e.g. configs/colorizer.py:baseline).
+
+Grayscale and colour files of any size are accepted (colour ones are
+recolorized from their luminance). Results: out/stage1, out/stage2, out/final
+(the model's 64/64/256 px images), out/fullres (the photo's own luminance at
+its own size with the predicted colours), out/contact_sheet.png and
+out/report.json. Re-running continues an interrupted run.
+"""
+
+import os
+import sys
+
+from absl import app, flags, logging
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from coltran_tf.checkpoints.locate import STAGES  # noqa: E402
+
+flags.DEFINE_string("img_dir", None, "Folder of photos (searched recursively).")
+flags.DEFINE_string("store_dir", None, "Where the results go (created if needed).")
+flags.DEFINE_string("checkpoints", None, "Directory holding colorizer/, color_upsampler/ "
+                    "and spatial_upsampler/ (released checkpoints or ours).")
+for _stage in STAGES:
+    flags.DEFINE_string(_stage, None, f"The {_stage} stage's model: a model directory, a "
+                        "training logdir or an original checkpoint (default: "
+                        f"--checkpoints/{_stage}).")
+    flags.DEFINE_string(f"{_stage}_config", None, f"Config FILE[:variant] of an original "
+                        f"{_stage} checkpoint (default: {STAGES[_stage][1]}).")
+flags.DEFINE_integer("num_samples", 1, "Colourings per image, written as NAME_s<k>.png.")
+flags.DEFINE_integer("batch_size", 4, "Images colorized together (memory vs speed).")
+flags.DEFINE_enum("mode", "sample", ["sample", "argmax"], "Colorizer: 'sample' draws diverse "
+                  "colourings, 'argmax' takes the most likely colour pixel by pixel.")
+flags.DEFINE_enum("upsampler_mode", "argmax", ["argmax", "sample"],
+                  "Color and spatial upsamplers (the paper uses argmax).")
+flags.DEFINE_integer("seed", 0, "Random seed of the sampling.")
+flags.DEFINE_bool("overwrite", False, "Recompute results that exist instead of resuming.")
+flags.DEFINE_integer("sheet_rows", 32, "Images on contact_sheet.png (0 for none).")
+
+
+def _stage_paths(values) -> dict:
+    paths = {}
+    for stage in STAGES:
+        path = values[stage]
+        if path is None and values["checkpoints"]:
+            path = os.path.join(values["checkpoints"], stage)
+        if path is None:
+            raise app.UsageError(
+                f"No model for the {stage} stage: pass --checkpoints=DIR (holding colorizer/, "
+                f"color_upsampler/, spatial_upsampler/) or --{stage}=PATH.")
+        paths[stage] = path
+    return paths
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    values = flags.FLAGS.flag_values_dict()
+    for name in ("img_dir", "store_dir"):
+        if not values[name]:
+            raise app.UsageError(f"--{name} is required.")
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+    from coltran_tf.checkpoints.locate import StageError, load_stage
+    from coltran_tf.sampling.colorize_folder import ColorizeError, Pipeline, colorize_folder
+
+    try:
+        models, sources = {}, {}
+        for stage, path in _stage_paths(values).items():
+            models[stage], _, sources[stage] = load_stage(stage, path, values[f"{stage}_config"])
+        pipeline = Pipeline(models["colorizer"], models["color_upsampler"],
+                            models["spatial_upsampler"], sources)
+        summary = colorize_folder(
+            pipeline, values["img_dir"], os.path.abspath(values["store_dir"]),
+            num_samples=values["num_samples"], batch_size=values["batch_size"],
+            mode=values["mode"], upsampler_mode=values["upsampler_mode"], seed=values["seed"],
+            overwrite=values["overwrite"], sheet_rows=values["sheet_rows"],
+            report=lambda line: print(line, flush=True))
+    except (StageError, ColorizeError) as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 2
+    return 1 if summary["skipped"] and not summary["colorized"] else 0
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["img_dir", "store_dir"])
+    app.run(main)

@@ -1,0 +1,346 @@
+"""Colorizing a folder of photos with all three ColTran stages in one process.
+
+For every image file under `img_dir` (any size and aspect ratio, grayscale or
+colour; colour photos are recolorized from their luminance):
+  1. the whole image is resized (area) to the spatial upsampler's square
+     resolution (256) and to the colorizer's (64) — squeezed, not cropped, so
+     every pixel gets a colour;
+  2. the colorizer samples coarse colours (stage1/), the color upsampler
+     turns them into 8-bit colours (stage2/), the spatial upsampler into a
+     256x256 image (final/);
+  3. the chroma of the final image (YCbCr, BT.601) is resized back to the
+     original size and combined with the original full-resolution luminance
+     (fullres/), so sharpness and tones are the photo's own.
+
+Outputs keep the input's relative path with a .png suffix (`_s<k>` per sample
+when num_samples > 1). Each file is written under a temporary name and
+renamed. A re-run skips outputs that exist and reuses stage-1 images (the
+expensive stage) of unfinished ones; `run.json` records the models and
+settings, and a re-run with other ones is refused instead of mixing results.
+"""
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from coltran_tf.data.decode import IMAGE_EXTENSIONS, read_image
+from coltran_tf.data.preprocess import resize_area
+from coltran_tf.sampling.sheets import contact_sheet, save_png
+from coltran_tf.sampling.staged import stage_outputs
+from coltran_tf.train.progress import Rate, format_duration
+
+STAGE_DIRS = ("stage1", "stage2", "final", "fullres")
+RUN_FILE = "run.json"
+REPORT_FILE = "report.json"
+SHEET_FILE = "contact_sheet.png"
+_TMP_SUFFIX = ".tmp.png"
+
+
+class ColorizeError(ValueError):
+    """Input or settings that stop a colorize run before it starts."""
+
+
+@dataclass
+class Pipeline:
+    """The three stage models and where they came from."""
+    colorizer: object
+    color_upsampler: object
+    spatial_upsampler: object
+    sources: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        low, high = self.colorizer.resolution, self.spatial_upsampler.resolution
+        if self.color_upsampler.resolution != low or self.spatial_upsampler.low_resolution != low:
+            raise ColorizeError(
+                f"The stages do not fit together: colorizer {low}x{low}, color upsampler "
+                f"{self.color_upsampler.resolution}x{self.color_upsampler.resolution}, "
+                f"spatial upsampler from {self.spatial_upsampler.low_resolution} to {high}. "
+                "Use models trained with the same downsample_res.")
+
+    @property
+    def low(self) -> int:
+        return self.colorizer.resolution
+
+    @property
+    def high(self) -> int:
+        return self.spatial_upsampler.resolution
+
+
+# -- inputs --------------------------------------------------------------------
+
+def list_images(img_dir: str, exclude: str | None = None) -> list[str]:
+    """Image files under img_dir (recursively, sorted), relative to it."""
+    if not os.path.isdir(img_dir):
+        raise ColorizeError(f"--img_dir={img_dir!r} is not a directory; point it at a folder "
+                            "of photos.")
+    exclude = os.path.abspath(exclude) if exclude else None
+    found, others = [], 0
+    for root, dirs, files in os.walk(img_dir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")
+                         and os.path.abspath(os.path.join(root, d)) != exclude)
+        for name in sorted(files):
+            if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."):
+                found.append(os.path.relpath(os.path.join(root, name), img_dir))
+            else:
+                others += 1
+    if not found:
+        raise ColorizeError(
+            f"--img_dir={img_dir!r} holds no image files ({others} other file(s)); "
+            f"supported extensions: {' '.join(IMAGE_EXTENSIONS)}.")
+    return found
+
+
+def output_stems(relpaths: list[str]) -> dict:
+    """Relative input path -> output stem; 'a.jpg' and 'a.png' both present get
+    'a_jpg' and 'a_png' so that neither overwrites the other."""
+    stems = {rel: os.path.splitext(rel)[0] for rel in relpaths}
+    counts = {}
+    for stem in stems.values():
+        counts[stem.lower()] = counts.get(stem.lower(), 0) + 1
+    return {rel: (stem if counts[stem.lower()] == 1
+                  else f"{stem}_{os.path.splitext(rel)[1][1:].lower()}")
+            for rel, stem in stems.items()}
+
+
+def is_grayscale(rgb: np.ndarray, tolerance: int = 6) -> bool:
+    """True when (nearly) every pixel has R = G = B (JPEG noise tolerated)."""
+    step = max(1, int(np.sqrt(rgb.shape[0] * rgb.shape[1] / 250_000)))
+    sample = rgb[::step, ::step].astype(np.int16)
+    spread = sample.max(axis=-1) - sample.min(axis=-1)
+    return float(np.percentile(spread, 99)) <= tolerance
+
+
+# -- colour ----------------------------------------------------------------------
+
+def _luma(rgb):
+    return rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def apply_chroma(original: np.ndarray, colored: np.ndarray) -> np.ndarray:
+    """Original's luminance + the chroma of `colored` resized to its size.
+
+    Args:
+      original: (H, W, 3) uint8, any size.
+      colored: (h, w, 3) uint8, the model's output.
+
+    Returns:
+      (H, W, 3) uint8. Its BT.601 luma equals the original's wherever the
+      result is inside the RGB cube.
+    """
+    colored = colored.astype(np.float32)
+    chroma = np.stack([colored @ np.array([-0.168736, -0.331264, 0.5], np.float32),
+                       colored @ np.array([0.5, -0.418688, -0.081312], np.float32)], axis=-1)
+    height, width = original.shape[:2]
+    chroma = tf.image.resize(chroma, [height, width], method="bilinear", antialias=True).numpy()
+    y = _luma(original.astype(np.float32))
+    cb, cr = chroma[..., 0], chroma[..., 1]
+    rgb = np.stack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], -1)
+    return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+
+
+# -- the run ------------------------------------------------------------------------
+
+@dataclass
+class _Item:
+    """One output to make: sample k of one input file."""
+    rel: str
+    stem: str
+    k: int
+    rgb: np.ndarray
+
+
+def _name(stem: str, k: int, num_samples: int) -> str:
+    return f"{stem}_s{k}.png" if num_samples > 1 else f"{stem}.png"
+
+
+def _path(store_dir, stage, stem, k, num_samples):
+    return os.path.join(store_dir, stage, _name(stem, k, num_samples))
+
+
+def _check_run_file(store_dir: str, settings: dict, overwrite: bool) -> None:
+    path = os.path.join(store_dir, RUN_FILE)
+    if os.path.exists(path) and not overwrite:
+        with open(path) as f:
+            found = json.load(f)
+        if found != settings:
+            changed = sorted(k for k in set(found) | set(settings)
+                             if found.get(k) != settings.get(k))
+            raise ColorizeError(
+                f"--store_dir={store_dir!r} holds results of a run with other settings "
+                f"({', '.join(f'{k}: {found.get(k)!r} then, {settings.get(k)!r} now' for k in changed)}). "
+                "Use a new --store_dir, re-run with the earlier settings, or pass --overwrite "
+                "to replace those results.")
+    os.makedirs(store_dir, exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(settings, f, indent=1, sort_keys=True)
+    os.replace(path + ".tmp", path)
+
+
+def _remove_leftovers(store_dir: str) -> None:
+    """Temporary files of a run that was killed while writing."""
+    for stage in STAGE_DIRS:
+        for root, _, files in os.walk(os.path.join(store_dir, stage)):
+            for name in files:
+                if name.endswith(_TMP_SUFFIX):
+                    os.remove(os.path.join(root, name))
+
+
+def _cached_stage1(path: str, low: int):
+    """A stage-1 image of an earlier run, or None if absent or not coarse."""
+    if not os.path.exists(path):
+        return None
+    try:
+        image = np.asarray(Image.open(path).convert("RGB"))
+    except OSError:
+        return None
+    if image.shape != (low, low, 3) or (image % 32).any():
+        return None
+    return image
+
+
+def _run_batch(pipeline, items, store_dir, num_samples, mode, upsampler_mode, seed):
+    low, high = pipeline.low, pipeline.high
+    targets = tf.stack([resize_area(item.rgb, high) for item in items])
+    batch = {"targets": targets, f"targets_{low}": resize_area(targets, low)}
+    paths = {stage: [_path(store_dir, stage, item.stem, item.k, num_samples) for item in items]
+             for stage in STAGE_DIRS}
+    coarse = np.zeros((len(items), low, low, 3), np.uint8)
+    todo = []
+    for i, path in enumerate(paths["stage1"]):
+        cached = _cached_stage1(path, low)
+        if cached is None:
+            todo.append(i)
+        else:
+            coarse[i] = cached
+    if todo:
+        sub = {key: tf.gather(value, todo) for key, value in batch.items()}
+        coarse[todo] = stage_outputs(pipeline.colorizer, sub, None, mode, 1, seed)
+        for i in todo:
+            save_png(coarse[i], paths["stage1"][i])
+    colors = stage_outputs(pipeline.color_upsampler, batch, coarse, upsampler_mode, 1, seed)
+    final = stage_outputs(pipeline.spatial_upsampler, batch, colors, upsampler_mode, 1, seed)
+    for i, item in enumerate(items):
+        save_png(colors[i], paths["stage2"][i])
+        save_png(final[i], paths["final"][i])
+        save_png(apply_chroma(item.rgb, final[i]), paths["fullres"][i])  # written last
+    return len(items) - len(todo)
+
+
+def _write_sheet(store_dir, img_dir, done_files, stems, num_samples, max_rows):
+    rows = done_files[:max_rows]
+    if not rows:
+        return None
+    columns = [[read_image(os.path.join(img_dir, rel)) for rel in rows]]
+    for k in range(num_samples):
+        columns.append([np.asarray(Image.open(_path(store_dir, "fullres", stems[rel], k,
+                                                    num_samples)).convert("RGB"))
+                        for rel in rows])
+    path = os.path.join(store_dir, SHEET_FILE)
+    save_png(contact_sheet(columns, cell=160, max_width=320, resample=Image.BILINEAR), path)
+    return path
+
+
+def colorize_folder(pipeline: Pipeline, img_dir: str, store_dir: str, num_samples: int = 1,
+                    batch_size: int = 4, mode: str = "sample", upsampler_mode: str = "argmax",
+                    seed: int = 0, overwrite: bool = False, sheet_rows: int = 32,
+                    report=print) -> dict:
+    """Colorizes every image under img_dir into store_dir; returns a summary.
+
+    Args:
+      pipeline: the three stages.
+      num_samples: colourings per image (coloured independently).
+      batch_size: outputs computed together.
+      mode: the colorizer's "sample" (diverse) or "argmax" (most likely colours).
+      upsampler_mode: the upsamplers' "argmax" (the paper's choice) or "sample".
+      seed: batch b of this run samples with seed + b.
+      overwrite: recompute outputs that exist (and accept changed settings).
+      sheet_rows: at most this many images in contact_sheet.png (0: none).
+
+    Returns:
+      {"colorized": [relative paths], "resumed": int, "skipped": [(path, reason)],
+       "grayscale": int, "color": int, "contact_sheet": path or None}.
+    """
+    if num_samples < 1 or batch_size < 1:
+        raise ColorizeError(f"--num_samples={num_samples} and --batch_size={batch_size} must "
+                            "be at least 1.")
+    relpaths = list_images(img_dir, exclude=store_dir)
+    stems = output_stems(relpaths)
+    settings = {"models": pipeline.sources, "num_samples": num_samples, "mode": mode,
+                "upsampler_mode": upsampler_mode, "seed": seed}
+    _check_run_file(store_dir, settings, overwrite)
+    _remove_leftovers(store_dir)
+
+    def missing(rel):
+        return [k for k in range(num_samples) if overwrite or not os.path.exists(
+            _path(store_dir, "fullres", stems[rel], k, num_samples))]
+
+    pending = {rel: ks for rel in relpaths if (ks := missing(rel))}
+    finished_before = len(relpaths) - len(pending)
+    total = sum(len(ks) for ks in pending.values())
+    report(f"{len(relpaths)} image(s) in {img_dir}: {finished_before} already colorized, "
+           f"{len(pending)} to do ({total} output(s)) -> {store_dir}")
+    for stage, source in pipeline.sources.items():
+        report(f"  {stage}: {source}")
+    if overwrite:  # recompute stage 1 instead of reusing it
+        for rel, ks in pending.items():
+            for k in ks:
+                path = _path(store_dir, "stage1", stems[rel], k, num_samples)
+                if os.path.exists(path):
+                    os.remove(path)
+
+    skipped, kinds, done_outputs, reused, batch_index = [], {"grayscale": 0, "color": 0}, 0, 0, 0
+    rate = Rate(0, total)
+    queue: list[_Item] = []
+
+    def flush(items):
+        nonlocal done_outputs, reused, batch_index
+        reused += _run_batch(pipeline, items, store_dir, num_samples, mode, upsampler_mode,
+                             seed + batch_index)
+        batch_index += 1
+        done_outputs += len(items)
+        per_sec, eta = rate.update(done_outputs)
+        extra = f" | {len(skipped)} skipped" if skipped else ""
+        report(f"{done_outputs}/{total} colorized | {per_sec:.2f} images/s | "
+               f"ETA {format_duration(eta)}{extra}")
+
+    for rel, ks in pending.items():
+        try:
+            rgb = read_image(os.path.join(img_dir, rel))
+        except Exception as error:  # noqa: BLE001 - one bad file never stops the others
+            skipped.append((rel, f"{type(error).__name__}: {error}"))
+            total -= len(ks)
+            rate.total = total
+            report(f"Skipping {rel}: unreadable ({type(error).__name__}: {error})")
+            continue
+        kinds["grayscale" if is_grayscale(rgb) else "color"] += 1
+        queue += [_Item(rel, stems[rel], k, rgb) for k in ks]
+        while len(queue) >= batch_size:
+            flush(queue[:batch_size])
+            queue = queue[batch_size:]
+    if queue:
+        flush(queue)
+
+    skipped_files = {rel for rel, _ in skipped}
+    colorized = [rel for rel in relpaths if rel not in skipped_files]
+    sheet = _write_sheet(store_dir, img_dir, colorized, stems, num_samples, sheet_rows)
+    summary = {"colorized": colorized, "resumed": finished_before, "reused_stage1": reused,
+               "skipped": [{"file": rel, "reason": reason} for rel, reason in skipped],
+               "contact_sheet": sheet, **kinds}
+    with open(os.path.join(store_dir, REPORT_FILE + ".tmp"), "w") as f:
+        json.dump(summary, f, indent=1)
+    os.replace(os.path.join(store_dir, REPORT_FILE + ".tmp"),
+               os.path.join(store_dir, REPORT_FILE))
+    report(f"Done: {len(colorized)} image(s) colorized in {store_dir}/fullres "
+           f"({kinds['grayscale']} grayscale, {kinds['color']} colour recolorized from their "
+           f"luminance this run; {finished_before} finished by an earlier run).")
+    if sheet:
+        report(f"Contact sheet: {sheet}")
+    if skipped:
+        report(f"{len(skipped)} file(s) skipped:")
+        for rel, reason in skipped:
+            report(f"  {rel}: {reason}")
+    return summary

@@ -1,0 +1,237 @@
+"""`coltran_tf.colorize`: a folder of mixed photos through all three stages."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from configs import color_upsampler, colorizer, spatial_upsampler
+from coltran_tf.checkpoints import locate
+from coltran_tf.checkpoints.native import save_model_dir
+from coltran_tf.models.builder import build_model
+from coltran_tf.sampling import colorize_folder as cf
+from conftest import REFERENCE_FIXTURES, REPO_ROOT, require_fixtures
+
+STAGES = {"colorizer": colorizer, "color_upsampler": color_upsampler,
+          "spatial_upsampler": spatial_upsampler}
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO_ROOT)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Tiny models of the three stages (spatial at 128 px to keep tests fast)."""
+    root = tmp_path_factory.mktemp("models")
+    for name, module in STAGES.items():
+        config = module.get_config("tiny")
+        if name == "spatial_upsampler":
+            config.resolution = [128, 128]
+        save_model_dir(build_model(config), config, str(root / name))
+    return root
+
+
+@pytest.fixture(scope="module")
+def pipeline(models):
+    loaded = {name: locate.load_stage(name, str(models / name)) for name in STAGES}
+    return cf.Pipeline(*(loaded[name][0] for name in STAGES),
+                       sources={name: loaded[name][2] for name in STAGES})
+
+
+def _photos(root):
+    """Colour, grayscale, 16-bit, tiny, wide and tall files, a broken one and a note."""
+    cat = np.asarray(Image.open(os.path.join(REPO_ROOT, "data", "chelsea.png")).convert("RGB"))
+    (root / "sub").mkdir(parents=True)
+    Image.fromarray(cat).resize((160, 100)).save(root / "cat.jpg", quality=90)
+    Image.fromarray(cat).convert("L").resize((45, 150)).save(root / "sub" / "tall_gray.png")
+    Image.fromarray(cat).resize((250, 30)).save(root / "wide.png")
+    Image.fromarray(cat).resize((40, 30)).save(root / "wide.bmp")  # same stem as wide.png
+    gray16 = (np.asarray(Image.fromarray(cat).convert("L").resize((64, 48)), np.uint16) * 257)
+    Image.fromarray(gray16).save(root / "gray16.png")
+    (root / "broken.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
+    (root / "notes.txt").write_text("not an image")
+    return {"cat.jpg": (100, 160), "sub/tall_gray.png": (150, 45), "wide.png": (30, 250),
+            "wide.bmp": (30, 40), "gray16.png": (48, 64)}
+
+
+def _outputs(store, stage):
+    return sorted(os.path.relpath(os.path.join(r, f), store / stage)
+                  for r, _, files in os.walk(store / stage) for f in files)
+
+
+def test_colorize_command_on_a_mixed_folder(models, tmp_path):
+    sizes = _photos(tmp_path / "photos")
+    store = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "coltran_tf.colorize", f"--img_dir={tmp_path / 'photos'}",
+         f"--store_dir={store}", f"--checkpoints={models}", "--num_samples=2",
+         "--batch_size=3"], cwd=REPO_ROOT, env=ENV, capture_output=True, text=True,
+        timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "images/s" in out and "ETA" in out
+    assert "1 file(s) skipped" in out and "broken.jpg" in out
+    expected = sorted(f"{stem}_s{k}.png" for stem in ("cat", "sub/tall_gray", "wide_png",
+                                                      "wide_bmp", "gray16") for k in (0, 1))
+    for stage in cf.STAGE_DIRS:
+        assert _outputs(store, stage) == expected, stage
+    stems = {"cat.jpg": "cat", "sub/tall_gray.png": "sub/tall_gray", "wide.png": "wide_png",
+             "wide.bmp": "wide_bmp", "gray16.png": "gray16"}
+    for rel, (height, width) in sizes.items():
+        original = np.asarray(Image.open(tmp_path / "photos" / rel).convert("RGB")
+                              if not rel.startswith("gray16") else
+                              Image.open(tmp_path / "photos" / rel))
+        for k in (0, 1):
+            name = f"{stems[rel]}_s{k}.png"
+            assert Image.open(store / "stage1" / name).size == (64, 64)
+            assert Image.open(store / "stage2" / name).size == (64, 64)
+            assert Image.open(store / "final" / name).size == (128, 128)
+            full = np.asarray(Image.open(store / "fullres" / name))
+            assert full.shape == (height, width, 3)
+            assert not cf.is_grayscale(full), f"{name} came out gray"
+            if original.ndim == 3:  # the photo's own luminance is kept
+                luma = cf._luma(full.astype(np.float32)) - cf._luma(original.astype(np.float32))
+                assert np.median(np.abs(luma)) < 1.0, name
+    report = json.loads((store / "report.json").read_text())
+    assert report["skipped"][0]["file"] == "broken.jpg"
+    assert "not an image" in report["skipped"][0]["reason"]
+    assert (report["grayscale"], report["color"]) == (2, 3)
+    sheet = Image.open(store / "contact_sheet.png")
+    assert sheet.size[1] == 5 * (160 + 4) + 4  # one row per colorized photo
+    assert not [f for r, _, files in os.walk(store) for f in files if f.endswith(".tmp.png")]
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _interrupt_after(count):
+    def report(line):
+        if line.startswith(f"{count}/"):
+            raise _Interrupt(line)
+    return report
+
+
+def _pngs(store):
+    return {os.path.join(stage, name): np.asarray(Image.open(store / stage / name))
+            for stage in cf.STAGE_DIRS for name in _outputs(store, stage)}
+
+
+def test_an_interrupted_run_continues_without_redoing_or_losing_work(pipeline, tmp_path):
+    _photos(tmp_path / "photos")
+    run = dict(img_dir=str(tmp_path / "photos"), batch_size=2, mode="argmax")
+    cf.colorize_folder(pipeline, store_dir=str(tmp_path / "whole"), report=lambda line: None,
+                       **run)
+    store = tmp_path / "parts"
+    with pytest.raises(_Interrupt):
+        cf.colorize_folder(pipeline, store_dir=str(store), report=_interrupt_after(2), **run)
+    assert len(_outputs(store, "fullres")) == 2
+    # The expensive stage 1 of a half-done image is reused, not redone.
+    os.remove(store / "fullres" / "cat.png")
+    stage1_time = os.path.getmtime(store / "stage1" / "cat.png")
+    done_time = os.path.getmtime(store / "fullres" / "gray16.png")
+    (store / "fullres" / "wide_png.png.tmp.png").write_bytes(b"half a file")
+    lines = []
+    summary = cf.colorize_folder(pipeline, store_dir=str(store), report=lines.append, **run)
+    assert lines[0].startswith("6 image(s)") and "1 already colorized, 5 to do" in lines[0]
+    assert summary["reused_stage1"] == 1 and summary["resumed"] == 1
+    assert os.path.getmtime(store / "stage1" / "cat.png") == stage1_time
+    assert os.path.getmtime(store / "fullres" / "gray16.png") == done_time
+    whole, parts = _pngs(tmp_path / "whole"), _pngs(store)
+    assert sorted(whole) == sorted(parts) and len(whole) == 4 * 5
+    for name in whole:
+        np.testing.assert_array_equal(whole[name], parts[name], err_msg=name)
+
+    with pytest.raises(cf.ColorizeError, match=r"num_samples: 1 then, 2 now.*--overwrite"):
+        cf.colorize_folder(pipeline, store_dir=str(store), num_samples=2,
+                           report=lambda line: None, **run)
+    summary = cf.colorize_folder(pipeline, store_dir=str(store), num_samples=2, overwrite=True,
+                                 report=lambda line: None, **run)
+    assert len(summary["colorized"]) == 5 and summary["resumed"] == 0
+
+
+def test_bad_inputs_name_the_problem(pipeline, models, tmp_path):
+    with pytest.raises(cf.ColorizeError, match="is not a directory"):
+        cf.colorize_folder(pipeline, str(tmp_path / "nowhere"), str(tmp_path / "out"))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("x")
+    with pytest.raises(cf.ColorizeError, match=r"no image files \(1 other file"):
+        cf.colorize_folder(pipeline, str(tmp_path / "empty"), str(tmp_path / "out"))
+    with pytest.raises(locate.StageError, match="holds a color_upsampler model"):
+        locate.load_stage("colorizer", str(models / "color_upsampler"))
+    with pytest.raises(locate.StageError, match="--spatial_upsampler=.*no such file"):
+        locate.load_stage("spatial_upsampler", str(tmp_path / "missing"))
+    with pytest.raises(locate.StageError, match="No checkpoint in directory"):
+        locate.load_stage("colorizer", str(tmp_path / "empty"))
+    broken = tmp_path / "only_broken"
+    broken.mkdir()
+    (broken / "a.png").write_bytes(b"")
+    result = subprocess.run(
+        [sys.executable, "-m", "coltran_tf.colorize", f"--img_dir={broken}",
+         f"--store_dir={tmp_path / 'out'}", f"--checkpoints={models}"],
+        cwd=REPO_ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "a.png: ValueError: empty file" in result.stdout
+    result = subprocess.run(
+        [sys.executable, "-m", "coltran_tf.colorize", f"--img_dir={broken}",
+         f"--store_dir={tmp_path / 'out2'}"], cwd=REPO_ROOT, env=ENV, capture_output=True,
+        text=True, timeout=300)
+    assert result.returncode != 0 and "pass --checkpoints=DIR" in result.stderr
+
+
+def test_original_checkpoints_are_used_directly(tmp_path):
+    require_fixtures("tiny", "coltran_core", "ckpt")
+    release = tmp_path / "release"
+    release.mkdir()
+    configs = []
+    for stage, fixture in (("colorizer", "coltran_core"), ("color_upsampler", "color_upsampler"),
+                           ("spatial_upsampler", "spatial_upsampler")):
+        os.symlink(os.path.join(REFERENCE_FIXTURES, "tiny", fixture, "ckpt"), release / stage)
+        with open(os.path.join(REFERENCE_FIXTURES, "tiny", fixture, "layout.json")) as f:
+            (tmp_path / f"{stage}.json").write_text(json.dumps(json.load(f)["config"]))
+        configs.append(f"--{stage}_config={tmp_path / f'{stage}.json'}")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.open(os.path.join(REPO_ROOT, "data", "coffee.png")).resize((120, 80)).save(
+        photos / "coffee.png")
+    command = [sys.executable, "-m", "coltran_tf.colorize", f"--img_dir={photos}",
+               f"--store_dir={tmp_path / 'out'}", f"--checkpoints={release}",
+               "--mode=argmax"]
+    result = subprocess.run(command + configs, cwd=REPO_ROOT, env=ENV, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "original ColTran checkpoint" in result.stdout
+    assert Image.open(tmp_path / "out" / "final" / "coffee.png").size == (256, 256)
+    assert Image.open(tmp_path / "out" / "fullres" / "coffee.png").size == (120, 80)
+    # Without the configs the paper-size models do not fit these small checkpoints.
+    with pytest.raises(locate.StageError) as error:
+        locate.load_stage("color_upsampler", str(release / "color_upsampler"))
+    message = str(error.value)
+    assert str(release / "color_upsampler") in message and "--color_upsampler_config" in message
+
+
+def test_chroma_transfer_keeps_the_luminance():
+    rng = np.random.default_rng(0)
+    original = rng.integers(30, 220, (37, 53, 3)).astype(np.uint8)
+    colored = rng.integers(60, 200, (16, 16, 3)).astype(np.uint8)
+    result = cf.apply_chroma(original, colored)
+    assert result.shape == original.shape
+    luma = cf._luma(result.astype(np.float32)) - cf._luma(original.astype(np.float32))
+    inside = (result > 0).all(-1) & (result < 255).all(-1)
+    assert np.abs(luma[inside]).max() <= 1.0
+    gray = np.repeat(np.full((16, 16, 1), 128, np.uint8), 3, axis=-1)
+    flat = cf.apply_chroma(original, gray)  # no chroma -> the original's gray
+    assert cf.is_grayscale(flat, tolerance=1)
+    assert np.abs(flat[..., 0].astype(float) - cf._luma(original.astype(np.float32))).max() <= 0.5
+
+
+def test_output_names_and_grayscale_detection():
+    assert cf.output_stems(["a.jpg", "a.PNG", "b/c.tif", "b.jpg"]) == {
+        "a.jpg": "a_jpg", "a.PNG": "a_png", "b/c.tif": "b/c", "b.jpg": "b"}
+    rng = np.random.default_rng(1)
+    gray = np.repeat(rng.integers(0, 256, (50, 60, 1)), 3, axis=-1)
+    noisy = np.clip(gray + rng.integers(-2, 3, gray.shape), 0, 255).astype(np.uint8)
+    assert cf.is_grayscale(noisy)  # a grayscale JPEG saved as RGB
+    sepia = np.clip(gray * np.array([1.0, 0.85, 0.6]), 0, 255).astype(np.uint8)
+    assert not cf.is_grayscale(sepia)

@@ -87,6 +87,10 @@ def main(argv):
     except (StageError, ColorizeError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("Interrupted. Finished images are kept; run the same command again to "
+              "continue.", file=sys.stderr)
+        return 130
     return 1 if summary["skipped"] and not summary["colorized"] else 0
 
 

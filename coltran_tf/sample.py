@@ -38,9 +38,21 @@ def main(argv):
         logging.set_verbosity(logging.WARNING)
     from coltran_tf.sampling.staged import run_stage
 
-    path = run_stage(flags.FLAGS.config, os.path.abspath(flags.FLAGS.logdir), flags.FLAGS.mode,
-                     flags.FLAGS.checkpoint, flags.FLAGS.num_hosts, flags.FLAGS.host_index,
-                     report=lambda line: print(line, flush=True))
+    try:
+        path = run_stage(flags.FLAGS.config, os.path.abspath(flags.FLAGS.logdir),
+                         flags.FLAGS.mode, flags.FLAGS.checkpoint, flags.FLAGS.num_hosts,
+                         flags.FLAGS.host_index, report=lambda line: print(line, flush=True))
+    except KeyboardInterrupt:
+        print("Interrupted. Finished batches are kept; run the same command again to "
+              "continue.", file=sys.stderr)
+        return 130
+    except FileNotFoundError as error:
+        print(f"Error: {error}\nTrain a model into --logdir with `python -m coltran_tf.run` "
+              "or pass --checkpoint=PATH.", file=sys.stderr)
+        return 2
+    except ValueError as error:  # gen_data_dir, checkpoint and data problems say their fix
+        print(f"Error: {error}", file=sys.stderr)
+        return 2
     print(f"Wrote {path}")
 
 

@@ -205,3 +205,22 @@ def test_tfrecords_to_images_and_contact_sheet(workdir, tmp_path):
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "pngs" / pngs[0])), first)
     # 4 rows x (gray, ground truth, stage 1) cells of 128 px with 4 px gaps.
     assert Image.open(sheet).size == (3 * 128 + 4 * 4, 4 * 128 + 5 * 4)
+
+
+def test_sample_command_reports_bad_input_without_a_traceback(workdir, tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO_ROOT)
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "coltran_tf.sample", "--mode=sample_test",
+                               *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                              timeout=300)
+
+    missing = run("--config=configs/colorizer.py:tiny", f"--logdir={tmp_path / 'untrained'}")
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert "No checkpoint" in missing.stderr and "--checkpoint=PATH" in missing.stderr
+    short = run("--config=configs/color_upsampler.py:tiny", f"--logdir={tmp_path}",
+                f"--checkpoint={workdir / 'color_upsampler'}",
+                "--config.sample.num_outputs=6", "--config.sample.batch_size=2",
+                f"--config.sample.gen_data_dir={workdir / 'stage1'}")
+    assert short.returncode == 2 and "Traceback" not in short.stderr
+    assert "holds 4 records but 6 are needed" in short.stderr

@@ -10,6 +10,18 @@ REFERENCE_FIXTURES = os.path.join(SHARED, "fixtures", "reference")
 MODEL_NAMES = ("coltran_core", "color_upsampler", "spatial_upsampler")
 
 
+class Interrupted(Exception):
+    """Raised by `interrupt_after` to simulate a job killed mid-run."""
+
+
+def interrupt_after(count: int):
+    """A report callback that stops a job at its progress line '<count>/...'."""
+    def report(line):
+        if line.startswith(f"{count}/"):
+            raise Interrupted(line)
+    return report
+
+
 def require_fixtures(*parts):
     """Path under ../shared/fixtures/reference, or skip with the reason."""
     path = os.path.join(REFERENCE_FIXTURES, *parts)

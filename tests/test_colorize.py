@@ -14,7 +14,7 @@ from coltran_tf.checkpoints import locate
 from coltran_tf.checkpoints.native import save_model_dir
 from coltran_tf.models.builder import build_model
 from coltran_tf.sampling import colorize_folder as cf
-from conftest import REFERENCE_FIXTURES, REPO_ROOT, require_fixtures
+from conftest import REFERENCE_FIXTURES, REPO_ROOT, Interrupted, interrupt_after, require_fixtures
 
 STAGES = {"colorizer": colorizer, "color_upsampler": color_upsampler,
           "spatial_upsampler": spatial_upsampler}
@@ -63,7 +63,7 @@ def _outputs(store, stage):
 
 def test_colorize_command_on_a_mixed_folder(models, tmp_path):
     sizes = _photos(tmp_path / "photos")
-    store = tmp_path / "out"
+    store = tmp_path / "photos" / "colorized"  # inside img_dir: never read back as input
     result = subprocess.run(
         [sys.executable, "-m", "coltran_tf.colorize", f"--img_dir={tmp_path / 'photos'}",
          f"--store_dir={store}", f"--checkpoints={models}", "--num_samples=2",
@@ -101,17 +101,7 @@ def test_colorize_command_on_a_mixed_folder(models, tmp_path):
     sheet = Image.open(store / "contact_sheet.png")
     assert sheet.size[1] == 5 * (160 + 4) + 4  # one row per colorized photo
     assert not [f for r, _, files in os.walk(store) for f in files if f.endswith(".tmp.png")]
-
-
-class _Interrupt(Exception):
-    pass
-
-
-def _interrupt_after(count):
-    def report(line):
-        if line.startswith(f"{count}/"):
-            raise _Interrupt(line)
-    return report
+    assert len(cf.list_images(str(tmp_path / "photos"), exclude=str(store))) == 6
 
 
 def _pngs(store):
@@ -125,8 +115,8 @@ def test_an_interrupted_run_continues_without_redoing_or_losing_work(pipeline, t
     cf.colorize_folder(pipeline, store_dir=str(tmp_path / "whole"), report=lambda line: None,
                        **run)
     store = tmp_path / "parts"
-    with pytest.raises(_Interrupt):
-        cf.colorize_folder(pipeline, store_dir=str(store), report=_interrupt_after(2), **run)
+    with pytest.raises(Interrupted):
+        cf.colorize_folder(pipeline, store_dir=str(store), report=interrupt_after(2), **run)
     assert len(_outputs(store, "fullres")) == 2
     # The expensive stage 1 of a half-done image is reused, not redone.
     os.remove(store / "fullres" / "cat.png")

@@ -12,7 +12,7 @@ from configs import color_upsampler, colorizer, spatial_upsampler
 from coltran_tf.checkpoints.native import save_model_dir
 from coltran_tf.models.builder import build_model
 from coltran_tf.sampling import records, staged
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, Interrupted, interrupt_after
 
 
 def _read(directory, res):
@@ -80,18 +80,6 @@ def test_a_finished_shard_is_not_redone(workdir):
     assert os.path.getmtime(workdir / "stage1" / "gen0.tfrecords") == before
 
 
-class _Interrupt(Exception):
-    pass
-
-
-def _stop_after(images):
-    """A report callback that interrupts the job once `images` are done."""
-    def report(line):
-        if line.startswith(f"{images}/"):
-            raise _Interrupt(line)
-    return report
-
-
 def test_an_interrupted_shard_continues_where_it_stopped(workdir, tmp_path):
     def config():
         stage2 = _config(color_upsampler, "out", num_outputs=6)
@@ -102,9 +90,9 @@ def test_an_interrupted_shard_continues_where_it_stopped(workdir, tmp_path):
     staged.run_stage(config(), str(tmp_path / "whole"), "sample_test", checkpoint,
                      report=lambda line: None)
     out = tmp_path / "parts" / "out"
-    with pytest.raises(_Interrupt):
+    with pytest.raises(Interrupted):
         staged.run_stage(config(), str(tmp_path / "parts"), "sample_test", checkpoint,
-                         report=_stop_after(2))
+                         report=interrupt_after(2))
     assert sorted(os.listdir(out)) == [".gen0.partial"]
     assert sorted(os.listdir(out / ".gen0.partial")) == ["batch0000000.tfrecords",
                                                          "plan.json"]

@@ -16,7 +16,6 @@ import _paths  # noqa: F401
 import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
-from PIL import Image
 
 from coltran_tf.sampling import sheets
 

@@ -13,7 +13,6 @@ import shutil
 from dataclasses import dataclass
 
 import numpy as np
-import tensorflow as tf
 
 from coltran_tf.data import datasets
 from coltran_tf.data.preprocess import resize_area

@@ -21,6 +21,7 @@ from coltran_tf.checkpoints.convert import convert_reference_checkpoint
 from coltran_tf.checkpoints.native import load_model_dir
 from coltran_tf.models.builder import model_resolution
 from coltran_tf.sampling import sample_colorizer
+from coltran_tf.sampling.cached_sampler import sample_colorizer_cached
 from coltran_tf.utils import image_ops
 
 FLOAT_TOLERANCE = 1e-4  # logits and probabilities (absolute)
@@ -62,10 +63,11 @@ def _at_pixels(array, index):
 class _Computer:
     """Computes the fixture's arrays with our model, lazily and once per weights."""
 
-    def __init__(self, models, inputs, pixel_index):
+    def __init__(self, models, inputs, pixel_index, sampler="loop"):
         self.models = models  # {"raw": model, "ema": model}
         self.inputs = inputs
         self.pixel_index = pixel_index
+        self.sampler = sampler
         self._cache = {}
 
     def _outputs(self, weights):
@@ -81,7 +83,8 @@ class _Computer:
         if "sample" not in self._cache:
             model = self.models["ema"]
             gray = image_ops.rgb_to_grayscale(self.inputs[model.input_key])
-            out = sample_colorizer(model, gray, mode="argmax", norm_context="reference")
+            sample = sample_colorizer if self.sampler == "loop" else sample_colorizer_cached
+            out = sample(model, gray, mode="argmax", norm_context="reference")
             self._cache["sample"] = {k: np.asarray(v) for k, v in out.items()}
         return self._cache["sample"]
 
@@ -146,8 +149,17 @@ def _compare(model_name, name, expected, actual):
     return Comparison(model_name, name, kind, value, value <= tolerance)
 
 
-def verify_model_fixture(name, model_dir, workdir):
-    """Yields a Comparison for every array of one model's expected.npz."""
+SAMPLERS = ("loop", "cached")
+
+
+def verify_model_fixture(name, model_dir, workdir, sampler="loop"):
+    """Yields a Comparison for every array of one model's expected.npz.
+
+    `sampler` is the colorizer sampler whose reference-compatible mode makes
+    the sample_* arrays: "loop" (the original algorithm) or "cached".
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler={sampler!r}; choose one of {SAMPLERS}.")
     with open(os.path.join(model_dir, "layout.json")) as f:
         layout = json.load(f)
     config = layout["config"]
@@ -162,7 +174,7 @@ def verify_model_fixture(name, model_dir, workdir):
         models[weights] = load_model_dir(out)[0]
     inputs = dict(np.load(os.path.join(model_dir, "inputs.npz")))
     expected = np.load(os.path.join(model_dir, "expected.npz"))
-    computer = _Computer(models, inputs, expected["pixel_index"])
+    computer = _Computer(models, inputs, expected["pixel_index"], sampler)
     for array in expected.files:
         if array in _NOT_COMPARED:
             continue
@@ -174,7 +186,7 @@ def verify_model_fixture(name, model_dir, workdir):
         yield _compare(name, array, expected[array], actual)
 
 
-def verify_fixture_dir(fixture_dir, report=print):
+def verify_fixture_dir(fixture_dir, report=print, sampler="loop"):
     """Verifies every model of a fixture directory; returns all Comparisons."""
     if not os.path.isdir(fixture_dir):
         raise FileNotFoundError(f"Fixture directory {fixture_dir!r} does not exist.")
@@ -184,7 +196,7 @@ def verify_fixture_dir(fixture_dir, report=print):
     results = []
     with tempfile.TemporaryDirectory(prefix="coltran-fixture-") as workdir:
         for name, model_dir in entries:
-            for comparison in verify_model_fixture(name, model_dir, workdir):
+            for comparison in verify_model_fixture(name, model_dir, workdir, sampler):
                 report(comparison.line())
                 results.append(comparison)
     return results

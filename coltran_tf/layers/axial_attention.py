@@ -107,20 +107,28 @@ class AxialAttention(keras.layers.Layer):
             return tensor * self._act(scale) + self._act(shift)
         return tensor + cond_out
 
-    def project(self, inputs, context=None):
-        """q, k, v of (B, H, W, D) inputs: each (B, H, W, heads, depth).
+    def condition(self, context):
+        """{"q"|"k"|"v": conditioning projection of `context`} for the conditioned
+        tensors; a sampler computes them once and passes them to `project`."""
+        return {which: getattr(self, f"cond_{which}_projection")(context)
+                for which in self.conditioned}
 
-        Conditioning is applied before q is scaled by depth^-0.5, as the
+    def project(self, inputs, context=None, conditions=None):
+        """q, k, v of (..., D) inputs: each (..., heads, depth).
+
+        Conditioning (from `context`, or precomputed `conditions` of
+        `condition`) is applied before q is scaled by depth^-0.5, as the
         original does.
         """
+        if self.conditioned and conditions is None:
+            if context is None:
+                raise ValueError(f"{self.name}: conditional attention needs a context.")
+            conditions = self.condition(context)
         projected = {}
         for which in ("q", "k", "v"):
             tensor = getattr(self, which)(inputs)
             if which in self.conditioned:
-                if context is None:
-                    raise ValueError(f"{self.name}: conditional attention needs a context.")
-                cond_layer = getattr(self, f"cond_{which}_projection")
-                tensor = self._modulate(tensor, cond_layer(context))
+                tensor = self._modulate(tensor, conditions[which])
             projected[which] = tensor
         q = projected["q"] * (self.depth**-0.5)
         return q, projected["k"], projected["v"]

@@ -1,0 +1,295 @@
+"""The cached, incremental colorizer sampler (spec COLTRAN.md §5).
+
+Instead of re-running the inner decoder over the whole row for every pixel and
+the outer decoder over the whole image for every row, each new pixel and each
+new row is computed alone:
+
+* Outer decoder, once per row: its row attention only sees the row itself and
+  its column attention (masked) only rows above, so the keys and values of the
+  finished rows are kept in per-layer caches (B, W, H, heads, depth) and the new
+  row attends to them. Its output is the `upper` context of the next row.
+* Inner decoder, once per pixel: its masked row attention only sees pixels on
+  the left, whose keys and values are cached per layer (B, 1, W, heads, depth).
+  The conditioning projections of attention and MLP depend on (z, upper) of
+  the row, so they are computed once per row; the conditional LayerNorms'
+  scale and shift depend on z only (pooled over the image: once per image; in
+  "reference" mode over the current row of z: once per row).
+* Everything (encoder, rows, pixels) is one `tf.function`; the pixel loop is a
+  `tf.while_loop` inside the row loop — no Python per pixel.
+
+Sampling draws every pixel by inverse CDF from one uniform number per pixel,
+generated per image from that image's seed, so an image's sample depends on
+its seed only, not on what else is in the batch. Temperature, top-k and top-p
+reshape the distribution it is drawn from; the returned `proba` is always the
+model's own distribution (temperature 1, unfiltered), which is what the
+exactness tests compare and what uncertainty maps show.
+"""
+
+import weakref
+
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from coltran_tf.sampling.colorizer_sampler import NORM_CONTEXTS, SAMPLE_MODES
+from coltran_tf.utils import image_ops
+
+NUM_SYMBOLS = 512
+
+
+# -- choosing a symbol -------------------------------------------------------------
+
+def _filtered_probabilities(logits, temperature, top_k, top_p):
+    """Softmax of logits / T restricted to the top-k and the top-p nucleus."""
+    logits = logits / temperature
+    if top_k:
+        kth = tf.math.top_k(logits, k=top_k).values[:, -1:]
+        logits = tf.where(logits < kth, tf.constant(-np.inf, logits.dtype), logits)
+    probs = tf.nn.softmax(logits, axis=-1)
+    if top_p < 1.0:
+        ordered = tf.sort(probs, axis=-1, direction="DESCENDING")
+        before = tf.cumsum(ordered, axis=-1, exclusive=True)
+        # The smallest set of most likely symbols whose mass reaches top_p: a
+        # symbol stays if the mass of the more likely ones is below top_p.
+        kept = tf.where(before < top_p, ordered, tf.ones_like(ordered))
+        threshold = tf.reduce_min(kept, axis=-1, keepdims=True)
+        probs = tf.where(probs >= threshold, probs, tf.zeros_like(probs))
+        probs = probs / tf.reduce_sum(probs, axis=-1, keepdims=True)
+    return probs
+
+
+def _choose(logits, uniform, mode, temperature, top_k, top_p):
+    """(B, 512) logits and (B,) uniforms -> (B,) int32 symbols."""
+    if mode == "argmax":
+        return tf.argmax(logits, axis=-1, output_type=tf.int32)
+    probs = _filtered_probabilities(logits, temperature, top_k, top_p)
+    cdf = tf.cumsum(probs, axis=-1)
+    index = tf.reduce_sum(tf.cast(cdf <= uniform[:, None] * cdf[:, -1:], tf.int32), axis=-1)
+    # Never land on a symbol of zero probability (rounding at the top of the CDF).
+    index = tf.minimum(index, NUM_SYMBOLS - 1)
+    allowed = tf.gather(probs, index, batch_dims=1) > 0
+    fallback = tf.argmax(probs, axis=-1, output_type=tf.int32)
+    return tf.where(allowed, index, fallback)
+
+
+def pixel_uniforms(seeds, height, width):
+    """(B, H, W) uniforms in [0, 1), image b's from its own seed seeds[b]."""
+    return tf.stack([tf.random.stateless_uniform([height, width], seed=[s, 0x5EED])
+                     for s in tf.unstack(seeds)])
+
+
+# -- the decoders, one row / one pixel at a time ---------------------------------------
+
+def _at(tensor, index, axis):
+    """tensor[..., index:index+1, ...] along `axis` for a scalar tensor index."""
+    return tf.gather(tensor, index[None], axis=axis)
+
+
+def _norm_conditions(block, context):
+    """Scale and shift of a block's conditional LayerNorm (None if it has none)."""
+    return block.residual.norm.condition(context) if block.residual.conditional else None
+
+
+def _outer_row(model, embeddings, z_row, row, caches, norm_conditions):
+    """Outer decoder on row `row`: (B, 1, W, D) -> (B, 1, W, D), caches updated.
+
+    caches: per column-attention block, (keys, values) of shape
+    (B, W, H, heads, depth) holding rows < `row`.
+    """
+    outer = model.outer_decoder
+    height = outer.height
+    x = outer.position_embedding(embeddings, row=row)
+    x = x + z_row if outer.skip else x
+    new_caches, cache_index = [], 0
+    for block, conditions in zip(outer.blocks, norm_conditions):
+        if hasattr(block, "attention"):
+            att = block.attention
+            q, k, v = att.project(x, context=z_row)  # (B, 1, W, h, e)
+            if att.axis == "row":
+                y = att.attend(q, k, v)
+            else:  # column attention over the rows so far, through the cache
+                keys, values = caches[cache_index]
+                at_row = tf.one_hot(row, height)[None, None, :, None, None]
+                keys = keys + at_row * tf.transpose(k, [0, 2, 1, 3, 4])
+                values = values + at_row * tf.transpose(v, [0, 2, 1, 3, 4])
+                new_caches.append((keys, values))
+                cache_index += 1
+                q_seq = tf.transpose(q, [0, 2, 1, 3, 4])  # (B, W, 1, h, e)
+                y = tf.transpose(att.attend(q_seq, keys, values, query_offset=row),
+                                 [0, 2, 1, 3, 4])
+            y = att.output_projection(y)
+        else:
+            y = block.mlp(x, z_row) if block.is_conditional else block.mlp(x)
+        x = block.residual(x, y, conditions=conditions)
+    return x, new_caches
+
+
+def _inner_row(model, z_row, upper_row, row, norm_conditions, uniforms_row, choose):
+    """Samples one row pixel by pixel; a pixel is a (B, 1, 1, D) tensor.
+
+    Returns (symbols (B, W) int32, embeddings (B, 1, W, D), proba (B, W, 512)).
+    """
+    inner = model.inner_decoder
+    batch = tf.shape(z_row)[0]
+    width, hidden = inner.width, inner.hidden_size
+    context = tf.concat([z_row, upper_row], axis=-1)  # (B, 1, W, 2D)
+    # Per-row conditioning of attention and MLP, per block.
+    att_conditions, mlp_conditions = [], []
+    for block in inner.blocks:
+        if hasattr(block, "attention"):
+            att = block.attention
+            att_conditions.append(att.condition(context) if att.is_conditional else {})
+        else:
+            mlp_conditions.append(block.mlp.cond(context) if block.is_conditional else None)
+    row_table = tf.gather(inner.position_embedding.row_embedding, row)  # (1, D)
+    base = z_row + upper_row if inner.skip else None  # (B, 1, W, D)
+    columns = inner.position_embedding.column_embedding  # (W, D)
+    attention_blocks = [b for b in inner.blocks if hasattr(b, "attention")]
+    heads, depth = inner.num_heads, inner.hidden_size // inner.num_heads
+    caches = [tf.zeros((batch, 1, width, heads, depth))
+              for _ in range(2 * len(attention_blocks))]
+
+    def step(col, previous, caches, symbols, embeddings, probas):
+        # x = ((emb + row) + column) [+ z + upper], as the teacher-forced embed.
+        x = (previous + row_table) + _at(columns, col, 0)  # (B, 1, 1, D)
+        if inner.skip:
+            x = x + _at(base, col, 2)
+        at_col = tf.one_hot(col, width)[None, None, :, None, None]
+        new_caches, a, m = [], 0, 0
+        for block, conditions in zip(inner.blocks, norm_conditions):
+            if hasattr(block, "attention"):
+                att = block.attention
+                pixel_conditions = {w: _at(t, col, 2) for w, t in att_conditions[a].items()}
+                q, k, v = att.project(x, conditions=pixel_conditions)  # (B, 1, 1, h, e)
+                keys = caches[2 * a] + at_col * k
+                values = caches[2 * a + 1] + at_col * v
+                new_caches += [keys, values]
+                y = att.output_projection(att.attend(q, keys, values, query_offset=col))
+                a += 1
+            else:
+                hidden_out = block.mlp(x) if not block.is_conditional else block.mlp.modulate(
+                    block.mlp.mlp(x), _at(mlp_conditions[m], col, 2))
+                y, m = hidden_out, m + 1
+            x = block.residual(x, y, conditions=conditions)
+        logits = model.final_logits(x)[:, 0, 0]  # (B, 512)
+        symbol = choose(logits, uniforms_row[:, col])
+        embedding = model.pixel_embedding(symbol)  # (B, D)
+        return (col + 1, embedding[:, None, None], new_caches, symbols.write(col, symbol),
+                embeddings.write(col, embedding),
+                probas.write(col, tf.nn.softmax(logits, axis=-1)))
+
+    initial = (tf.constant(0), tf.zeros((batch, 1, 1, hidden)), caches,
+               tf.TensorArray(tf.int32, size=width), tf.TensorArray(tf.float32, size=width),
+               tf.TensorArray(tf.float32, size=width))
+    _, _, _, symbols, embeddings, probas = tf.while_loop(
+        lambda col, *rest: col < width, step, initial, parallel_iterations=1)
+    return (tf.transpose(symbols.stack()), tf.transpose(embeddings.stack(), [1, 0, 2])[:, None],
+            tf.transpose(probas.stack(), [1, 0, 2]))
+
+
+def _sample(model, gray, uniforms, mode, norm_context, temperature, top_k, top_p):
+    z = model.encode(gray)
+    batch = tf.shape(z)[0]
+    _, height, width, hidden = z.shape
+    outer, inner = model.outer_decoder, model.inner_decoder
+    outer_norms = [_norm_conditions(b, z) for b in outer.blocks]
+    inner_norms_image = [_norm_conditions(b, z) for b in inner.blocks]
+    column_blocks = [b for b in outer.blocks
+                     if hasattr(b, "attention") and b.attention.axis == "column"]
+    heads, depth = outer.num_heads, outer.hidden_size // outer.num_heads
+    caches = [(tf.zeros((batch, width, height, heads, depth)),
+               tf.zeros((batch, width, height, heads, depth))) for _ in column_blocks]
+
+    def choose(logits, uniform):
+        return _choose(logits, uniform, mode, temperature, top_k, top_p)
+
+    symbols = tf.TensorArray(tf.int32, size=height)
+    probas = tf.TensorArray(tf.float32, size=height)
+    upper = tf.zeros((batch, 1, width, hidden))
+    for row in tf.range(height):
+        z_row = _at(z, row, 1)
+        if norm_context == "reference":
+            inner_norms = [_norm_conditions(b, z_row) for b in inner.blocks]
+        else:
+            inner_norms = inner_norms_image
+        row_symbols, row_embeddings, row_proba = _inner_row(
+            model, z_row, upper, row, inner_norms, _at(uniforms, row, 1)[:, 0], choose)
+        symbols = symbols.write(row, row_symbols)
+        probas = probas.write(row, row_proba)
+        if row + 1 < height:  # the last row's outer output is never used
+            upper, caches = _outer_row(model, row_embeddings, z_row, row, caches, outer_norms)
+    outputs = {"symbols": tf.transpose(symbols.stack(), [1, 0, 2]),
+               "proba": tf.transpose(probas.stack(), [1, 0, 2, 3])}
+    if model.has_parallel_head:
+        outputs["parallel_symbols"] = tf.argmax(model.parallel_logits(z), axis=-1,
+                                                output_type=tf.int32)
+    return outputs
+
+
+_COMPILED = weakref.WeakKeyDictionary()  # model -> {options: tf.function}
+
+
+def _compiled(model, options, jit_compile):
+    functions = _COMPILED.setdefault(model, {})
+    key = (options, jit_compile)
+    if key not in functions:
+        def run(gray, uniforms):
+            return _sample(model, gray, uniforms, *options)
+        functions[key] = tf.function(run, jit_compile=jit_compile, reduce_retracing=True)
+    return functions[key]
+
+
+def sample_colorizer_cached(model, gray, mode: str = "sample", norm_context: str = "exact",
+                            seeds=None, temperature: float = 1.0, top_k: int = 0,
+                            top_p: float = 1.0, jit_compile: bool = False) -> dict:
+    """Samples coarse colours for grayscale images with key/value caches.
+
+    Args:
+      model: a built ColTranCore.
+      gray: (B, R, R, 1) int grayscale.
+      mode: "argmax" or "sample".
+      norm_context: "exact" (training-consistent) or "reference" (the original
+        sampler's quirk, see colorizer_sampler).
+      seeds: one int per image (or one int for all: seed + b for image b);
+        None draws random ones. Image b's sample depends only on seeds[b].
+      temperature, top_k, top_p: reshape the distribution sampled from
+        (0 / 1.0 switch top-k / top-p off).
+      jit_compile: compile the loop with XLA.
+
+    Returns:
+      NumPy arrays like `sample_colorizer`: {"auto_<mode>", "symbols", "proba",
+      ["parallel"]}, plus "uncertainty" (B, R, R) = the per-pixel max of proba.
+    """
+    if mode not in SAMPLE_MODES:
+        raise ValueError(f"mode={mode!r} is not supported; choose one of {SAMPLE_MODES}.")
+    if norm_context not in NORM_CONTEXTS:
+        raise ValueError(f"norm_context={norm_context!r} is not supported; "
+                         f"choose one of {NORM_CONTEXTS}.")
+    if temperature <= 0:
+        raise ValueError(f"temperature={temperature} must be > 0.")
+    if not 0 <= int(top_k) <= NUM_SYMBOLS:
+        raise ValueError(f"top_k={top_k} must be in [0, {NUM_SYMBOLS}] (0: off).")
+    if not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p={top_p} must be in (0, 1] (1: off).")
+    gray = tf.convert_to_tensor(gray, tf.int32)
+    res = model.resolution
+    if tuple(gray.shape[1:]) != (res, res, 1):
+        raise ValueError(f"Expected grayscale images of shape (B, {res}, {res}, 1), "
+                         f"got {tuple(gray.shape)}.")
+    batch = gray.shape[0]
+    if seeds is None:
+        seeds = np.random.randint(0, 2**31 - 1, size=batch)
+    seeds = np.asarray(seeds, np.int64).reshape(-1)
+    if seeds.size == 1:
+        seeds = seeds[0] + np.arange(batch)
+    if seeds.size != batch:
+        raise ValueError(f"{seeds.size} seeds for {batch} images.")
+    uniforms = pixel_uniforms(tf.constant(seeds % (2**31 - 1), tf.int32), res, res)
+    options = (mode, norm_context, float(temperature), int(top_k), float(top_p))
+    outputs = _compiled(model, options, bool(jit_compile))(gray, uniforms)
+    result = {f"auto_{mode}": image_ops.coarse_symbols_to_rgb(outputs["symbols"]),
+              "symbols": outputs["symbols"], "proba": outputs["proba"],
+              "uncertainty": ops.max(outputs["proba"], axis=-1)}
+    if "parallel_symbols" in outputs:
+        result["parallel"] = image_ops.coarse_symbols_to_rgb(outputs["parallel_symbols"])
+    return {key: np.asarray(value) for key, value in result.items()}

@@ -6,7 +6,7 @@ new row is computed alone:
 
 * Outer decoder, once per row: its row attention only sees the row itself and
   its column attention (masked) only rows above, so the keys and values of the
-  finished rows are kept in per-layer caches (B, W, H, heads, depth) and the new
+  finished rows are kept in per-layer caches (B, W, heads, H, depth) and the new
   row attends to them. Its output is the `upper` context of the next row.
 * Inner decoder, once per pixel: its masked row attention only sees pixels on
   the left, whose keys and values are cached per layer (B, 1, W, heads, depth).
@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from coltran_tf.layers.axial_attention import MASK_VALUE
 from coltran_tf.sampling.colorizer_sampler import NORM_CONTEXTS, SAMPLE_MODES
 from coltran_tf.utils import image_ops
 
@@ -91,16 +92,17 @@ def _norm_conditions(block, context):
 
 
 def _outer_row(model, embeddings, z_row, row, caches, norm_conditions):
-    """Outer decoder on row `row`: (B, 1, W, D) -> (B, 1, W, D), caches updated.
+    """Outer decoder on row `row`: (B, 1, W, D) -> (B, 1, W, D).
 
-    caches: per column-attention block, (keys, values) of shape
-    (B, W, H, heads, depth) holding rows < `row`.
+    caches: per column-attention block, (keys, values) variables of shape
+    (B, W, heads, H, depth); row `row` is written in place and the row attends
+    to rows <= `row` (later ones hold zeros or stale values and are masked).
     """
     outer = model.outer_decoder
     height = outer.height
     x = outer.position_embedding(embeddings, row=row)
     x = x + z_row if outer.skip else x
-    new_caches, cache_index = [], 0
+    cache_index = 0
     for block, conditions in zip(outer.blocks, norm_conditions):
         if hasattr(block, "attention"):
             att = block.attention
@@ -109,96 +111,184 @@ def _outer_row(model, embeddings, z_row, row, caches, norm_conditions):
                 y = att.attend(q, k, v)
             else:  # column attention over the rows so far, through the cache
                 keys, values = caches[cache_index]
-                at_row = tf.one_hot(row, height)[None, None, :, None, None]
-                keys = keys + at_row * tf.transpose(k, [0, 2, 1, 3, 4])
-                values = values + at_row * tf.transpose(v, [0, 2, 1, 3, 4])
-                new_caches.append((keys, values))
                 cache_index += 1
-                q_seq = tf.transpose(q, [0, 2, 1, 3, 4])  # (B, W, 1, h, e)
-                y = tf.transpose(att.attend(q_seq, keys, values, query_offset=row),
-                                 [0, 2, 1, 3, 4])
+                keys[:, :, :, row].assign(k[:, 0])
+                values[:, :, :, row].assign(v[:, 0])
+                relative = tf.range(height) - row  # key row minus query row
+                bias = tf.gather(att.relative_bias, relative + height - 1, axis=1)  # (h, H)
+                bias = bias + tf.cast(relative > 0, bias.dtype)[None] * MASK_VALUE
+                logits = tf.matmul(q[:, 0, :, :, None], keys, transpose_b=True)  # (B,W,h,1,H)
+                weights = tf.nn.softmax(logits + bias[:, None], axis=-1)
+                y = tf.matmul(weights, values)[:, None, :, :, 0]  # (B, 1, W, h, e)
             y = att.output_projection(y)
         else:
             y = block.mlp(x, z_row) if block.is_conditional else block.mlp(x)
         x = block.residual(x, y, conditions=conditions)
-    return x, new_caches
+    return x
 
 
-def _inner_row(model, z_row, upper_row, row, norm_conditions, uniforms_row, choose):
-    """Samples one row pixel by pixel; a pixel is a (B, 1, 1, D) tensor.
+def _flat(tensor):
+    """(B, 1, W, ...) -> (W, B, prod(...)): per-column slices are then one gather."""
+    shape = tf.shape(tensor)
+    flat = tf.reshape(tensor, [shape[0], shape[2], -1])
+    return tf.transpose(flat, [1, 0, 2])
+
+
+def _attention_step_weights(att, context):
+    """Per-row tensors of one inner attention block for flat (B, D) pixel steps.
+
+    Returns (kernel (D, 3D) of q|k|v, scale (W, B, 3D), shift (W, B, 3D), output
+    kernel (D, D)) such that q|k|v = (x @ kernel) * scale + shift, with the
+    conditioning and q's depth^-0.5 folded into scale and shift.
+    """
+    hidden = att.hidden_size
+    kernel = tf.concat([tf.reshape(getattr(att, w).kernel, [hidden, hidden])
+                        for w in ("q", "k", "v")], axis=1)
+    conditions = att.condition(context) if att.is_conditional else {}
+    scales, shifts = [], []
+    ones = tf.ones_like(_flat(context)[..., :hidden])
+    for which in ("q", "k", "v"):
+        factor = att.depth**-0.5 if which == "q" else 1.0
+        if which not in conditions:
+            scale, shift = ones, tf.zeros_like(ones)
+        elif att.cond_scale:
+            scale, shift = tf.split(conditions[which], 2, axis=-1)
+            scale, shift = _flat(att._act(scale)), _flat(att._act(shift))
+        else:
+            scale, shift = ones, _flat(conditions[which])
+        scales.append(scale * factor)
+        shifts.append(shift * factor)
+    output = tf.reshape(att.output_projection.kernel, [hidden, hidden])
+    return kernel, tf.concat(scales, -1), tf.concat(shifts, -1), output
+
+
+def _mlp_step_weights(block, context):
+    """(scale, shift) of a conditional inner MLP, each (W, B, D); None if plain."""
+    if not block.is_conditional:
+        return None
+    mlp = block.mlp
+    cond = _flat(mlp.cond(context))
+    if mlp.mode == "shift":
+        return None, cond
+    shift, scale = tf.split(cond, 2, axis=-1)  # shift first, unlike attention
+    return mlp._act(scale), mlp._act(shift)
+
+
+def _flat_norm(conditions):
+    """(B, 1, 1, D) conditional-norm scale/shift -> (B, D) (None stays None)."""
+    return None if conditions is None else tuple(t[:, 0, 0] for t in conditions)
+
+
+def _inner_row(model, z_row, upper_row, row, norm_conditions, uniforms_row, choose, caches):
+    """Samples one row pixel by pixel, on flat (B, D) pixel tensors.
+
+    The per-pixel step is written with the layers' weights directly (one fused
+    q|k|v matmul, key/value cache variables (B, heads, W, depth) written in place
+    and read by plain batched matmuls (stale entries of the previous row are
+    masked),
+    conditioning gathered from per-row tensors) to keep it to few kernels: at
+    one pixel per step, the number of ops, not arithmetic, is the cost.
 
     Returns (symbols (B, W) int32, embeddings (B, 1, W, D), proba (B, W, 512)).
     """
     inner = model.inner_decoder
     batch = tf.shape(z_row)[0]
     width, hidden = inner.width, inner.hidden_size
+    heads, depth = inner.num_heads, hidden // inner.num_heads
     context = tf.concat([z_row, upper_row], axis=-1)  # (B, 1, W, 2D)
-    # Per-row conditioning of attention and MLP, per block.
-    att_conditions, mlp_conditions = [], []
-    for block in inner.blocks:
+    blocks = []
+    for block, conditions in zip(inner.blocks, norm_conditions):
         if hasattr(block, "attention"):
             att = block.attention
-            att_conditions.append(att.condition(context) if att.is_conditional else {})
+            # bias[col] (heads, 1, W): relative position bias + future mask of query col.
+            relative = tf.range(width)[None, :] - tf.range(width)[:, None]  # (Wq, Wk)
+            bias = tf.gather(att.relative_bias, relative + width - 1, axis=1)  # (h, Wq, Wk)
+            bias = bias + tf.cast(relative > 0, bias.dtype)[None] * MASK_VALUE
+            weights = _attention_step_weights(att, context)
+            blocks.append(("attention", block, weights, tf.transpose(bias, [1, 0, 2])[:, :,
+                                                                                     None]))
         else:
-            mlp_conditions.append(block.mlp.cond(context) if block.is_conditional else None)
-    row_table = tf.gather(inner.position_embedding.row_embedding, row)  # (1, D)
-    base = z_row + upper_row if inner.skip else None  # (B, 1, W, D)
-    columns = inner.position_embedding.column_embedding  # (W, D)
-    attention_blocks = [b for b in inner.blocks if hasattr(b, "attention")]
-    heads, depth = inner.num_heads, inner.hidden_size // inner.num_heads
-    caches = [tf.zeros((batch, 1, width, heads, depth))
-              for _ in range(2 * len(attention_blocks))]
+            blocks.append(("mlp", block, _mlp_step_weights(block, context), None))
+    norms = [_flat_norm(conditions) for conditions in norm_conditions]
+    position = inner.position_embedding
+    offsets = _flat(tf.broadcast_to(
+        tf.gather(position.row_embedding, row) + position.column_embedding,
+        [1, 1, width, hidden]))  # (W, 1, D)
+    if inner.skip:
+        offsets = offsets + _flat(z_row + upper_row)  # (W, B, D)
+    embedding_table = model.pixel_embedding.kernel
 
-    def step(col, previous, caches, symbols, embeddings, probas):
-        # x = ((emb + row) + column) [+ z + upper], as the teacher-forced embed.
-        x = (previous + row_table) + _at(columns, col, 0)  # (B, 1, 1, D)
-        if inner.skip:
-            x = x + _at(base, col, 2)
-        at_col = tf.one_hot(col, width)[None, None, :, None, None]
-        new_caches, a, m = [], 0, 0
-        for block, conditions in zip(inner.blocks, norm_conditions):
-            if hasattr(block, "attention"):
-                att = block.attention
-                pixel_conditions = {w: _at(t, col, 2) for w, t in att_conditions[a].items()}
-                q, k, v = att.project(x, conditions=pixel_conditions)  # (B, 1, 1, h, e)
-                keys = caches[2 * a] + at_col * k
-                values = caches[2 * a + 1] + at_col * v
-                new_caches += [keys, values]
-                y = att.output_projection(att.attend(q, keys, values, query_offset=col))
+    def step(col, previous, symbols, embeddings, probas):
+        x = previous + tf.gather(offsets, col)  # (B, D)
+        a = 0
+        for (kind, block, weights, bias), conditions in zip(blocks, norms):
+            if kind == "attention":
+                kernel, scale, shift, output = weights
+                qkv = tf.matmul(x, kernel) * tf.gather(scale, col) + tf.gather(shift, col)
+                q, k, v = (tf.reshape(t, [-1, heads, depth]) for t in tf.split(qkv, 3, -1))
+                keys, values = caches[2 * a], caches[2 * a + 1]
+                keys[:, :, col].assign(k)
+                values[:, :, col].assign(v)
+                q = q[:, :, None]
                 a += 1
+                logits = tf.matmul(q, keys, transpose_b=True) + tf.gather(bias, col)
+                attended = tf.matmul(tf.nn.softmax(logits, axis=-1), values)
+                y = tf.matmul(tf.reshape(attended, [-1, hidden]), output)
             else:
-                hidden_out = block.mlp(x) if not block.is_conditional else block.mlp.modulate(
-                    block.mlp.mlp(x), _at(mlp_conditions[m], col, 2))
-                y, m = hidden_out, m + 1
+                y = block.mlp.mlp(x) if block.is_conditional else block.mlp(x)
+                if weights is not None:
+                    scale, shift = weights
+                    y = y + tf.gather(shift, col) if scale is None else (
+                        y * tf.gather(scale, col) + tf.gather(shift, col))
             x = block.residual(x, y, conditions=conditions)
-        logits = model.final_logits(x)[:, 0, 0]  # (B, 512)
+        logits = model.final_logits(x)  # (B, 512)
         symbol = choose(logits, uniforms_row[:, col])
-        embedding = model.pixel_embedding(symbol)  # (B, D)
-        return (col + 1, embedding[:, None, None], new_caches, symbols.write(col, symbol),
+        embedding = tf.gather(embedding_table, symbol)  # (B, D), = one_hot @ kernel
+        return (col + 1, embedding, symbols.write(col, symbol),
                 embeddings.write(col, embedding),
                 probas.write(col, tf.nn.softmax(logits, axis=-1)))
 
-    initial = (tf.constant(0), tf.zeros((batch, 1, 1, hidden)), caches,
+    initial = (tf.constant(0), tf.zeros((batch, hidden)),
                tf.TensorArray(tf.int32, size=width), tf.TensorArray(tf.float32, size=width),
                tf.TensorArray(tf.float32, size=width))
-    _, _, _, symbols, embeddings, probas = tf.while_loop(
+    _, _, symbols, embeddings, probas = tf.while_loop(
         lambda col, *rest: col < width, step, initial, parallel_iterations=1)
     return (tf.transpose(symbols.stack()), tf.transpose(embeddings.stack(), [1, 0, 2])[:, None],
             tf.transpose(probas.stack(), [1, 0, 2]))
 
 
-def _sample(model, gray, uniforms, mode, norm_context, temperature, top_k, top_p):
+def make_caches(model, batch: int):
+    """Zero-filled key/value cache variables for a batch: (outer, inner).
+
+    outer: per column-attention block of the outer decoder, (keys, values) of
+    shape (B, W, heads, H, depth); inner: per attention block of the inner
+    decoder, keys then values, (B, heads, W, depth).
+    """
+    outer, inner = model.outer_decoder, model.inner_decoder
+    height, width = outer.height, outer.width
+
+    def zeros(*shape):
+        return tf.Variable(tf.zeros(shape), trainable=False)
+
+    depth = outer.hidden_size // outer.num_heads
+    outer_caches = [(zeros(batch, width, outer.num_heads, height, depth),
+                     zeros(batch, width, outer.num_heads, height, depth))
+                    for b in outer.blocks
+                    if hasattr(b, "attention") and b.attention.axis == "column"]
+    depth = inner.hidden_size // inner.num_heads
+    inner_caches = [zeros(batch, inner.num_heads, width, depth)
+                    for b in inner.blocks if hasattr(b, "attention") for _ in range(2)]
+    return outer_caches, inner_caches
+
+
+def _sample(model, gray, uniforms, caches, mode, norm_context, temperature, top_k, top_p):
     z = model.encode(gray)
     batch = tf.shape(z)[0]
     _, height, width, hidden = z.shape
     outer, inner = model.outer_decoder, model.inner_decoder
     outer_norms = [_norm_conditions(b, z) for b in outer.blocks]
     inner_norms_image = [_norm_conditions(b, z) for b in inner.blocks]
-    column_blocks = [b for b in outer.blocks
-                     if hasattr(b, "attention") and b.attention.axis == "column"]
-    heads, depth = outer.num_heads, outer.hidden_size // outer.num_heads
-    caches = [(tf.zeros((batch, width, height, heads, depth)),
-               tf.zeros((batch, width, height, heads, depth))) for _ in column_blocks]
+    outer_caches, inner_caches = caches
 
     def choose(logits, uniform):
         return _choose(logits, uniform, mode, temperature, top_k, top_p)
@@ -213,11 +303,12 @@ def _sample(model, gray, uniforms, mode, norm_context, temperature, top_k, top_p
         else:
             inner_norms = inner_norms_image
         row_symbols, row_embeddings, row_proba = _inner_row(
-            model, z_row, upper, row, inner_norms, _at(uniforms, row, 1)[:, 0], choose)
+            model, z_row, upper, row, inner_norms, _at(uniforms, row, 1)[:, 0], choose,
+            inner_caches)
         symbols = symbols.write(row, row_symbols)
         probas = probas.write(row, row_proba)
         if row + 1 < height:  # the last row's outer output is never used
-            upper, caches = _outer_row(model, row_embeddings, z_row, row, caches, outer_norms)
+            upper = _outer_row(model, row_embeddings, z_row, row, outer_caches, outer_norms)
     outputs = {"symbols": tf.transpose(symbols.stack(), [1, 0, 2]),
                "proba": tf.transpose(probas.stack(), [1, 0, 2, 3])}
     if model.has_parallel_head:
@@ -233,8 +324,8 @@ def _compiled(model, options, jit_compile):
     functions = _COMPILED.setdefault(model, {})
     key = (options, jit_compile)
     if key not in functions:
-        def run(gray, uniforms):
-            return _sample(model, gray, uniforms, *options)
+        def run(gray, uniforms, caches):
+            return _sample(model, gray, uniforms, caches, *options)
         functions[key] = tf.function(run, jit_compile=jit_compile, reduce_retracing=True)
     return functions[key]
 
@@ -286,7 +377,8 @@ def sample_colorizer_cached(model, gray, mode: str = "sample", norm_context: str
         raise ValueError(f"{seeds.size} seeds for {batch} images.")
     uniforms = pixel_uniforms(tf.constant(seeds % (2**31 - 1), tf.int32), res, res)
     options = (mode, norm_context, float(temperature), int(top_k), float(top_p))
-    outputs = _compiled(model, options, bool(jit_compile))(gray, uniforms)
+    caches = make_caches(model, batch)
+    outputs = _compiled(model, options, bool(jit_compile))(gray, uniforms, caches)
     result = {f"auto_{mode}": image_ops.coarse_symbols_to_rgb(outputs["symbols"]),
               "symbols": outputs["symbols"], "proba": outputs["proba"],
               "uncertainty": ops.max(outputs["proba"], axis=-1)}

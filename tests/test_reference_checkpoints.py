@@ -29,9 +29,12 @@ def test_unescape_key():
     assert unescape_key("a.Sb..c.Sd:0") == "a/b.c/d:0"
 
 
-def test_tiny_fixture_matches_the_original():
-    """Every array of every expected.npz: logits, losses, parallel head, samplers."""
-    results = verify_fixture_dir(require_fixtures("tiny"), report=lambda line: None)
+@pytest.mark.parametrize("sampler", ["loop", "cached"])
+def test_tiny_fixture_matches_the_original(sampler):
+    """Every array of every expected.npz: logits, losses, parallel head, samplers
+    (the colorizer's original algorithm and the cached one, reference mode)."""
+    results = verify_fixture_dir(require_fixtures("tiny"), report=lambda line: None,
+                                 sampler=sampler)
     assert len(results) >= 37
     failed = [r.line() for r in results if not r.ok]
     assert not failed, "\n".join(failed)

@@ -59,11 +59,12 @@ def _filtered_probabilities(logits, temperature, top_k, top_p):
     return probs
 
 
-def _choose(logits, uniform, mode, temperature, top_k, top_p):
-    """(B, 512) logits and (B,) uniforms -> (B,) int32 symbols."""
+def _choose(logits, probs, uniform, mode, temperature, top_k, top_p):
+    """(B, 512) logits, their softmax and (B,) uniforms -> (B,) int32 symbols."""
     if mode == "argmax":
         return tf.argmax(logits, axis=-1, output_type=tf.int32)
-    probs = _filtered_probabilities(logits, temperature, top_k, top_p)
+    if temperature != 1.0 or top_k or top_p < 1.0:
+        probs = _filtered_probabilities(logits, temperature, top_k, top_p)
     cdf = tf.cumsum(probs, axis=-1)
     index = tf.reduce_sum(tf.cast(cdf <= uniform[:, None] * cdf[:, -1:], tf.int32), axis=-1)
     # Never land on a symbol of zero probability (rounding at the top of the CDF).
@@ -242,11 +243,12 @@ def _inner_row(model, z_row, upper_row, row, norm_conditions, uniforms_row, choo
                         y * tf.gather(scale, col) + tf.gather(shift, col))
             x = block.residual(x, y, conditions=conditions)
         logits = model.final_logits(x)  # (B, 512)
-        symbol = choose(logits, uniforms_row[:, col])
+        proba = tf.nn.softmax(logits, axis=-1)
+        symbol = choose(logits, proba, uniforms_row[:, col])
         embedding = tf.gather(embedding_table, symbol)  # (B, D), = one_hot @ kernel
         return (col + 1, embedding, symbols.write(col, symbol),
                 embeddings.write(col, embedding),
-                probas.write(col, tf.nn.softmax(logits, axis=-1)))
+                probas.write(col, proba))
 
     initial = (tf.constant(0), tf.zeros((batch, hidden)),
                tf.TensorArray(tf.int32, size=width), tf.TensorArray(tf.float32, size=width),
@@ -290,8 +292,8 @@ def _sample(model, gray, uniforms, caches, mode, norm_context, temperature, top_
     inner_norms_image = [_norm_conditions(b, z) for b in inner.blocks]
     outer_caches, inner_caches = caches
 
-    def choose(logits, uniform):
-        return _choose(logits, uniform, mode, temperature, top_k, top_p)
+    def choose(logits, probs, uniform):
+        return _choose(logits, probs, uniform, mode, temperature, top_k, top_p)
 
     symbols = tf.TensorArray(tf.int32, size=height)
     probas = tf.TensorArray(tf.float32, size=height)

@@ -1,0 +1,64 @@
+"""The cached colorizer sampler: exactness, reference compatibility, controls."""
+
+import numpy as np
+import pytest
+
+from coltran_tf.sampling import sample_colorizer
+from coltran_tf.sampling.cached_sampler import sample_colorizer_cached
+from test_colorizer_sampler import VARIANTS, _gray, _model, _teacher_forced_proba
+
+
+@pytest.mark.parametrize("stage", ["encoder_decoder", "decoder"])
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_exact_mode_probabilities_equal_teacher_forcing(variant, stage):
+    model, gray = _model(VARIANTS[variant], stage), _gray()
+    for mode in ("argmax", "sample"):
+        out = sample_colorizer_cached(model, gray, mode=mode, seeds=5)
+        expected = _teacher_forced_proba(model, gray, out["symbols"])
+        assert np.abs(out["proba"] - expected).max() < 1e-5, mode
+        np.testing.assert_array_equal(out["uncertainty"], out["proba"].max(-1))
+        if mode == "argmax":
+            np.testing.assert_array_equal(out["symbols"], expected.argmax(-1))
+    assert out["auto_sample"].shape == (2, 6, 6, 3)
+    assert ("parallel" in out) == (stage == "encoder_decoder")
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_reference_mode_equals_the_original_algorithm(variant):
+    model, gray = _model(VARIANTS[variant]), _gray()
+    cached = sample_colorizer_cached(model, gray, mode="argmax", norm_context="reference")
+    loop = sample_colorizer(model, gray, mode="argmax", norm_context="reference")
+    np.testing.assert_array_equal(cached["symbols"], loop["symbols"])
+    assert np.abs(cached["proba"] - loop["proba"]).max() < 1e-5
+
+
+def test_seeds_are_per_image_and_samples_batch_together():
+    model, gray = _model({}), _gray(batch=3)
+    one = sample_colorizer_cached(model, gray, seeds=[4, 5, 6])
+    again = sample_colorizer_cached(model, gray, seeds=[4, 5, 6])
+    np.testing.assert_array_equal(one["symbols"], again["symbols"])
+    alone = sample_colorizer_cached(model, gray[1:2], seeds=[5])
+    np.testing.assert_array_equal(one["symbols"][1], alone["symbols"][0])
+    # num_samples of one image: the image repeated, one seed per sample.
+    samples = sample_colorizer_cached(model, np.repeat(gray[:1], 4, 0), seeds=[1, 2, 3, 4])
+    assert len({samples["symbols"][k].tobytes() for k in range(4)}) == 4
+    assert sample_colorizer_cached(model, gray, seeds=7)["symbols"].shape == (3, 6, 6)
+
+
+def test_temperature_top_k_and_top_p_reshape_the_distribution():
+    model, gray = _model({}), _gray()
+    argmax = sample_colorizer_cached(model, gray, mode="argmax")["symbols"]
+    for controls in ({"temperature": 1e-4}, {"top_k": 1}, {"top_p": 1e-6}):
+        out = sample_colorizer_cached(model, gray, seeds=3, **controls)
+        np.testing.assert_array_equal(out["symbols"], argmax, err_msg=str(controls))
+    out = sample_colorizer_cached(model, gray, seeds=3, top_k=3)
+    ranks = (out["proba"] > np.take_along_axis(out["proba"], out["symbols"][..., None],
+                                               -1)).sum(-1)
+    assert ranks.max() < 3 and (out["symbols"] != argmax).any()
+    out = sample_colorizer_cached(model, gray, seeds=3, top_p=0.5)
+    mass_above = np.where(out["proba"] > np.take_along_axis(
+        out["proba"], out["symbols"][..., None], -1), out["proba"], 0).sum(-1)
+    assert mass_above.max() < 0.5  # every pick lies inside the 0.5 nucleus
+    for bad in ({"temperature": 0}, {"top_k": 513}, {"top_p": 0.0}, {"mode": "greedy"}):
+        with pytest.raises(ValueError):
+            sample_colorizer_cached(model, gray, **bad)

@@ -11,7 +11,8 @@ configs unless --<stage>_config names another (e.g. configs/colorizer.py:baselin
 
 Grayscale and colour files of any size are accepted (colour ones are
 recolorized from their luminance). Results: out/stage1, out/stage2, out/final
-(the model's 64/64/256 px images), out/fullres (the photo's own luminance at
+(the model's 64/64/256 px images), out/uncertainty (the colorizer's per-pixel
+max probability, white = certain), out/fullres (the photo's own luminance at
 its own size with the predicted colours), out/contact_sheet.png and
 out/report.json. Re-running continues an interrupted run.
 """
@@ -41,7 +42,17 @@ flags.DEFINE_enum("mode", "sample", ["sample", "argmax"], "Colorizer: 'sample' d
                   "colourings, 'argmax' takes the most likely colour pixel by pixel.")
 flags.DEFINE_enum("upsampler_mode", "argmax", ["argmax", "sample"],
                   "Color and spatial upsamplers (the paper uses argmax).")
-flags.DEFINE_integer("seed", 0, "Random seed of the sampling.")
+flags.DEFINE_integer("seed", 0, "Random seed: sample k of the n-th image (sorted paths) uses "
+                     "seed + n * num_samples + k, so results do not depend on batching.")
+flags.DEFINE_enum("sampler", "cached", ["cached", "loop"], "Colorizer sampler: 'cached' (fast) "
+                  "or 'loop' (the original algorithm, minutes per image at paper size).")
+flags.DEFINE_enum("norm_context", "exact", ["exact", "reference"], "'exact': the distribution "
+                  "the model was trained on; 'reference': the original sampler's quirk (its "
+                  "conditional norms see only the current row), reproducing it bit for bit.")
+flags.DEFINE_float("temperature", 1.0, "Colorizer sampling temperature (<1: safer colours).")
+flags.DEFINE_integer("top_k", 0, "Sample among the k most likely colours per pixel (0: all).")
+flags.DEFINE_float("top_p", 1.0, "Sample within the smallest set of colours holding this "
+                   "probability mass per pixel (1: all).")
 flags.DEFINE_bool("overwrite", False, "Recompute results that exist instead of resuming.")
 flags.DEFINE_integer("sheet_rows", 32, "Images on contact_sheet.png (0 for none).")
 
@@ -82,9 +93,11 @@ def main(argv):
             pipeline, values["img_dir"], os.path.abspath(values["store_dir"]),
             num_samples=values["num_samples"], batch_size=values["batch_size"],
             mode=values["mode"], upsampler_mode=values["upsampler_mode"], seed=values["seed"],
+            sampler={key: values[key] for key in ("sampler", "norm_context", "temperature",
+                                                  "top_k", "top_p")},
             overwrite=values["overwrite"], sheet_rows=values["sheet_rows"],
             report=lambda line: print(line, flush=True))
-    except (StageError, ColorizeError) as error:
+    except (StageError, ColorizeError, ValueError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -65,6 +65,9 @@ def sample_config(log_dir: str, mode: str, with_gen_data_dir: bool) -> ml_collec
     })
     if with_gen_data_dir:
         sample.gen_data_dir = ""
+    else:  # the colorizer's sampler (coltran_tf/sampling/cached_sampler.py)
+        sample.update({"sampler": "cached", "norm_context": "exact", "temperature": 1.0,
+                       "top_k": 0, "top_p": 1.0, "save_uncertainty": False})
     return sample
 
 

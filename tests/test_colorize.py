@@ -86,6 +86,7 @@ def test_colorize_command_on_a_mixed_folder(models, tmp_path):
         for k in (0, 1):
             name = f"{stems[rel]}_s{k}.png"
             assert Image.open(store / "stage1" / name).size == (64, 64)
+            assert Image.open(store / "uncertainty" / name).mode == "L"
             assert Image.open(store / "stage2" / name).size == (64, 64)
             assert Image.open(store / "final" / name).size == (128, 128)
             full = np.asarray(Image.open(store / "fullres" / name))
@@ -111,7 +112,8 @@ def _pngs(store):
 
 def test_an_interrupted_run_continues_without_redoing_or_losing_work(pipeline, tmp_path):
     _photos(tmp_path / "photos")
-    run = dict(img_dir=str(tmp_path / "photos"), batch_size=2, mode="argmax")
+    # Sampled colours: per-image seeds make a resumed run equal an uninterrupted one.
+    run = dict(img_dir=str(tmp_path / "photos"), batch_size=2, mode="sample")
     cf.colorize_folder(pipeline, store_dir=str(tmp_path / "whole"), report=lambda line: None,
                        **run)
     store = tmp_path / "parts"
@@ -130,7 +132,7 @@ def test_an_interrupted_run_continues_without_redoing_or_losing_work(pipeline, t
     assert os.path.getmtime(store / "stage1" / "cat.png") == stage1_time
     assert os.path.getmtime(store / "fullres" / "gray16.png") == done_time
     whole, parts = _pngs(tmp_path / "whole"), _pngs(store)
-    assert sorted(whole) == sorted(parts) and len(whole) == 4 * 5
+    assert sorted(whole) == sorted(parts) and len(whole) == len(cf.STAGE_DIRS) * 5
     for name in whole:
         np.testing.assert_array_equal(whole[name], parts[name], err_msg=name)
 

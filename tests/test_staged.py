@@ -212,3 +212,27 @@ def test_sample_command_reports_bad_input_without_a_traceback(workdir, tmp_path)
                 f"--config.sample.gen_data_dir={workdir / 'stage1'}")
     assert short.returncode == 2 and "Traceback" not in short.stderr
     assert "holds 4 records but 6 are needed" in short.stderr
+
+
+def test_cached_sampler_by_default_loop_on_request_and_uncertainty_maps(workdir, tmp_path):
+    from PIL import Image
+
+    runs = {}
+    for sampler in ("cached", "loop"):
+        config = _config(colorizer, sampler, num_outputs=2)
+        config.sample.norm_context = "reference"
+        config.sample.sampler = sampler
+        config.sample.save_uncertainty = True
+        staged.run_stage(config, str(tmp_path), "sample_test", str(workdir / "colorizer"),
+                         report=lambda line: None)
+        runs[sampler] = _read(tmp_path / sampler, 64)
+        maps = sorted(os.listdir(tmp_path / sampler / staged.UNCERTAINTY_DIR))
+        assert maps == ["00000_label0.png", "00001_label0.png"]
+        assert Image.open(tmp_path / sampler / staged.UNCERTAINTY_DIR / maps[0]).size == (64, 64)
+    for (a, _), (b, _) in zip(runs["cached"], runs["loop"]):
+        np.testing.assert_array_equal(a, b)
+    config = _config(colorizer, "bad", num_outputs=2)
+    config.sample.sampler, config.sample.top_k = "loop", 5
+    with pytest.raises(ValueError, match="top_k need the cached sampler"):
+        staged.run_stage(config, str(tmp_path), "sample_test", str(workdir / "colorizer"),
+                         report=lambda line: None)

@@ -32,7 +32,7 @@ import tensorflow as tf
 from keras import ops
 
 from coltran_tf.layers.axial_attention import MASK_VALUE
-from coltran_tf.sampling.colorizer_sampler import NORM_CONTEXTS, SAMPLE_MODES
+from coltran_tf.sampling.colorizer_sampler import NORM_CONTEXTS, SAMPLE_MODES, sample_colorizer
 from coltran_tf.utils import image_ops
 
 NUM_SYMBOLS = 512
@@ -387,3 +387,42 @@ def sample_colorizer_cached(model, gray, mode: str = "sample", norm_context: str
     if "parallel_symbols" in outputs:
         result["parallel"] = image_ops.coarse_symbols_to_rgb(outputs["parallel_symbols"])
     return {key: np.asarray(value) for key, value in result.items()}
+
+
+SAMPLERS = ("cached", "loop")
+SAMPLER_DEFAULTS = {"sampler": "cached", "norm_context": "exact", "temperature": 1.0,
+                    "top_k": 0, "top_p": 1.0}
+
+
+def sampler_options(sample_config) -> dict:
+    """The colorizer sampler's options of a config.sample block (defaults for the
+    keys it lacks, e.g. an original config)."""
+    options = {key: type(default)(sample_config.get(key, default))
+               for key, default in SAMPLER_DEFAULTS.items()}
+    if options["sampler"] not in SAMPLERS:
+        raise ValueError(f"sampler={options['sampler']!r}; choose one of {SAMPLERS} "
+                         "('loop' is the original algorithm, minutes per image).")
+    return options
+
+
+def sample_coarse(model, gray, mode: str, seeds, options: dict | None = None) -> dict:
+    """Coarse colours with the sampler that `options` (see SAMPLER_DEFAULTS) name.
+
+    The "loop" sampler (the original algorithm) has no temperature/top-k/top-p
+    and takes one seed for the batch (the first of `seeds`).
+    """
+    options = {**SAMPLER_DEFAULTS, **(options or {})}
+    seeds = np.asarray(seeds, np.int64).reshape(-1)
+    if options["sampler"] == "loop":
+        changed = [k for k in ("temperature", "top_k", "top_p")
+                   if options[k] != SAMPLER_DEFAULTS[k]]
+        if changed:
+            raise ValueError(f"{', '.join(changed)} need the cached sampler "
+                             "(sampler='cached'); the original algorithm has no such controls.")
+        out = sample_colorizer(model, gray, mode=mode, norm_context=options["norm_context"],
+                               seed=int(seeds[0]))
+        out["uncertainty"] = out["proba"].max(-1)
+        return out
+    return sample_colorizer_cached(
+        model, gray, mode=mode, norm_context=options["norm_context"], seeds=seeds,
+        temperature=options["temperature"], top_k=options["top_k"], top_p=options["top_p"])

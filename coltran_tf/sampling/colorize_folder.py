@@ -5,7 +5,8 @@ colour; colour photos are recolorized from their luminance):
   1. the whole image is resized (area) to the spatial upsampler's square
      resolution (256) and to the colorizer's (64) — squeezed, not cropped, so
      every pixel gets a colour;
-  2. the colorizer samples coarse colours (stage1/), the color upsampler
+  2. the colorizer samples coarse colours (stage1/, with the per-pixel max
+     probability in uncertainty/, white = certain), the color upsampler
      turns them into 8-bit colours (stage2/), the spatial upsampler into a
      256x256 image (final/);
   3. the chroma of the final image (YCbCr, BT.601) is resized back to the
@@ -30,10 +31,12 @@ from PIL import Image
 from coltran_tf.data.decode import IMAGE_EXTENSIONS, read_image
 from coltran_tf.data.preprocess import resize_area
 from coltran_tf.sampling.sheets import contact_sheet, save_png
-from coltran_tf.sampling.staged import stage_outputs
+from coltran_tf.sampling.cached_sampler import SAMPLER_DEFAULTS, sample_coarse
+from coltran_tf.sampling.staged import stage_outputs, uncertainty_image
+from coltran_tf.utils import image_ops
 from coltran_tf.train.progress import Rate, format_duration
 
-STAGE_DIRS = ("stage1", "stage2", "final", "fullres")
+STAGE_DIRS = ("uncertainty", "stage1", "stage2", "final", "fullres")  # in writing order
 RUN_FILE = "run.json"
 REPORT_FILE = "report.json"
 SHEET_FILE = "contact_sheet.png"
@@ -151,6 +154,7 @@ class _Item:
     stem: str
     k: int
     rgb: np.ndarray
+    seed: int
 
 
 def _name(stem: str, k: int, num_samples: int) -> str:
@@ -202,7 +206,7 @@ def _cached_stage1(path: str, low: int):
     return image
 
 
-def _run_batch(pipeline, items, store_dir, num_samples, mode, upsampler_mode, seed):
+def _run_batch(pipeline, items, store_dir, num_samples, mode, upsampler_mode, sampler, seed):
     low, high = pipeline.low, pipeline.high
     targets = tf.stack([resize_area(item.rgb, high) for item in items])
     batch = {"targets": targets, f"targets_{low}": resize_area(targets, low)}
@@ -217,9 +221,12 @@ def _run_batch(pipeline, items, store_dir, num_samples, mode, upsampler_mode, se
         else:
             coarse[i] = cached
     if todo:
-        sub = {key: tf.gather(value, todo) for key, value in batch.items()}
-        coarse[todo] = stage_outputs(pipeline.colorizer, sub, None, mode, 1, seed)
-        for i in todo:
+        gray = image_ops.rgb_to_grayscale(tf.gather(batch[f"targets_{low}"], todo))
+        sampled = sample_coarse(pipeline.colorizer, gray, mode,
+                                [items[i].seed for i in todo], sampler)
+        coarse[todo] = sampled[f"auto_{mode}"]
+        for j, i in enumerate(todo):  # the map first: a stage-1 image implies its map
+            save_png(uncertainty_image(sampled["uncertainty"][j]), paths["uncertainty"][i])
             save_png(coarse[i], paths["stage1"][i])
     colors = stage_outputs(pipeline.color_upsampler, batch, coarse, upsampler_mode, 1, seed)
     final = stage_outputs(pipeline.spatial_upsampler, batch, colors, upsampler_mode, 1, seed)
@@ -235,10 +242,15 @@ def _write_sheet(store_dir, img_dir, done_files, stems, num_samples, max_rows):
     if not rows:
         return None
     columns = [[read_image(os.path.join(img_dir, rel)) for rel in rows]]
-    for k in range(num_samples):
-        columns.append([np.asarray(Image.open(_path(store_dir, "fullres", stems[rel], k,
-                                                    num_samples)).convert("RGB"))
-                        for rel in rows])
+    def load(stage, rel, k):
+        path = _path(store_dir, stage, stems[rel], k, num_samples)
+        if not os.path.exists(path):  # e.g. no map from an interrupted older run
+            return np.zeros((8, 8, 3), np.uint8)
+        return np.asarray(Image.open(path).convert("RGB"))
+
+    for k in range(num_samples):  # each sample, then its uncertainty (white = certain)
+        columns.append([load("fullres", rel, k) for rel in rows])
+        columns.append([load("uncertainty", rel, k) for rel in rows])
     path = os.path.join(store_dir, SHEET_FILE)
     save_png(contact_sheet(columns, cell=160, max_width=320, resample=Image.BILINEAR), path)
     return path
@@ -246,7 +258,8 @@ def _write_sheet(store_dir, img_dir, done_files, stems, num_samples, max_rows):
 
 def colorize_folder(pipeline: Pipeline, img_dir: str, store_dir: str, num_samples: int = 1,
                     batch_size: int = 4, mode: str = "sample", upsampler_mode: str = "argmax",
-                    seed: int = 0, overwrite: bool = False, sheet_rows: int = 32,
+                    seed: int = 0, sampler: dict | None = None, overwrite: bool = False,
+                    sheet_rows: int = 32,
                     report=print) -> dict:
     """Colorizes every image under img_dir into store_dir; returns a summary.
 
@@ -256,7 +269,10 @@ def colorize_folder(pipeline: Pipeline, img_dir: str, store_dir: str, num_sample
       batch_size: outputs computed together.
       mode: the colorizer's "sample" (diverse) or "argmax" (most likely colours).
       upsampler_mode: the upsamplers' "argmax" (the paper's choice) or "sample".
-      seed: batch b of this run samples with seed + b.
+      seed: sample k of the n-th image (sorted paths) uses seed + n * num_samples
+        + k, whatever the batching or an interruption (upsamplers in "sample"
+        mode: seed + the batch's index).
+      sampler: the colorizer's sampler options (cached_sampler.SAMPLER_DEFAULTS).
       overwrite: recompute outputs that exist (and accept changed settings).
       sheet_rows: at most this many images in contact_sheet.png (0: none).
 
@@ -269,8 +285,10 @@ def colorize_folder(pipeline: Pipeline, img_dir: str, store_dir: str, num_sample
                             "be at least 1.")
     relpaths = list_images(img_dir, exclude=store_dir)
     stems = output_stems(relpaths)
+    order = {rel: n for n, rel in enumerate(relpaths)}
     settings = {"models": pipeline.sources, "num_samples": num_samples, "mode": mode,
-                "upsampler_mode": upsampler_mode, "seed": seed}
+                "upsampler_mode": upsampler_mode, "seed": seed,
+                "sampler": {**SAMPLER_DEFAULTS, **(sampler or {})}}
     _check_run_file(store_dir, settings, overwrite)
     _remove_leftovers(store_dir)
 
@@ -299,7 +317,7 @@ def colorize_folder(pipeline: Pipeline, img_dir: str, store_dir: str, num_sample
     def flush(items):
         nonlocal done_outputs, reused, batch_index
         reused += _run_batch(pipeline, items, store_dir, num_samples, mode, upsampler_mode,
-                             seed + batch_index)
+                             sampler, seed + batch_index)
         batch_index += 1
         done_outputs += len(items)
         per_sec, eta = rate.update(done_outputs)
@@ -317,7 +335,8 @@ def colorize_folder(pipeline: Pipeline, img_dir: str, store_dir: str, num_sample
             report(f"Skipping {rel}: unreadable ({type(error).__name__}: {error})")
             continue
         kinds["grayscale" if is_grayscale(rgb) else "color"] += 1
-        queue += [_Item(rel, stems[rel], k, rgb) for k in ks]
+        first = seed + order[rel] * num_samples
+        queue += [_Item(rel, stems[rel], k, rgb, first + k) for k in ks]
         while len(queue) >= batch_size:
             flush(queue[:batch_size])
             queue = queue[batch_size:]

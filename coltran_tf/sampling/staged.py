@@ -17,13 +17,15 @@ import numpy as np
 from coltran_tf.data import datasets
 from coltran_tf.data.preprocess import resize_area
 from coltran_tf.models.builder import build_model
-from coltran_tf.sampling.colorizer_sampler import sample_colorizer
+from coltran_tf.sampling.cached_sampler import sample_coarse, sampler_options
+from coltran_tf.sampling.sheets import save_png
 from coltran_tf.sampling.records import PARTIAL_SUFFIX, read_gen_dir, read_records, write_records
 from coltran_tf.train.progress import Rate, format_duration
 from coltran_tf.train.state import load_for_inference
 from coltran_tf.utils import image_ops
 
 MODES = ("sample_train", "sample_valid", "sample_test")
+UNCERTAINTY_DIR = "uncertainty"  # per-image PNGs of the colorizer's max probability
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,8 @@ def plan_shard(sample, num_hosts: int = 1, host_index: int = 0) -> Shard:
     return Shard(int(sample.skip_batches) + host_index * per_host, count, f"gen{host_index}")
 
 
-def stage_outputs(model, batch, previous, mode: str, num_samples: int, seed: int):
+def stage_outputs(model, batch, previous, mode: str, num_samples: int, seed: int,
+                  sampler: dict | None = None, extras: dict | None = None):
     """(B, R, R * num_samples, 3) uint8 outputs of one stage for one batch.
 
     Args:
@@ -62,13 +65,22 @@ def stage_outputs(model, batch, previous, mode: str, num_samples: int, seed: int
       previous: (B, 64, 64, 3) output of the previous stage, or None to
         condition an upsampler on the batch's ground truth.
       mode: "argmax" or "sample".
-      seed: sample k of this batch uses seed + k.
+      seed: the colorizer samples image i, sample k with seed + i * num_samples
+        + k (so an image's sample does not depend on its batch); upsamplers
+        use seed + k.
+      sampler: the colorizer's sampler options (cached_sampler.SAMPLER_DEFAULTS).
+      extras: if given, the colorizer stores "uncertainty" (B, R, R *
+        num_samples) there: the per-pixel max probability.
     """
-    outputs = []
+    outputs, uncertainty = [], []
+    batch_size = int(batch["targets"].shape[0])
     for k in range(num_samples):
         if model.name == "coltran_core":
             gray = image_ops.rgb_to_grayscale(batch[model.input_key])
-            out = sample_colorizer(model, gray, mode=mode, seed=seed + k)[f"auto_{mode}"]
+            seeds = seed + np.arange(batch_size) * num_samples + k
+            sampled = sample_coarse(model, gray, mode, seeds, sampler)
+            out = sampled[f"auto_{mode}"]
+            uncertainty.append(sampled["uncertainty"])
         elif model.name == "color_upsampler":
             rgb = previous if previous is not None else batch[model.input_key]
             gray = image_ops.rgb_to_grayscale(batch[model.input_key])
@@ -79,7 +91,14 @@ def stage_outputs(model, batch, previous, mode: str, num_samples: int, seed: int
             gray = image_ops.rgb_to_grayscale(batch["targets"])
             out = model.sample(gray, blurry, mode, seed=seed + k)
         outputs.append(np.asarray(out, np.uint8))
+    if extras is not None and uncertainty:
+        extras["uncertainty"] = np.concatenate(uncertainty, axis=2)
     return np.concatenate(outputs, axis=2)
+
+
+def uncertainty_image(uncertainty) -> np.ndarray:
+    """Per-pixel max probability (..., H, W) -> uint8 image, 255 = certain."""
+    return np.round(np.clip(np.asarray(uncertainty), 0, 1) * 255).astype(np.uint8)
 
 
 def _open_partial(directory: str, plan: dict) -> None:
@@ -133,10 +152,12 @@ def run_stage(config, logdir: str, mode: str, checkpoint: str | None = None,
     previous = (read_gen_dir(gen_dir, int(config.downsample_res), batch_size,
                              shard.skip_batches, shard.num_batches) if gen_dir else None)
     partial = os.path.join(out_dir, f".{shard.gen_file}{PARTIAL_SUFFIX}")
+    sampler = sampler_options(sample) if model.name == "coltran_core" else None
+    save_uncertainty = bool(sample.get("save_uncertainty", False)) and sampler is not None
     _open_partial(partial, {
         "split": mode, "skip_batches": shard.skip_batches, "num_batches": shard.num_batches,
         "batch_size": batch_size, "num_samples": num_samples, "mode": str(sample.mode),
-        "seed": int(config.seed), "model": source,
+        "seed": int(config.seed), "model": source, "sampler": sampler,
         "gen_data_dir": os.path.abspath(gen_dir) if gen_dir else ""})
     condition = ("" if model.name == "coltran_core" else
                  f" conditioned on {gen_dir}" if gen_dir else " conditioned on ground truth")
@@ -154,9 +175,17 @@ def run_stage(config, logdir: str, mode: str, checkpoint: str | None = None,
             rate.resumed(len(out))
             report(f"batch {batch_index}: done by an earlier run, reusing {chunk}")
         else:
+            extras = {}
             out = stage_outputs(model, batch, None if prev is None else prev[0],
-                                str(sample.mode), num_samples, int(config.seed) + batch_index)
+                                str(sample.mode), num_samples,
+                                int(config.seed) + batch_index * batch_size * num_samples,
+                                sampler, extras)
             batch_labels = batch["label"].numpy().tolist()
+            if save_uncertainty:  # before the chunk, so a reused chunk has its maps
+                for i, (map_, label) in enumerate(zip(extras["uncertainty"], batch_labels)):
+                    save_png(uncertainty_image(map_), os.path.join(
+                        out_dir, UNCERTAINTY_DIR,
+                        f"{batch_index * batch_size + i:05d}_label{label}.png"))
             write_records(chunk, out, batch_labels)
         images.extend(out)
         labels.extend(batch_labels)

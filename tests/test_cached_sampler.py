@@ -62,3 +62,23 @@ def test_temperature_top_k_and_top_p_reshape_the_distribution():
     for bad in ({"temperature": 0}, {"top_k": 513}, {"top_p": 0.0}, {"mode": "greedy"}):
         with pytest.raises(ValueError):
             sample_colorizer_cached(model, gray, **bad)
+
+
+def test_benchmark_sampler_prints_both_samplers_and_their_ratio():
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    result = subprocess.run(
+        [sys.executable, "tools/benchmark_sampler.py", "--variants=tiny", "--batch_sizes=2",
+         "--upsampler_batch=0"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert "first 1 row(s) timed, scaled to 64 rows" in lines[0]
+    row = next(line for line in lines if line.startswith("tiny"))
+    batch, loop, cached, per_sec, batch_s, speedup, peak = row.split()
+    assert int(batch) == 2 and float(loop) > 0 and float(cached) > 0 and float(peak) > 0
+    assert abs(float(speedup[:-1]) - float(loop) / float(cached)) < 0.05 * float(speedup[:-1])

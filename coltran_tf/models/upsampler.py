@@ -86,11 +86,36 @@ class ChannelUpsampler(keras.Model):
         loss = bits_per_dim(labels, outputs["logits"])
         return {"loss": loss, "loss_bits_per_dim": loss}
 
-    def sample(self, gray, channels, mode: str = "argmax", seed=None):
-        """One parallel pass -> (B, H, W, C) uint8, by argmax or categorical sampling."""
+    def sample(self, gray, channels, mode: str = "argmax", seed=None,
+               max_pixels: int = 65536):
+        """One parallel pass -> (B, H, W, C) uint8, by argmax or categorical sampling.
+
+        Memory stays bounded whatever the batch: images are processed in
+        chunks of at most `max_pixels` pixels (at least one image) and the
+        channels one after the other, so the paper's spatial upsampler at
+        256x256 never holds more than one image's activations of one channel.
+        Results do not depend on the chunking in argmax mode.
+        """
         if mode not in SAMPLE_MODES:
             raise ValueError(f"mode={mode!r} is not supported; choose one of {SAMPLE_MODES}.")
-        logits = self.upsample_logits(gray, channels)
+        gray = ops.convert_to_tensor(gray, "int32")
+        channels = ops.cast(ops.convert_to_tensor(channels), "int32")
+        height, width = int(gray.shape[1]), int(gray.shape[2])
+        chunk = max(1, max_pixels // (height * width))
+        outputs = []
+        for start in range(0, int(gray.shape[0]), chunk):
+            per_channel = []
+            for c in range(int(channels.shape[-1])):
+                chunk_seed = None if seed is None else int(seed) + 3 * start + c
+                per_channel.append(self._channel_pass(
+                    gray[start:start + chunk], channels[start:start + chunk, ..., c], c,
+                    mode, chunk_seed))
+            outputs.append(ops.stack(per_channel, axis=-1))
+        return ops.concatenate(outputs, axis=0)
+
+    def _channel_pass(self, gray, channel, offset, mode, seed):
+        gray_embedding = self.gray_embedding(gray[..., 0])
+        logits = self.channel_logits(gray_embedding, channel, offset)
         if mode == "argmax":
             return ops.cast(ops.argmax(logits, axis=-1), "uint8")
         shape = ops.shape(logits)

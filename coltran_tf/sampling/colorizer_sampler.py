@@ -66,13 +66,14 @@ def _sample_row(model, z, upper, row, mode, norm_context, seed):
             tf.transpose(probas.stack(), [1, 0, 2]))
 
 
-def _sample_loop(model, z, mode, norm_context, seed):
+def _sample_loop(model, z, mode, norm_context, seed, num_rows=None):
     batch, (_, height, width, hidden) = tf.shape(z)[0], z.shape
+    num_rows = height if num_rows is None else num_rows
     canvas = tf.zeros((batch, height, width, hidden))
     upper = tf.zeros((batch, height, width, hidden))
-    symbols = tf.TensorArray(tf.int32, size=height)
-    probas = tf.TensorArray(tf.float32, size=height)
-    for row in tf.range(height):
+    symbols = tf.TensorArray(tf.int32, size=num_rows)
+    probas = tf.TensorArray(tf.float32, size=num_rows)
+    for row in tf.range(num_rows):
         row_symbols, row_embeddings, row_proba = _sample_row(
             model, z, upper, row, mode, norm_context, seed)
         canvas = canvas + tf.one_hot(row, height)[None, :, None, None] * row_embeddings
@@ -86,23 +87,23 @@ def _sample_loop(model, z, mode, norm_context, seed):
 _COMPILED = weakref.WeakKeyDictionary()  # model -> {(mode, norm_context): tf.function}
 
 
-def _compiled(model, mode, norm_context):
+def _compiled(model, mode, norm_context, num_rows=None):
     functions = _COMPILED.setdefault(model, {})
-    if (mode, norm_context) not in functions:
+    if (mode, norm_context, num_rows) not in functions:
         def run(gray, seed):
             z = model.encode(gray)
-            symbols, proba = _sample_loop(model, z, mode, norm_context, seed)
+            symbols, proba = _sample_loop(model, z, mode, norm_context, seed, num_rows)
             outputs = {"symbols": symbols, "proba": proba}
             if model.has_parallel_head:
                 parallel = ops.argmax(model.parallel_logits(z), axis=-1)
                 outputs["parallel_symbols"] = ops.cast(parallel, "int32")
             return outputs
-        functions[mode, norm_context] = tf.function(run, reduce_retracing=True)
-    return functions[mode, norm_context]
+        functions[mode, norm_context, num_rows] = tf.function(run, reduce_retracing=True)
+    return functions[mode, norm_context, num_rows]
 
 
 def sample_colorizer(model, gray, mode: str = "argmax", norm_context: str = "exact",
-                     seed: int | None = None) -> dict:
+                     seed: int | None = None, num_rows: int | None = None) -> dict:
     """Samples coarse colours for grayscale images with the straightforward loop.
 
     Args:
@@ -111,6 +112,8 @@ def sample_colorizer(model, gray, mode: str = "argmax", norm_context: str = "exa
       mode: "argmax" or "sample" (categorical).
       norm_context: "exact" or "reference" (see the module docstring).
       seed: for mode "sample"; the same seed gives the same image.
+      num_rows: sample only the first rows (benchmarks time a few rows of this
+        slow loop); the outputs then hold only those rows.
 
     Returns:
       NumPy arrays: {"auto_<mode>": (B, R, R, 3) uint8 coarse RGB (x*32), "symbols": (B, R, R)
@@ -126,7 +129,7 @@ def sample_colorizer(model, gray, mode: str = "argmax", norm_context: str = "exa
     if seed is None:
         seed = int(np.random.randint(0, 2**31 - 1))
     seed_tensor = tf.constant([seed, 0], tf.int32)
-    outputs = _compiled(model, mode, norm_context)(gray, seed_tensor)
+    outputs = _compiled(model, mode, norm_context, num_rows)(gray, seed_tensor)
     result = {f"auto_{mode}": image_ops.coarse_symbols_to_rgb(outputs["symbols"]),
               "symbols": outputs["symbols"], "proba": outputs["proba"]}
     if "parallel_symbols" in outputs:

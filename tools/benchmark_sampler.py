@@ -1,0 +1,153 @@
+"""Colorizer sampling speed: the original algorithm against the cached sampler.
+
+  python tools/benchmark_sampler.py                       # tiny and paper, batch 1 and 20
+  python tools/benchmark_sampler.py --variants=paper --batch_sizes=1
+
+For each config and batch size, on the same (randomly initialised) weights and
+grayscale inputs, in the same run, it times
+  * the original algorithm ("loop": coltran_tf/sampling/colorizer_sampler.py,
+    the inner decoder over the whole row per pixel, the outer decoder over the
+    whole image per row). It is slow (minutes per image at paper size), so it
+    samples only the first --loop_rows rows; every row costs the same there,
+    so the total is estimated as encoder + rows * 64 / loop_rows, with the
+    encoder timed on its own;
+  * the cached sampler (coltran_tf/sampling/cached_sampler.py), in full,
+and prints seconds per image (and images/s) of each, their ratio and the
+process's peak memory. It also times the upsamplers' bounded-memory inference
+at paper size (--upsampler_batch images of 256x256 for the spatial upsampler).
+Times are after one warm-up call (tracing). Every measurement runs in its own
+process. The last line gives the paper-config speedups.
+"""
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import _paths  # noqa: F401
+import numpy as np
+from absl import app, flags
+
+flags.DEFINE_list("variants", ["tiny", "paper"], "tiny and/or paper colorizer sizes.")
+flags.DEFINE_list("batch_sizes", ["1", "20"], "Batch sizes to time.")
+flags.DEFINE_integer("loop_rows", 1, "Rows of the original algorithm actually sampled.")
+flags.DEFINE_integer("upsampler_batch", 8, "Spatial upsampler batch at paper size (0: skip).")
+flags.DEFINE_string("measure", None, "Internal: run one measurement in this process and "
+                    "print 'RESULT <json>'.")
+
+
+def _peak_memory_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def _timed(fn):
+    fn()  # warm-up: tracing
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _colorizer(variant):
+    from configs import colorizer
+    from coltran_tf.models.builder import build_model
+
+    model = build_model(colorizer.get_config("tiny" if variant == "tiny" else None))
+    model(np.zeros((1, 64, 64, 3), np.int32))
+    return model
+
+
+def measure(spec: str) -> dict:
+    import tensorflow as tf
+
+    kind, variant, batch = spec.split(":")
+    batch = int(batch)
+    rng = np.random.default_rng(0)
+    if kind == "spatial":
+        from configs import spatial_upsampler
+        from coltran_tf.models.builder import build_model
+
+        model = build_model(spatial_upsampler.get_config(None))
+        res = model.resolution
+        gray = rng.integers(0, 256, (batch, res, res, 1)).astype(np.int32)
+        blurry = rng.integers(0, 256, (batch, res, res, 3)).astype(np.int32)
+        seconds = _timed(lambda: model.sample(gray, blurry, "argmax"))
+        return {"seconds": seconds, "peak_gb": _peak_memory_gb()}
+    model = _colorizer(variant)
+    gray = rng.integers(0, 256, (batch, 64, 64, 1)).astype(np.int32)
+    if kind == "cached":
+        from coltran_tf.sampling.cached_sampler import sample_colorizer_cached
+
+        seconds = _timed(lambda: sample_colorizer_cached(model, gray, mode="sample", seeds=0))
+        return {"seconds": seconds, "peak_gb": _peak_memory_gb()}
+    from coltran_tf.sampling.colorizer_sampler import sample_colorizer
+
+    rows = flags.FLAGS.loop_rows
+    encode = tf.function(lambda g: model.encode(g))
+    encoder = _timed(lambda: encode(tf.constant(gray)).numpy())
+    partial = _timed(lambda: sample_colorizer(model, gray, mode="sample", seed=0,
+                                              num_rows=rows))
+    seconds = encoder + (partial - encoder) * model.resolution / rows
+    return {"seconds": seconds, "timed_rows": rows, "peak_gb": _peak_memory_gb()}
+
+
+def _run(spec: str) -> dict | None:
+    command = [sys.executable, os.path.abspath(__file__), f"--measure={spec}",
+               f"--loop_rows={flags.FLAGS.loop_rows}"]
+    result = subprocess.run(command, capture_output=True, text=True,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    for line in result.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    print(f"  {spec}: failed (exit {result.returncode}): {result.stderr.strip()[-500:]}",
+          flush=True)
+    return None
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if flags.FLAGS.measure:
+        print("RESULT " + json.dumps(measure(flags.FLAGS.measure)), flush=True)
+        return 0
+    print(f"original algorithm: first {flags.FLAGS.loop_rows} row(s) timed, scaled to 64 "
+          "rows (every row costs the same); cached sampler: timed in full", flush=True)
+    header = (f"{'config':<8} {'batch':>5} {'loop s/img':>11} {'cached s/img':>13} "
+              f"{'cached img/s':>13} {'batch s':>8} {'speedup':>8} {'peak GB':>8}")
+    print(header, flush=True)
+    speedups = {}
+    for variant in flags.FLAGS.variants:
+        for batch in (int(b) for b in flags.FLAGS.batch_sizes):
+            loop = _run(f"loop:{variant}:{batch}")
+            cached = _run(f"cached:{variant}:{batch}")
+            if not loop or not cached:
+                continue
+            ratio = loop["seconds"] / cached["seconds"]
+            speedups[variant, batch] = (loop["seconds"], cached["seconds"], ratio)
+            print(f"{variant:<8} {batch:>5} {loop['seconds'] / batch:>11.2f} "
+                  f"{cached['seconds'] / batch:>13.3f} {batch / cached['seconds']:>13.2f} "
+                  f"{cached['seconds']:>8.1f} {ratio:>7.1f}x "
+                  f"{max(loop['peak_gb'], cached['peak_gb']):>8.2f}", flush=True)
+    if flags.FLAGS.upsampler_batch:
+        batch = flags.FLAGS.upsampler_batch
+        spatial = _run(f"spatial:paper:{batch}")
+        if spatial:
+            print(f"spatial upsampler, paper size, batch {batch} at 256x256 (argmax): "
+                  f"{spatial['seconds']:.1f} s, peak memory {spatial['peak_gb']:.2f} GB",
+                  flush=True)
+    parts = []
+    for batch in sorted(b for v, b in speedups if v == "paper"):
+        loop_s, cached_s, ratio = speedups["paper", batch]
+        parts.append(f"batch {batch}: original {loop_s / batch:.1f} s/image "
+                     f"({loop_s:.0f} s per batch), cached {cached_s / batch:.2f} s/image "
+                     f"({cached_s:.1f} s per batch), {ratio:.1f}x")
+    if parts:
+        print("paper config speedup of the cached sampler: " + "; ".join(parts))
+    else:
+        print("no paper-config measurement (see --variants)")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -79,6 +79,6 @@ def test_benchmark_sampler_prints_both_samplers_and_their_ratio():
     lines = result.stdout.splitlines()
     assert "first 1 row(s) timed, scaled to 64 rows" in lines[0]
     row = next(line for line in lines if line.startswith("tiny"))
-    batch, loop, cached, per_sec, batch_s, speedup, peak = row.split()
+    _, batch, loop, cached, per_sec, batch_s, speedup, peak = row.split()
     assert int(batch) == 2 and float(loop) > 0 and float(cached) > 0 and float(peak) > 0
     assert abs(float(speedup[:-1]) - float(loop) / float(cached)) < 0.05 * float(speedup[:-1])

@@ -9,7 +9,7 @@ new row is computed alone:
   finished rows are kept in per-layer caches (B, W, heads, H, depth) and the new
   row attends to them. Its output is the `upper` context of the next row.
 * Inner decoder, once per pixel: its masked row attention only sees pixels on
-  the left, whose keys and values are cached per layer (B, 1, W, heads, depth).
+  the left, whose keys and values are cached per layer (B, heads, W, depth).
   The conditioning projections of attention and MLP depend on (z, upper) of
   the row, so they are computed once per row; the conditional LayerNorms'
   scale and shift depend on z only (pooled over the image: once per image; in
@@ -135,16 +135,25 @@ def _flat(tensor):
     return tf.transpose(flat, [1, 0, 2])
 
 
-def _attention_step_weights(att, context):
-    """Per-row tensors of one inner attention block for flat (B, D) pixel steps.
-
-    Returns (kernel (D, 3D) of q|k|v, scale (W, B, 3D), shift (W, B, 3D), output
-    kernel (D, D)) such that q|k|v = (x @ kernel) * scale + shift, with the
-    conditioning and q's depth^-0.5 folded into scale and shift.
-    """
-    hidden = att.hidden_size
+def _attention_step_constants(att):
+    """Per-image tensors of one inner attention block for flat (B, D) pixel steps:
+    (q|k|v kernel (D, 3D), output kernel (D, D), bias (W, heads, 1, W) = the
+    relative position bias plus the future mask of each query column)."""
+    hidden, width = att.hidden_size, att.length
     kernel = tf.concat([tf.reshape(getattr(att, w).kernel, [hidden, hidden])
                         for w in ("q", "k", "v")], axis=1)
+    output = tf.reshape(att.output_projection.kernel, [hidden, hidden])
+    relative = tf.range(width)[None, :] - tf.range(width)[:, None]  # (Wq, Wk)
+    bias = tf.gather(att.relative_bias, relative + width - 1, axis=1)  # (h, Wq, Wk)
+    bias = bias + tf.cast(relative > 0, bias.dtype)[None] * MASK_VALUE
+    return kernel, output, tf.transpose(bias, [1, 0, 2])[:, :, None]
+
+
+def _attention_step_conditions(att, context):
+    """Per-row (scale, shift), each (W, B, 3D), of one inner attention block such
+    that q|k|v = (x @ kernel) * scale + shift, with the conditioning and q's
+    depth^-0.5 folded in."""
+    hidden = att.hidden_size
     conditions = att.condition(context) if att.is_conditional else {}
     scales, shifts = [], []
     ones = tf.ones_like(_flat(context)[..., :hidden])
@@ -159,8 +168,7 @@ def _attention_step_weights(att, context):
             scale, shift = ones, _flat(conditions[which])
         scales.append(scale * factor)
         shifts.append(shift * factor)
-    output = tf.reshape(att.output_projection.kernel, [hidden, hidden])
-    return kernel, tf.concat(scales, -1), tf.concat(shifts, -1), output
+    return tf.concat(scales, -1), tf.concat(shifts, -1)
 
 
 def _mlp_step_weights(block, context):
@@ -180,15 +188,16 @@ def _flat_norm(conditions):
     return None if conditions is None else tuple(t[:, 0, 0] for t in conditions)
 
 
-def _inner_row(model, z_row, upper_row, row, norm_conditions, uniforms_row, choose, caches):
+def _inner_row(model, z_row, upper_row, row, norm_conditions, uniforms_row, choose, caches,
+               constants):
     """Samples one row pixel by pixel, on flat (B, D) pixel tensors.
 
     The per-pixel step is written with the layers' weights directly (one fused
-    q|k|v matmul, key/value cache variables (B, heads, W, depth) written in place
-    and read by plain batched matmuls (stale entries of the previous row are
-    masked),
-    conditioning gathered from per-row tensors) to keep it to few kernels: at
-    one pixel per step, the number of ops, not arithmetic, is the cost.
+    q|k|v matmul; key/value cache variables (B, heads, W, depth) written in
+    place and read by plain batched matmuls, stale entries of the previous row
+    being masked; conditioning gathered from per-row tensors) to keep it to few
+    kernels: at one pixel per step, the number of ops, not arithmetic, is the
+    cost. `constants` are `_attention_step_constants` per attention block.
 
     Returns (symbols (B, W) int32, embeddings (B, 1, W, D), proba (B, W, 512)).
     """
@@ -197,17 +206,12 @@ def _inner_row(model, z_row, upper_row, row, norm_conditions, uniforms_row, choo
     width, hidden = inner.width, inner.hidden_size
     heads, depth = inner.num_heads, hidden // inner.num_heads
     context = tf.concat([z_row, upper_row], axis=-1)  # (B, 1, W, 2D)
-    blocks = []
-    for block, conditions in zip(inner.blocks, norm_conditions):
+    blocks, constants = [], iter(constants)
+    for block in inner.blocks:
         if hasattr(block, "attention"):
-            att = block.attention
-            # bias[col] (heads, 1, W): relative position bias + future mask of query col.
-            relative = tf.range(width)[None, :] - tf.range(width)[:, None]  # (Wq, Wk)
-            bias = tf.gather(att.relative_bias, relative + width - 1, axis=1)  # (h, Wq, Wk)
-            bias = bias + tf.cast(relative > 0, bias.dtype)[None] * MASK_VALUE
-            weights = _attention_step_weights(att, context)
-            blocks.append(("attention", block, weights, tf.transpose(bias, [1, 0, 2])[:, :,
-                                                                                     None]))
+            kernel, output, bias = next(constants)
+            scale, shift = _attention_step_conditions(block.attention, context)
+            blocks.append(("attention", block, (kernel, scale, shift, output), bias))
         else:
             blocks.append(("mlp", block, _mlp_step_weights(block, context), None))
     norms = [_flat_norm(conditions) for conditions in norm_conditions]
@@ -291,6 +295,8 @@ def _sample(model, gray, uniforms, caches, mode, norm_context, temperature, top_
     outer_norms = [_norm_conditions(b, z) for b in outer.blocks]
     inner_norms_image = [_norm_conditions(b, z) for b in inner.blocks]
     outer_caches, inner_caches = caches
+    constants = [_attention_step_constants(b.attention) for b in inner.blocks
+                 if hasattr(b, "attention")]
 
     def choose(logits, probs, uniform):
         return _choose(logits, probs, uniform, mode, temperature, top_k, top_p)
@@ -306,7 +312,7 @@ def _sample(model, gray, uniforms, caches, mode, norm_context, temperature, top_
             inner_norms = inner_norms_image
         row_symbols, row_embeddings, row_proba = _inner_row(
             model, z_row, upper, row, inner_norms, _at(uniforms, row, 1)[:, 0], choose,
-            inner_caches)
+            inner_caches, constants)
         symbols = symbols.write(row, row_symbols)
         probas = probas.write(row, row_proba)
         if row + 1 < height:  # the last row's outer output is never used

@@ -20,7 +20,6 @@ expensive stage) of unfinished ones; `run.json` records the models and
 settings, and a re-run with other ones is refused instead of mixing results.
 """
 
-import json
 import os
 from dataclasses import dataclass, field
 
@@ -30,11 +29,12 @@ from PIL import Image
 
 from coltran_tf.data.decode import IMAGE_EXTENSIONS, read_image
 from coltran_tf.data.preprocess import resize_area
-from coltran_tf.sampling.sheets import contact_sheet, save_png
 from coltran_tf.sampling.cached_sampler import SAMPLER_DEFAULTS, sample_coarse
+from coltran_tf.sampling.sheets import contact_sheet, save_png
 from coltran_tf.sampling.staged import stage_outputs, uncertainty_image
-from coltran_tf.utils import image_ops
 from coltran_tf.train.progress import Rate, format_duration
+from coltran_tf.utils import image_ops
+from coltran_tf.utils.files import settings_changes, write_json
 
 STAGE_DIRS = ("uncertainty", "stage1", "stage2", "final", "fullres")  # in writing order
 RUN_FILE = "run.json"
@@ -167,21 +167,14 @@ def _path(store_dir, stage, stem, k, num_samples):
 
 def _check_run_file(store_dir: str, settings: dict, overwrite: bool) -> None:
     path = os.path.join(store_dir, RUN_FILE)
-    if os.path.exists(path) and not overwrite:
-        with open(path) as f:
-            found = json.load(f)
-        if found != settings:
-            changed = sorted(k for k in set(found) | set(settings)
-                             if found.get(k) != settings.get(k))
-            raise ColorizeError(
-                f"--store_dir={store_dir!r} holds results of a run with other settings "
-                f"({', '.join(f'{k}: {found.get(k)!r} then, {settings.get(k)!r} now' for k in changed)}). "
-                "Use a new --store_dir, re-run with the earlier settings, or pass --overwrite "
-                "to replace those results.")
+    changes = None if overwrite else settings_changes(path, settings)
+    if changes:
+        raise ColorizeError(
+            f"--store_dir={store_dir!r} holds results of a run with other settings "
+            f"({changes}). Use a new --store_dir, re-run with the earlier settings, or pass "
+            "--overwrite to replace those results.")
     os.makedirs(store_dir, exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(settings, f, indent=1, sort_keys=True)
-    os.replace(path + ".tmp", path)
+    write_json(path, settings)
 
 
 def _remove_leftovers(store_dir: str) -> None:
@@ -242,6 +235,7 @@ def _write_sheet(store_dir, img_dir, done_files, stems, num_samples, max_rows):
     if not rows:
         return None
     columns = [[read_image(os.path.join(img_dir, rel)) for rel in rows]]
+
     def load(stage, rel, k):
         path = _path(store_dir, stage, stems[rel], k, num_samples)
         if not os.path.exists(path):  # e.g. no map from an interrupted older run
@@ -349,10 +343,7 @@ def colorize_folder(pipeline: Pipeline, img_dir: str, store_dir: str, num_sample
     summary = {"colorized": colorized, "resumed": finished_before, "reused_stage1": reused,
                "skipped": [{"file": rel, "reason": reason} for rel, reason in skipped],
                "contact_sheet": sheet, **kinds}
-    with open(os.path.join(store_dir, REPORT_FILE + ".tmp"), "w") as f:
-        json.dump(summary, f, indent=1)
-    os.replace(os.path.join(store_dir, REPORT_FILE + ".tmp"),
-               os.path.join(store_dir, REPORT_FILE))
+    write_json(os.path.join(store_dir, REPORT_FILE), summary, sort_keys=False)
     report(f"Done: {len(colorized)} image(s) colorized in {store_dir}/fullres "
            f"({kinds['grayscale']} grayscale, {kinds['color']} colour recolorized from their "
            f"luminance this run; {finished_before} finished by an earlier run).")

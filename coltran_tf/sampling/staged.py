@@ -6,7 +6,6 @@ stage's records from `config.sample.gen_data_dir` (or condition on ground
 truth without it) and write their own, in the original's TFRecord schema.
 """
 
-import json
 import math
 import os
 import shutil
@@ -23,6 +22,7 @@ from coltran_tf.sampling.records import PARTIAL_SUFFIX, read_gen_dir, read_recor
 from coltran_tf.train.progress import Rate, format_duration
 from coltran_tf.train.state import load_for_inference
 from coltran_tf.utils import image_ops
+from coltran_tf.utils.files import settings_changes, write_json
 
 MODES = ("sample_train", "sample_valid", "sample_test")
 UNCERTAINTY_DIR = "uncertainty"  # per-image PNGs of the colorizer's max probability
@@ -105,22 +105,15 @@ def _open_partial(directory: str, plan: dict) -> None:
     """Creates the directory of an unfinished shard, or checks that its batches
     were made by the same job (same shard, batch size, model, conditioning)."""
     path = os.path.join(directory, "plan.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            found = json.load(f)
-        if found != plan:
-            changed = sorted(k for k in set(plan) | set(found) if plan.get(k) != found.get(k))
-            raise ValueError(
-                f"{directory} holds batches of an interrupted run with other settings "
-                f"({', '.join(f'{k}: {found.get(k)!r} then, {plan.get(k)!r} now' for k in changed)}). "
-                "Re-run with the earlier settings to finish it, or delete that directory to "
-                "start this shard afresh.")
-        return
-    os.makedirs(directory, exist_ok=True)
-    staging = path + ".tmp"
-    with open(staging, "w") as f:
-        json.dump(plan, f, indent=1, sort_keys=True)
-    os.replace(staging, path)
+    changes = settings_changes(path, plan)
+    if changes:
+        raise ValueError(
+            f"{directory} holds batches of an interrupted run with other settings "
+            f"({changes}). Re-run with the earlier settings to finish it, or delete that "
+            "directory to start this shard afresh.")
+    if not os.path.exists(path):
+        os.makedirs(directory, exist_ok=True)
+        write_json(path, plan)
 
 
 def run_stage(config, logdir: str, mode: str, checkpoint: str | None = None,

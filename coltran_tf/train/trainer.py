@@ -26,6 +26,7 @@ from coltran_tf.data import datasets, decode
 from coltran_tf.train import state as state_lib
 from coltran_tf.train.progress import GracefulStop, Rate, format_duration
 from coltran_tf.train.strategy import is_chief, task_id
+from coltran_tf.utils.files import write_json
 
 
 def loss_names(model) -> list[str]:
@@ -126,10 +127,7 @@ def _append_log(logdir: str, record: dict) -> None:
 def _write_config(logdir: str, config) -> None:
     """$logdir/config.json: what sampling and colorize build the model from."""
     os.makedirs(logdir, exist_ok=True)
-    path = os.path.join(logdir, CONFIG_FILE)
-    with open(path + ".tmp", "w") as f:
-        json.dump(config_to_dict(config), f, indent=1, sort_keys=True)
-    os.replace(path + ".tmp", path)
+    write_json(os.path.join(logdir, CONFIG_FILE), config_to_dict(config))
 
 
 def train(config, logdir: str, strategy: tf.distribute.Strategy | None = None,

@@ -32,6 +32,16 @@ def test_reference_mode_equals_the_original_algorithm(variant):
     assert np.abs(cached["proba"] - loop["proba"]).max() < 1e-5
 
 
+def test_graph_and_xla_samplers_agree():
+    """jit_compile=False (a TensorFlow graph, scatter cache writes) samples what the
+    default XLA loop (in-place dynamic-update-slice writes) does."""
+    model, gray = _model(VARIANTS[sorted(VARIANTS)[-1]]), _gray()
+    xla = sample_colorizer_cached(model, gray, seeds=[3, 4])
+    graph = sample_colorizer_cached(model, gray, seeds=[3, 4], jit_compile=False)
+    np.testing.assert_array_equal(xla["symbols"], graph["symbols"])
+    assert np.abs(xla["proba"] - graph["proba"]).max() < 1e-5
+
+
 def test_seeds_are_per_image_and_samples_batch_together():
     model, gray = _model({}), _gray(batch=3)
     one = sample_colorizer_cached(model, gray, seeds=[4, 5, 6])

@@ -1,0 +1,51 @@
+"""sRGB <-> CIE Lab (D65) exactly as the official iColoriT code (spec §2).
+
+All functions take and return channels-last tensors (..., 3) and work on
+NumPy arrays and backend tensors alike (keras.ops).
+"""
+
+import numpy as np
+from keras import ops
+
+L_CENT, L_NORM, AB_NORM = 50.0, 100.0, 110.0
+_RGB_TO_XYZ = np.array([[0.412453, 0.357580, 0.180423],
+                        [0.212671, 0.715160, 0.072169],
+                        [0.019334, 0.119193, 0.950227]], np.float32)
+_XYZ_TO_RGB = np.array([[3.24048134, -1.53715152, -0.49853633],
+                        [-0.96925495, 1.87599, 0.04155593],
+                        [0.05564664, -0.20404134, 1.05731107]], np.float32)
+_WHITE = np.array([0.95047, 1.0, 1.08883], np.float32)
+
+
+def rgb_to_lab(rgb):
+    """(..., 3) RGB in [0, 1] -> (..., 3) Lab (L in [0, 100], a/b about +-110)."""
+    rgb = ops.cast(rgb, "float32")
+    linear = ops.where(rgb > 0.04045, ops.power((rgb + 0.055) / 1.055, 2.4), rgb / 12.92)
+    xyz = ops.matmul(linear, ops.transpose(ops.convert_to_tensor(_RGB_TO_XYZ))) / _WHITE
+    f = ops.where(xyz > 0.008856, ops.power(ops.maximum(xyz, 1e-12), 1.0 / 3.0),
+                  7.787 * xyz + 16.0 / 116.0)
+    fx, fy, fz = f[..., 0], f[..., 1], f[..., 2]
+    return ops.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
+
+
+def lab_to_rgb(lab):
+    """(..., 3) Lab -> (..., 3) RGB; negatives clamped to 0, no upper clip (spec §2)."""
+    lab = ops.cast(lab, "float32")
+    fy = (lab[..., 0] + 16.0) / 116.0
+    fx = lab[..., 1] / 500.0 + fy
+    fz = ops.maximum(fy - lab[..., 2] / 200.0, 0.0)
+    f = ops.stack([fx, fy, fz], axis=-1)
+    xyz = ops.where(f > 0.2068966, f ** 3, (f - 16.0 / 116.0) / 7.787) * _WHITE
+    linear = ops.maximum(ops.matmul(xyz, ops.transpose(ops.convert_to_tensor(_XYZ_TO_RGB))), 0.0)
+    return ops.where(linear > 0.0031308,
+                     1.055 * ops.power(ops.maximum(linear, 1e-12), 1.0 / 2.4) - 0.055,
+                     12.92 * linear)
+
+
+def normalize_lab(lab):
+    """Lab -> the network's [L_n, a_n, b_n] = [(L - 50) / 100, a / 110, b / 110]."""
+    return ops.concatenate([(lab[..., :1] - L_CENT) / L_NORM, lab[..., 1:] / AB_NORM], axis=-1)
+
+
+def denormalize_lab(lab_n):
+    return ops.concatenate([lab_n[..., :1] * L_NORM + L_CENT, lab_n[..., 1:] * AB_NORM], axis=-1)

@@ -1,0 +1,58 @@
+"""Colorize a photo with iColoriT from a file of point hints.
+
+  python -m coltran_tf.icolorit.colorize --image=photo.jpg --hints=hints.json \
+      --weights=icolorit_tiny.npz --output=photo_color.png
+
+--hints: JSON, a list of {"y": row, "x": column, "rgb": [r, g, b]} (or
+"ab": [a, b]) in the photo's own pixels; no --hints = automatic colorization.
+--weights: an official state_dict as .npz (converted from the released .pth,
+see README) or .pth (needs PyTorch), or a model directory written by our
+training. The model runs at 224x224; the result has the photo's size and its
+original luminance.
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+flags.DEFINE_string("image", None, "The photo (any size; colour photos are recolorized).")
+flags.DEFINE_string("hints", None, "JSON file of hints; omit for automatic colorization.")
+flags.DEFINE_string("weights", None, "iColoriT weights: .npz / .pth state_dict or our model dir.")
+flags.DEFINE_string("output", None, "Where to write the PNG (default: <image>_icolorit.png).")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    from PIL import Image
+
+    from coltran_tf.data.decode import read_image
+    from coltran_tf.icolorit.convert import WeightsError, load_weights
+    from coltran_tf.icolorit.inference import HintError, colorize, read_hints
+    from coltran_tf.sampling.sheets import save_png
+
+    flags_ = flags.FLAGS
+    if not flags_.image or not flags_.weights:
+        print("Error: --image and --weights are required (see --help).", file=sys.stderr)
+        return 2
+    output = flags_.output or os.path.splitext(flags_.image)[0] + "_icolorit.png"
+    try:
+        rgb = read_image(flags_.image)
+    except (OSError, ValueError) as error:
+        print(f"Error: cannot read --image={flags_.image}: {error}", file=sys.stderr)
+        return 2
+    try:
+        hints = read_hints(flags_.hints) if flags_.hints else []
+        model = load_weights(flags_.weights)
+        result = colorize(model, rgb, hints)
+    except (HintError, WeightsError) as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 2
+    save_png(Image.fromarray(result), output)
+    print(f"{output}: {result.shape[1]}x{result.shape[0]}, {len(hints)} hints")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,152 @@
+"""Official iColoriT weights (PyTorch state_dict layout, spec §8) -> our model.
+
+NumPy in, no PyTorch needed: `state_dict` is a mapping key -> array, e.g. an
+.npz written from the official checkpoint. `load_pth` reads a released .pth
+when PyTorch happens to be installed.
+"""
+
+import json
+import os
+
+import numpy as np
+
+from coltran_tf.icolorit.model import IColoriT, build_icolorit
+
+SKIPPED_SUFFIXES = ("relative_position_index",)  # constant buffers, recomputed
+
+
+class WeightsError(ValueError):
+    """A state_dict that does not fit the model (names the keys and the fix)."""
+
+
+def architecture(state_dict) -> dict:
+    """Constructor arguments of the model a state_dict was saved from."""
+    try:
+        hidden, _, patch, _ = state_dict["patch_embed.proj.weight"].shape
+        depth = 1 + max(int(k.split(".")[1]) for k in state_dict if k.startswith("blocks."))
+        table, heads = state_dict["blocks.0.attn.rpb_table"].shape
+        mlp = state_dict["blocks.0.mlp.fc1.weight"].shape[0] // hidden
+    except (KeyError, ValueError) as error:
+        raise WeightsError(f"Not an iColoriT state_dict with the CNN head and relative "
+                           f"position bias (missing or odd {error}).") from None
+    grid = (int(round(np.sqrt(table))) + 1) // 2
+    return {"patch_size": int(patch), "hidden_size": int(hidden), "depth": depth,
+            "num_heads": int(heads), "mlp_ratio": int(mlp), "image_size": int(grid * patch)}
+
+
+def _targets(model: IColoriT) -> dict:
+    """Official key -> (our variable, transform from the PyTorch array)."""
+    linear = lambda w: w.T  # noqa: E731  (out, in) -> (in, out)
+    conv = lambda w: np.transpose(w, (2, 3, 1, 0))  # noqa: E731  (out, in, kh, kw) -> HWIO
+    same = lambda w: w  # noqa: E731
+    targets = {"patch_embed.proj.weight": (model.patch_embed.kernel, conv),
+               "patch_embed.proj.bias": (model.patch_embed.bias, same),
+               "norm.weight": (model.norm.gamma, same), "norm.bias": (model.norm.beta, same),
+               "head.head.weight": (model.head.conv.kernel, conv),
+               "head.head.bias": (model.head.conv.bias, same)}
+    for i, block in enumerate(model.blocks):
+        prefix = f"blocks.{i}."
+        targets.update({
+            prefix + "norm1.weight": (block.norm1.gamma, same),
+            prefix + "norm1.bias": (block.norm1.beta, same),
+            prefix + "attn.q_bias": (block.attn.q_bias, same),
+            prefix + "attn.v_bias": (block.attn.v_bias, same),
+            prefix + "attn.rpb_table": (block.attn.rpb_table, same),
+            prefix + "attn.qkv.weight": (block.attn.qkv.kernel, linear),
+            prefix + "attn.proj.weight": (block.attn.proj.kernel, linear),
+            prefix + "attn.proj.bias": (block.attn.proj.bias, same),
+            prefix + "norm2.weight": (block.norm2.gamma, same),
+            prefix + "norm2.bias": (block.norm2.beta, same),
+            prefix + "mlp.fc1.weight": (block.fc1.kernel, linear),
+            prefix + "mlp.fc1.bias": (block.fc1.bias, same),
+            prefix + "mlp.fc2.weight": (block.fc2.kernel, linear),
+            prefix + "mlp.fc2.bias": (block.fc2.bias, same),
+        })
+    return targets
+
+
+def load_state_dict(model: IColoriT, state_dict) -> IColoriT:
+    """Assigns an official state_dict to a built model; strict like the official
+    loaders: every key used, every variable set, every shape equal."""
+    targets = _targets(model)
+    keys = {k for k in state_dict if not k.endswith(SKIPPED_SUFFIXES)}
+    missing, unexpected = sorted(set(targets) - keys), sorted(keys - set(targets))
+    if missing or unexpected:
+        raise WeightsError(
+            f"The state_dict does not match this iColoriT model: missing {missing[:5]}"
+            f"{' ...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
+            f"{' ...' if len(unexpected) > 5 else ''}. Build the model from the weights "
+            "(model_from_state_dict) or pick the preset they were trained with.")
+    values = []
+    for key, (variable, transform) in targets.items():
+        value = transform(np.asarray(state_dict[key], np.float32))
+        if tuple(value.shape) != tuple(variable.shape):
+            raise WeightsError(f"{key}: shape {tuple(state_dict[key].shape)} gives "
+                               f"{tuple(value.shape)}, the model has {tuple(variable.shape)}.")
+        values.append((variable, value))
+    for variable, value in values:
+        variable.assign(value)
+    return model
+
+
+def model_from_state_dict(state_dict) -> IColoriT:
+    """A model of the state_dict's own architecture with its weights."""
+    return load_state_dict(build_icolorit(architecture(state_dict)), state_dict)
+
+
+def load_pth(path: str) -> dict:
+    """A released .pth checkpoint -> {key: numpy array} (needs PyTorch)."""
+    try:
+        import torch
+    except ImportError:
+        raise WeightsError(f"{path} is a PyTorch checkpoint and PyTorch is not installed. "
+                           "Install it (pip install torch) or convert the file to .npz on a "
+                           "machine that has it: numpy.savez(out, **{k: v.numpy() for k, v "
+                           "in torch.load(path)['model'].items()}).") from None
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else checkpoint
+    return {key: value.detach().cpu().numpy() for key, value in state.items()}
+
+
+def read_state_dict(path: str) -> dict:
+    """A state_dict from .npz (our converter's input) or .pth (needs PyTorch)."""
+    if not os.path.exists(path):
+        raise WeightsError(f"No weights file at {path}.")
+    if path.endswith((".pth", ".pt")):
+        return load_pth(path)
+    try:
+        with np.load(path) as data:
+            return {key: data[key] for key in data.files}
+    except (ValueError, OSError) as error:
+        raise WeightsError(f"{path} is not a readable .npz state_dict ({error}).") from None
+
+
+def load_weights(path: str) -> IColoriT:
+    """Any iColoriT weights: official .npz/.pth state_dicts, or our own saved model
+    directory (config.json + model.weights.h5)."""
+    if os.path.isdir(path):
+        return load_saved(path)
+    return model_from_state_dict(read_state_dict(path))
+
+
+def save(model: IColoriT, directory: str) -> None:
+    """Our format: config.json (constructor arguments) + model.weights.h5."""
+    os.makedirs(directory, exist_ok=True)
+    config = {k: v for k, v in model.get_config().items()
+              if k in ("patch_size", "hidden_size", "depth", "num_heads", "mlp_ratio",
+                       "image_size")}
+    model.save_weights(os.path.join(directory, "model.weights.h5"))
+    with open(os.path.join(directory, "config.json"), "w") as f:
+        json.dump(config, f, indent=1)
+
+
+def load_saved(directory: str) -> IColoriT:
+    config_path = os.path.join(directory, "config.json")
+    weights_path = os.path.join(directory, "model.weights.h5")
+    if not (os.path.exists(config_path) and os.path.exists(weights_path)):
+        raise WeightsError(f"{directory} holds no iColoriT model (expected config.json and "
+                           "model.weights.h5, as written by training or icolorit.convert).")
+    with open(config_path) as f:
+        model = build_icolorit(json.load(f))
+    model.load_weights(weights_path)
+    return model

@@ -1,0 +1,85 @@
+"""Training and evaluation inputs (spec ICOLORIT.md §3.1, §4).
+
+Sources: `config.dataset` = folder | tfrecord | imagenet | bundled (the ColTran
+pipeline's readers: unreadable files are skipped and counted) or
+`tfds:<name>` for any TFDS dataset with an `image` feature.
+Training: RandomResizedCrop(224) (area 0.08..1, ratio 3/4..4/3, bilinear; if no
+crop fits in 10 tries, the whole image), Lab, and a random hint mask.
+Evaluation: the image squeezed to 224x224 (bilinear), no hints.
+"""
+
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from coltran_tf.data import datasets as coltran_data
+from coltran_tf.data import decode
+from coltran_tf.icolorit.color import normalize_lab, rgb_to_lab
+from coltran_tf.icolorit.hints import random_hint_mask
+
+
+def _spec(config) -> coltran_data.DataSpec:
+    data = config.data
+    return coltran_data.DataSpec(
+        dataset=config.dataset, data_dir=data.data_dir, manual_dir=data.manual_dir,
+        valid_percent=float(data.valid_percent), test_percent=float(data.test_percent),
+        shuffle_buffer=int(data.shuffle_buffer), num_epochs=-1, seed=int(config.seed),
+        resolution=int(config.image_size), downsample=False, downsample_res=0,
+        random_channel=False)
+
+
+def image_source(config, split: str, training: bool, stats: decode.DecodeStats,
+                 seed: int) -> tf.data.Dataset:
+    """Decoded uint8 (H, W, 3) images of one split."""
+    if config.dataset.startswith("tfds:"):
+        name = config.dataset[len("tfds:"):]
+        split_name = {"train": "train", "eval_train": "train"}.get(split, "validation")
+        dataset = tfds.load(name, split=split_name, data_dir=config.data.data_dir or None,
+                            shuffle_files=training)
+        return dataset.map(lambda ex: tf.image.grayscale_to_rgb(ex["image"])
+                           if ex["image"].shape[-1] == 1 else ex["image"])
+    if config.dataset not in coltran_data.DATASETS:
+        raise coltran_data.DataError(
+            f"config.dataset={config.dataset!r}; choose one of "
+            f"{list(coltran_data.DATASETS)} or 'tfds:<name>'.")
+    spec = _spec(config)
+    return coltran_data.source(spec, split, stats, training, seed).map(lambda image, _: image)
+
+
+def random_resized_crop(image, seed, size: int, scale, ratio):
+    """(H, W, 3) uint8 -> (size, size, 3) float32 in [0, 1] (stateless seed)."""
+    begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.shape(image), bounding_boxes=tf.zeros([1, 0, 4]), seed=seed,
+        area_range=scale, aspect_ratio_range=ratio, max_attempts=10,
+        use_image_if_no_bounding_boxes=True)
+    crop = tf.slice(image, begin, crop_size)
+    return tf.image.resize(tf.cast(crop, tf.float32) / 255.0, [size, size], "bilinear")
+
+
+def get_dataset(config, split: str, batch_size: int, training: bool,
+                stats: decode.DecodeStats | None = None, seed_offset: int = 0):
+    """Batches of {"lab": (B, 224, 224, 3) normalized Lab, "mask": (B, 12544)
+    mask_not_hint}; evaluation batches carry all-ones masks (no hints)."""
+    stats = stats if stats is not None else decode.DecodeStats()
+    seed = int(config.seed) + seed_offset
+    dataset = image_source(config, split, training, stats, seed)
+    size = int(config.image_size)
+    if training:
+        dataset = dataset.repeat().shuffle(int(config.data.shuffle_buffer), seed=seed)
+
+    def to_example(index, image):
+        example_seed = tf.stack([tf.cast(seed, tf.int64), index])
+        crop_seed, hint_seed = tf.unstack(tf.random.experimental.stateless_split(
+            example_seed, 2))
+        if training:
+            rgb = random_resized_crop(image, crop_seed, size, config.crop_scale,
+                                      config.crop_ratio)
+            mask = random_hint_mask(hint_seed, int(config.max_hints), size // 2)
+        else:
+            rgb = tf.image.resize(tf.cast(image, tf.float32) / 255.0, [size, size], "bilinear")
+            mask = tf.ones([(size // 2) ** 2])
+        lab = normalize_lab(rgb_to_lab(tf.clip_by_value(rgb, 0.0, 1.0)))
+        return {"lab": lab, "mask": mask}
+
+    dataset = dataset.enumerate().map(to_example, num_parallel_calls=tf.data.AUTOTUNE,
+                                      deterministic=True)
+    return dataset.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,101 @@
+"""PSNR@N, B-PSNR@N and PEV@N on a folder of photos with fixed hint files
+(spec ICOLORIT.md §5.1): the official protocol.
+
+Per image: PIL bilinear resize to 224x224 (squeezed); hints read from
+`<hint_dir>/h2-n<N>/<stem>.txt` with the ground truth's 2x2 Lab mean as
+colour; prediction = [L of the ground truth, predicted ab] -> RGB, clipped and
+8-bit quantized; metrics against the resized ground truth; means over images.
+"""
+
+import os
+
+import numpy as np
+from PIL import Image
+
+from coltran_tf.data.datasets import list_image_files
+from coltran_tf.data.decode import read_image
+from coltran_tf.icolorit.color import AB_NORM, lab_to_rgb, normalize_lab, rgb_to_lab
+from coltran_tf.icolorit.hints import EVAL_HINT_COUNTS, read_hint_file
+from coltran_tf.icolorit.metrics import METRICS
+from coltran_tf.icolorit.model import IMAGE_SIZE, network_input
+from coltran_tf.utils.files import write_json
+
+
+class EvaluationError(ValueError):
+    """Missing images or hint files (the message names the fix)."""
+
+
+def image_dir(data_dir: str) -> str:
+    """The official layout keeps images in <root>/imgs/; a plain folder works too."""
+    nested = os.path.join(data_dir, "imgs")
+    return nested if os.path.isdir(nested) else data_dir
+
+
+def load_ground_truth(path: str) -> np.ndarray:
+    """(224, 224, 3) float in [0, 1]: 8-bit, PIL-bilinear squeezed."""
+    image = Image.fromarray(read_image(path)).resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)
+    return np.asarray(image, np.float32) / 255.0
+
+
+def predict(model, ground_truth: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """(B, 224, 224, 3) [0, 1] + (B, 12544) mask_not_hint -> (B, 224, 224, 3) 8-bit/255."""
+    lab = np.asarray(rgb_to_lab(ground_truth))
+    ab = np.asarray(model(network_input(normalize_lab(lab), masks))) * AB_NORM
+    rgb = np.clip(np.asarray(lab_to_rgb(np.concatenate([lab[..., :1], ab], -1))), 0.0, 1.0)
+    return np.round(rgb * 255.0) / 255.0
+
+
+def evaluate_folder(model, data_dir: str, hint_dir: str, counts=EVAL_HINT_COUNTS,
+                    batch_size: int = 16, store_dir: str | None = None) -> dict:
+    """{N: {"PSNR": .., "B-PSNR": .., "PEV": .., "images": n}} for each hint count N.
+
+    store_dir: also write the predictions as <store_dir>/h2-n<N>/<stem>.png.
+    """
+    root = image_dir(data_dir)
+    files = list_image_files(root)
+    stems = [os.path.splitext(f)[0] for f in files]
+    results = {}
+    for count in counts:
+        folder = os.path.join(hint_dir, f"h2-n{count}")
+        missing = [s for s in stems if not os.path.exists(os.path.join(folder, s + ".txt"))]
+        if missing:
+            raise EvaluationError(
+                f"{len(missing)} hint files missing in {folder} (e.g. {missing[0]}.txt); "
+                "write a fixed set with --make_hints or point --hint_dir at the official ones.")
+        scores = {name: [] for name in METRICS}
+        for start in range(0, len(files), batch_size):
+            chunk = range(start, min(start + batch_size, len(files)))
+            truth = np.stack([load_ground_truth(os.path.join(root, files[i])) for i in chunk])
+            masks = np.stack([read_hint_file(os.path.join(folder, stems[i] + ".txt"))
+                              for i in chunk])
+            predicted = predict(model, truth, masks)
+            for i, p, t in zip(chunk, predicted, truth):
+                for name, metric in METRICS.items():
+                    scores[name].append(metric(p, t))
+                if store_dir:
+                    out = os.path.join(store_dir, f"h2-n{count}", stems[i] + ".png")
+                    os.makedirs(os.path.dirname(out), exist_ok=True)
+                    Image.fromarray((p * 255).round().astype(np.uint8)).save(out)
+        results[count] = {name: float(np.mean(v)) for name, v in scores.items()}
+        results[count]["images"] = len(files)
+    return results
+
+
+def results_table(results: dict, title: str) -> str:
+    """A Markdown table: one row per hint count."""
+    names = list(METRICS)
+    lines = [f"### {title}", "", "| hints | " + " | ".join(names) + " | images |",
+             "|---:|" + "---:|" * (len(names) + 1)]
+    for count, row in results.items():
+        lines.append(f"| {count} | " + " | ".join(f"{row[n]:.3f}" for n in names)
+                     + f" | {row['images']} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(results: dict, title: str, store_dir: str) -> str:
+    os.makedirs(store_dir, exist_ok=True)
+    write_json(os.path.join(store_dir, "results.json"), {str(k): v for k, v in results.items()})
+    table = results_table(results, title)
+    with open(os.path.join(store_dir, "results.md"), "w") as f:
+        f.write(table)
+    return table

@@ -1,0 +1,41 @@
+"""Evaluation metrics as the official code computes them (spec ICOLORIT.md §5.2).
+
+Images are (224, 224, 3) RGB in [0, 1] (predictions 8-bit quantized first).
+"""
+
+import numpy as np
+
+MSE_FLOOR = 1e-5  # caps PSNR at 50 dB
+PATCH = 16        # hard-coded in the official B-PSNR and PEV
+
+
+def psnr(predicted: np.ndarray, target: np.ndarray) -> float:
+    mse = max(float(np.mean((predicted - target) ** 2)), MSE_FLOOR)
+    return 20.0 * np.log10(1.0 / np.sqrt(mse))
+
+
+def boundary_mask(size: int = 224, patch: int = PATCH) -> np.ndarray:
+    """(size, size) bool: rows and columns patch*k - 1 and patch*k, k = 1..size/patch - 1
+    (both sides of every internal patch border; 10,972 pixels at 224)."""
+    lines = np.zeros(size, bool)
+    for k in range(1, size // patch):
+        lines[[patch * k - 1, patch * k]] = True
+    return lines[:, None] | lines[None, :]
+
+
+def boundary_psnr(predicted: np.ndarray, target: np.ndarray) -> float:
+    error = np.mean((predicted - target) ** 2, axis=-1)
+    mse = max(float(error[boundary_mask(error.shape[0])].mean()), MSE_FLOOR)
+    return 20.0 * np.log10(1.0 / np.sqrt(mse))
+
+
+def patch_error_variance(predicted: np.ndarray, target: np.ndarray) -> float:
+    """Unbiased variance of the per-patch RMSE (0-255 scale) over the 16x16 patches."""
+    error = np.mean((255.0 * predicted - 255.0 * target) ** 2, axis=-1)
+    size = error.shape[0] // PATCH
+    patches = error[:size * PATCH, :size * PATCH].reshape(size, PATCH, size, PATCH)
+    rmse = np.sqrt(patches.mean(axis=(1, 3))).reshape(-1)
+    return float(np.var(rmse, ddof=1))
+
+
+METRICS = {"PSNR": psnr, "B-PSNR": boundary_psnr, "PEV": patch_error_variance}

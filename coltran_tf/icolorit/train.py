@@ -1,0 +1,37 @@
+"""Train iColoriT.
+
+  python -m coltran_tf.icolorit.train --config=configs/icolorit.py --logdir=DIR
+  python -m coltran_tf.icolorit.train --config=configs/icolorit.py:tiny --logdir=/tmp/ic
+
+Resumes from the newest checkpoint in --logdir; writes DIR/model/ for
+`python -m coltran_tf.icolorit.colorize --weights=DIR/model`. Strategies as
+ColTran training: --accelerator_type=auto|CPU|GPU|TPU, --devices_per_worker,
+multi-worker through TF_CONFIG.
+"""
+
+from absl import app, flags
+from ml_collections import config_flags
+
+config_flags.DEFINE_config_file("config", None, "Config file[:variant], e.g. "
+                                "configs/icolorit.py:tiny.", lock_config=True)
+flags.DEFINE_string("logdir", None, "Checkpoints, log.jsonl and the final model/ go here.")
+flags.DEFINE_enum("accelerator_type", "auto", ["auto", "CPU", "GPU", "TPU"], "Device kind.")
+flags.DEFINE_string("master", "", "TPU address or name (TPU only).")
+flags.DEFINE_integer("devices_per_worker", 0, "Devices to mirror over (0: all GPUs / one CPU).")
+flags.mark_flags_as_required(["config", "logdir"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    from coltran_tf.icolorit.training import train
+    from coltran_tf.train.strategy import get_strategy
+
+    f = flags.FLAGS
+    strategy = get_strategy(f.accelerator_type, f.master, f.devices_per_worker)
+    train(f.config, f.logdir, strategy)
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

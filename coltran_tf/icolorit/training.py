@@ -1,0 +1,133 @@
+"""iColoriT training loop (spec ICOLORIT.md §4): Huber loss on ab, AdamW with
+linear warmup + cosine decay, any tf.distribute strategy, resumable."""
+
+import json
+import math
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from coltran_tf.data import decode
+from coltran_tf.icolorit import convert
+from coltran_tf.icolorit.data import get_dataset
+from coltran_tf.icolorit.model import build_icolorit, network_input
+from coltran_tf.train.progress import GracefulStop, Rate, format_duration
+from coltran_tf.utils.files import write_json
+
+
+def huber_loss(predicted_ab, target_ab, delta: float = 0.01):
+    """The official loss (spec §4): per element e²/(2δ) if |e| < δ else |e| - δ/2,
+    summed over (a, b), averaged over batch and pixels. Not Keras' Huber (which
+    is δ times this, averaged over channels)."""
+    error = tf.abs(tf.cast(predicted_ab, tf.float32) - tf.cast(target_ab, tf.float32))
+    elementwise = tf.where(error < delta, 0.5 * error**2 / delta, error - 0.5 * delta)
+    return tf.reduce_mean(tf.reduce_sum(elementwise, axis=-1))
+
+
+@keras.saving.register_keras_serializable(package="coltran_tf")
+class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+    """0 -> peak linearly over `warmup_steps`, then min + ½(peak - min)(1 + cos(π i / T))
+    for i = step - warmup, T = total - warmup (per iteration, spec §4)."""
+
+    def __init__(self, peak: float, minimum: float, warmup_steps: int, total_steps: int):
+        self.peak, self.minimum = peak, minimum
+        self.warmup_steps, self.total_steps = warmup_steps, total_steps
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warmup = self.peak * step / max(self.warmup_steps, 1)
+        decay_steps = max(self.total_steps - self.warmup_steps, 1)
+        progress = tf.minimum((step - self.warmup_steps) / decay_steps, 1.0)
+        cosine = self.minimum + 0.5 * (self.peak - self.minimum) * (
+            1.0 + tf.cos(math.pi * progress))
+        return tf.where(step < self.warmup_steps, warmup, cosine)
+
+    def get_config(self):
+        return {"peak": self.peak, "minimum": self.minimum,
+                "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
+
+
+def build_optimizer(config, model) -> keras.optimizers.AdamW:
+    """AdamW(β = (0.9, 0.95), ε = 1e-8), weight decay on >= 2-D weights only."""
+    schedule = WarmupCosine(float(config.learning_rate), float(config.min_learning_rate),
+                            int(config.warmup_steps), int(config.max_train_steps))
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=schedule, weight_decay=float(config.weight_decay),
+        beta_1=float(config.beta_1), beta_2=float(config.beta_2), epsilon=float(config.epsilon))
+    optimizer.exclude_from_weight_decay(
+        var_list=[v for v in model.trainable_variables if len(v.shape) < 2])
+    optimizer.build(model.trainable_variables)
+    return optimizer
+
+
+def _train_step_fn(model, optimizer, strategy, delta: float):
+    def replica_step(batch):
+        lab, mask = batch["lab"], batch["mask"]
+        with tf.GradientTape() as tape:
+            predicted = model(network_input(lab, mask), training=True)
+            loss = huber_loss(predicted, lab[..., 1:], delta)
+            scaled = loss / strategy.num_replicas_in_sync
+        grads = tape.gradient(scaled, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    @tf.function
+    def step(iterator):
+        losses = strategy.run(replica_step, args=(next(iterator),))
+        return strategy.reduce(tf.distribute.ReduceOp.MEAN, losses, axis=None)
+
+    return step
+
+
+def train(config, logdir: str, strategy: tf.distribute.Strategy | None = None) -> dict:
+    """Trains (or resumes) to config.max_train_steps; writes logdir/ckpt-*,
+    logdir/log.jsonl (one line per log step) and logdir/model/ (our weights
+    format, loadable by colorize --weights=logdir/model). Returns the losses logged."""
+    strategy = strategy or tf.distribute.get_strategy()
+    os.makedirs(logdir, exist_ok=True)
+    keras.utils.set_random_seed(int(config.seed))
+    with strategy.scope():
+        model = build_icolorit(config.model.preset, drop_path=float(config.model.drop_path))
+        optimizer = build_optimizer(config, model)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    manager = tf.train.CheckpointManager(checkpoint, logdir, int(config.checkpoints_to_keep))
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    write_json(os.path.join(logdir, "config.json"), json.loads(config.to_json()))
+    start = int(optimizer.iterations.numpy())
+    total = int(config.max_train_steps)
+    stats = decode.DecodeStats()
+    dataset = get_dataset(config, "train", int(config.batch_size), training=True,
+                          stats=stats, seed_offset=start)
+    iterator = iter(strategy.experimental_distribute_dataset(dataset))
+    step_fn = _train_step_fn(model, optimizer, strategy, float(config.huber_delta))
+    rate, logged = Rate(start, total), {}
+    with GracefulStop() as stop:
+        for step in range(start + 1, total + 1):
+            loss = float(step_fn(iterator))
+            if not np.isfinite(loss):
+                raise FloatingPointError(f"Loss became {loss} at step {step}; lower "
+                                         "--config.learning_rate.")
+            if step % int(config.steps_per_log) == 0 or step == total:
+                per_second, eta = rate.update(step)
+                logged[step] = loss
+                lr = float(optimizer.learning_rate)
+                print(f"step {step}/{total} | loss {loss:.5f} | lr {lr:.2e} | "
+                      f"{per_second * int(config.batch_size):.1f} images/s | "
+                      f"ETA {format_duration(eta)}", flush=True)
+                with open(os.path.join(logdir, "log.jsonl"), "a") as f:
+                    f.write(json.dumps({"step": step, "loss": loss, "lr": lr,
+                                        "time": time.time()}) + "\n")
+            if step % int(config.save_checkpoint_steps) == 0 or stop.requested:
+                manager.save(checkpoint_number=step)
+            if stop.requested:
+                print(f"Stopped at step {step}; run the same command to continue.")
+                return logged
+    manager.save(checkpoint_number=total)
+    convert.save(model, os.path.join(logdir, "model"))
+    if stats.skipped:
+        print(stats.summary())
+    return logged

@@ -1,0 +1,253 @@
+"""iColoriT: the official model's numbers, colour space, hints, loss, schedule,
+training, inference CLI, evaluation metrics."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from coltran_tf.icolorit import color, metrics
+from coltran_tf.icolorit.convert import (WeightsError, load_state_dict, load_weights,
+                                         model_from_state_dict)
+from coltran_tf.icolorit.fixture_check import check_fixture
+from coltran_tf.icolorit.head import pixel_shuffle
+from coltran_tf.icolorit.hints import make_hint_files, random_hint_mask, read_hint_file
+from coltran_tf.icolorit.inference import HintError, colorize, hint_channels
+from coltran_tf.icolorit.model import build_icolorit
+from coltran_tf.icolorit.training import WarmupCosine, huber_loss
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURE = os.path.join(os.path.dirname(REPO), "shared", "fixtures", "icolorit", "tiny")
+needs_fixture = pytest.mark.skipif(not os.path.isdir(FIXTURE),
+                                   reason=f"official iColoriT fixture not found at {FIXTURE}")
+
+
+@needs_fixture
+def test_official_fixture_matches_and_the_tool_exits_0():
+    assert check_fixture(FIXTURE) < 1e-4
+    result = subprocess.run([sys.executable, "tools/verify_icolorit_fixture.py", FIXTURE],
+                            cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "max abs difference" in result.stdout
+
+
+@needs_fixture
+def test_a_state_dict_of_another_model_is_refused_with_its_keys(tmp_path):
+    with np.load(os.path.join(FIXTURE, "state_dict.npz")) as data:
+        state = {k: data[k] for k in data.files}
+    with pytest.raises(WeightsError, match="missing"):
+        load_state_dict(build_icolorit("micro"), state)
+    del state["norm.bias"]
+    with pytest.raises(WeightsError, match="norm.bias"):
+        model_from_state_dict(state)
+
+
+@pytest.mark.parametrize("preset, params", [("T", 6_444_740), ("S", 23_505_800),
+                                            ("T-patch8", 5_716_004), ("T-patch32", 9_670_148)])
+def test_parameter_counts_of_the_paper_models(preset, params):
+    assert build_icolorit(preset).count_params() == params
+
+
+def test_pixel_shuffle_is_depth_to_space_order():
+    tokens = np.random.default_rng(0).normal(size=(2, 3, 3, 16 * 16 * 2)).astype(np.float32)
+    expected = tf.nn.depth_to_space(tokens, 16).numpy()
+    np.testing.assert_array_equal(np.asarray(pixel_shuffle(tokens, 3, 16)), expected)
+
+
+def test_lab_round_trip_and_reference_values():
+    lab = np.asarray(color.rgb_to_lab(np.array([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0],
+                                                 [1.0, 0.0, 0.0]])))
+    np.testing.assert_allclose(lab[0], [100.0, 0.0, 0.0], atol=0.01)
+    np.testing.assert_allclose(lab[1], [0.0, 0.0, 0.0], atol=1e-4)
+    np.testing.assert_allclose(lab[2], [53.24, 80.09, 67.20], atol=0.05)  # sRGB red
+    rgb = np.random.default_rng(1).uniform(size=(500, 3)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(color.lab_to_rgb(color.rgb_to_lab(rgb))), rgb,
+                               atol=2e-4)
+
+
+def test_training_hints_are_distinct_cells_uniform_in_count():
+    counts = []
+    for i in range(40):
+        mask = random_hint_mask(tf.constant([i, 7]), max_hints=128).numpy()
+        assert set(np.unique(mask)) <= {0.0, 1.0} and mask.shape == (112 * 112,)
+        counts.append(int((mask == 0).sum()))
+    assert 0 <= min(counts) and max(counts) <= 128 and len(set(counts)) > 20
+
+
+def test_hint_files_round_trip_and_follow_the_official_generator(tmp_path):
+    written = make_hint_files(str(tmp_path), ["b", "a"], counts=(0, 3))
+    assert written == 4
+    lines = (tmp_path / "h2-n3" / "a.txt").read_text().split("\n")[:-1]
+    import random
+    rng = random.Random(1234)  # official: seed 1234, N outer, sorted stems inner
+    assert lines[0] == f"{rng.randint(0, 111) * 2} {rng.randint(0, 111) * 2}"
+    mask = read_hint_file(str(tmp_path / "h2-n3" / "a.txt")).reshape(112, 112)
+    for line in lines:
+        r, c = (int(v) for v in line.split())
+        assert mask[r // 2, c // 2] == 0
+    bad = tmp_path / "bad.txt"
+    bad.write_text("3 x\n")
+    with pytest.raises(ValueError, match="bad.txt:1"):
+        read_hint_file(str(bad))
+
+
+def test_user_hints_land_in_the_cell_of_their_pixel():
+    channels = hint_channels([(50, 300, [255, 0, 0]), (0, 0, [20.0, -30.0])], 100, 400)
+    cell = channels[112, 168]  # y 50/100*224 = 112, x 300/400*224 = 168
+    assert cell[2] == 1 and cell[0] > 0.5  # red: large positive a
+    np.testing.assert_allclose(channels[0, 0], [20 / 110, -30 / 110, 1.0], atol=1e-6)
+    assert channels[..., 2].sum() == 8  # two 2x2 cells
+    with pytest.raises(HintError, match="outside"):
+        hint_channels([(100, 0, [0, 0, 0])], 100, 400)
+
+
+def test_huber_loss_is_the_official_one():
+    predicted = np.array([[[0.005, 0.3]], [[-0.02, 0.0]]], np.float32)
+    target = np.zeros_like(predicted)
+    per_element = lambda e: e * e / 0.02 if abs(e) < 0.01 else abs(e) - 0.005  # noqa: E731
+    expected = np.mean([per_element(0.005) + per_element(0.3),
+                        per_element(0.02) + per_element(0.0)])
+    ours = float(huber_loss(predicted, target))
+    assert ours == pytest.approx(expected, rel=1e-6)
+    keras_value = float(keras.losses.Huber(delta=0.01)(target, predicted))
+    assert keras_value == pytest.approx(0.005 * ours, rel=1e-5)  # spec §4
+
+
+def test_warmup_then_cosine_schedule():
+    schedule = WarmupCosine(5e-4, 1e-5, warmup_steps=10, total_steps=110)
+    assert float(schedule(0)) == 0.0
+    assert float(schedule(5)) == pytest.approx(2.5e-4)
+    assert float(schedule(10)) == pytest.approx(5e-4)
+    assert float(schedule(60)) == pytest.approx(1e-5 + 0.5 * (5e-4 - 1e-5))
+    assert float(schedule(110)) == pytest.approx(1e-5)
+
+
+def test_metrics_follow_the_official_definitions():
+    assert metrics.boundary_mask(224).sum() == 10_972
+    image = np.random.default_rng(0).uniform(size=(224, 224, 3))
+    assert metrics.psnr(image, image) == pytest.approx(50.0)
+    shifted = np.clip(image + 0.1, 0, 1)
+    assert metrics.psnr(shifted, image) < 25
+    assert metrics.patch_error_variance(image + 0.1, image) == pytest.approx(0.0, abs=1e-6)
+    worse = image.copy()
+    worse[:16, :16] += 0.5
+    assert metrics.patch_error_variance(worse, image) > 10
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A micro iColoriT trained briefly on data/ by the training command."""
+    logdir = tmp_path_factory.mktemp("icolorit")
+    command = [sys.executable, "-m", "coltran_tf.icolorit.train",
+               "--config=configs/icolorit.py:tiny", f"--logdir={logdir}",
+               "--config.max_train_steps=40", "--config.steps_per_log=5"]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return logdir, result.stdout
+
+
+def test_tiny_config_trains_with_decreasing_loss_and_resumes(trained):
+    logdir, stdout = trained
+    records = [json.loads(line) for line in open(logdir / "log.jsonl")]
+    losses = [r["loss"] for r in records]
+    assert [r["step"] for r in records] == list(range(5, 45, 5))
+    assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:2]), losses
+    assert "images/s" in stdout and "ETA" in stdout
+    model = load_weights(str(logdir / "model"))
+    assert model.count_params() == build_icolorit("micro").count_params()
+    more = subprocess.run(
+        [sys.executable, "-m", "coltran_tf.icolorit.train", "--config=configs/icolorit.py:tiny",
+         f"--logdir={logdir}", "--config.max_train_steps=45", "--config.steps_per_log=5"],
+        cwd=REPO, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert "step 45/45" in more.stdout and "step 5/" not in more.stdout
+
+
+def test_cli_colorizes_a_bundled_image_from_a_hints_file(trained, tmp_path):
+    logdir, _ = trained
+    hints = tmp_path / "hints.json"
+    hints.write_text(json.dumps([{"y": 100, "x": 120, "rgb": [200, 40, 40]},
+                                 {"y": 300, "x": 400, "ab": [-20, 40]}]))
+    out = tmp_path / "out.png"
+    result = subprocess.run(
+        [sys.executable, "-m", "coltran_tf.icolorit.colorize", "--image=data/astronaut.png",
+         f"--hints={hints}", f"--weights={logdir / 'model'}", f"--output={out}"],
+        cwd=REPO, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    source = np.asarray(Image.open(os.path.join(REPO, "data/astronaut.png")).convert("RGB"))
+    colored = np.asarray(Image.open(out))
+    assert colored.shape == source.shape
+    # The photo's own luminance is kept at full resolution.
+    lightness = lambda rgb: np.asarray(color.rgb_to_lab(rgb / 255.0))[..., 0]  # noqa: E731
+    assert np.abs(lightness(colored) - lightness(source)).mean() < 1.5
+    hints.write_text("[{\"y\": 1}]")
+    bad = subprocess.run(
+        [sys.executable, "-m", "coltran_tf.icolorit.colorize", "--image=data/astronaut.png",
+         f"--hints={hints}", f"--weights={logdir / 'model'}", f"--output={out}"],
+        cwd=REPO, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert bad.returncode == 2 and "hint 0 needs y, x and rgb or ab" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_hints_change_the_colours_where_they_are(trained):
+    logdir, _ = trained
+    model = load_weights(str(logdir / "model"))
+    gray = np.repeat(np.asarray(Image.open(os.path.join(REPO, "data/camera.png"))
+                                .convert("L"))[..., None], 3, -1)
+    plain = colorize(model, gray).astype(np.float32)
+    hinted = colorize(model, gray, [(y, x, [255, 0, 0]) for y in range(0, 512, 64)
+                                    for x in range(0, 512, 64)]).astype(np.float32)
+    assert np.abs(hinted - plain).mean() > 0.5
+
+
+def test_evaluate_writes_a_results_table(trained, tmp_path):
+    logdir, _ = trained
+    data = tmp_path / "mini"
+    (data / "imgs").mkdir(parents=True)
+    for name in ("chelsea.png", "coffee.png"):
+        Image.open(os.path.join(REPO, "data", name)).save(data / "imgs" / name)
+    result = subprocess.run(
+        [sys.executable, "-m", "coltran_tf.icolorit.evaluate", f"--weights={logdir / 'model'}",
+         f"--data_dirs={data}", f"--hint_root={tmp_path / 'hints'}", "--counts=0,1,10",
+         "--make_hints", f"--store_dir={tmp_path / 'results'}"],
+        cwd=REPO, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "results" / "mini" / "results.json").read_text())
+    assert set(results) == {"0", "1", "10"}
+    assert all(r["images"] == 2 and 5 < r["PSNR"] <= 50 for r in results.values())
+    assert "| 10 |" in (tmp_path / "results" / "mini" / "results.md").read_text()
+
+
+def test_benchmark_prints_latency_and_the_summary_line():
+    result = subprocess.run([sys.executable, "tools/benchmark_icolorit.py", "--presets=micro",
+                             "--repeats=2", "--nojit"], cwd=REPO, capture_output=True,
+                            text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("iColoriT ms per image") and "micro" in last
+
+
+def test_released_pth_files_load_when_pytorch_is_installed(tmp_path):
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed (optional)")
+    model = build_icolorit("micro")
+    from coltran_tf.icolorit.convert import _targets, load_pth
+    state = {}
+    for key, (variable, _) in _targets(model).items():
+        value = np.asarray(variable)
+        if value.ndim == 2:
+            value = value.T
+        elif value.ndim == 4:
+            value = np.transpose(value, (3, 2, 0, 1))
+        state[key] = torch.from_numpy(np.ascontiguousarray(value))
+    torch.save({"model": state}, tmp_path / "w.pth")
+    loaded = load_weights(str(tmp_path / "w.pth"))
+    inputs = np.zeros((1, 224, 224, 4), np.float32)
+    np.testing.assert_allclose(np.asarray(loaded(inputs)), np.asarray(model(inputs)), atol=1e-6)
+    assert set(load_pth(str(tmp_path / "w.pth"))) == set(state)

@@ -213,15 +213,18 @@ def test_evaluate_writes_a_results_table(trained, tmp_path):
     (data / "imgs").mkdir(parents=True)
     for name in ("chelsea.png", "coffee.png"):
         Image.open(os.path.join(REPO, "data", name)).save(data / "imgs" / name)
+    _random_lpips_weights(tmp_path / "lpips.npz")
     result = subprocess.run(
         [sys.executable, "-m", "coltran_tf.icolorit.evaluate", f"--weights={logdir / 'model'}",
          f"--data_dirs={data}", f"--hint_root={tmp_path / 'hints'}", "--counts=0,1,10",
-         "--make_hints", f"--store_dir={tmp_path / 'results'}"],
+         "--make_hints", f"--store_dir={tmp_path / 'results'}",
+         f"--lpips_weights={tmp_path / 'lpips.npz'}"],
         cwd=REPO, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((tmp_path / "results" / "mini" / "results.json").read_text())
     assert set(results) == {"0", "1", "10"}
-    assert all(r["images"] == 2 and 5 < r["PSNR"] <= 50 for r in results.values())
+    assert all(r["images"] == 2 and 5 < r["PSNR"] <= 50 and r["LPIPS"] > 0
+               for r in results.values())
     assert "| 10 |" in (tmp_path / "results" / "mini" / "results.md").read_text()
 
 
@@ -251,3 +254,56 @@ def test_released_pth_files_load_when_pytorch_is_installed(tmp_path):
     inputs = np.zeros((1, 224, 224, 4), np.float32)
     np.testing.assert_allclose(np.asarray(loaded(inputs)), np.asarray(model(inputs)), atol=1e-6)
     assert set(load_pth(str(tmp_path / "w.pth"))) == set(state)
+
+
+def test_training_runs_under_mirrored_strategy(tmp_path):
+    """Two CPU replicas (tf.distribute.MirroredStrategy), the global batch split."""
+    result = subprocess.run(
+        [sys.executable, "-m", "coltran_tf.icolorit.train", "--config=configs/icolorit.py:tiny",
+         f"--logdir={tmp_path}", "--accelerator_type=CPU", "--devices_per_worker=2",
+         "--config.max_train_steps=4", "--config.steps_per_log=2"],
+        cwd=REPO, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "MirroredStrategy" in result.stderr and "step 4/4" in result.stdout
+    assert (tmp_path / "model" / "model.weights.h5").exists()
+
+
+def test_a_logdir_of_another_model_is_refused_clearly(trained):
+    logdir, _ = trained
+    result = subprocess.run(
+        [sys.executable, "-m", "coltran_tf.icolorit.train", "--config=configs/icolorit.py:tiny",
+         f"--logdir={logdir}", "--config.model.preset=T", "--config.max_train_steps=50"],
+        cwd=REPO, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 2
+    assert "does not fit the configured model" in result.stderr and "--logdir" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _random_lpips_weights(path):
+    """An .npz in the layout of lpips.LPIPS(net='vgg').state_dict(), random values."""
+    from coltran_tf.icolorit.lpips import CHANNELS, SLICES
+    rng, weights, channels = np.random.default_rng(0), {}, 3
+    for number, indices in enumerate(SLICES, 1):
+        for i in indices:
+            out = CHANNELS[number - 1]
+            weights[f"net.slice{number}.{i}.weight"] = rng.normal(
+                0, (2 / (9 * channels)) ** 0.5, (out, channels, 3, 3)).astype(np.float32)
+            weights[f"net.slice{number}.{i}.bias"] = np.zeros(out, np.float32)
+            channels = out
+    for k, c in enumerate(CHANNELS):
+        weights[f"lin{k}.model.1.weight"] = rng.uniform(0, 1, (1, c, 1, 1)).astype(np.float32)
+    np.savez(path, **weights)
+
+
+def test_lpips_from_user_weights(tmp_path):
+    from coltran_tf.icolorit.lpips import LPIPS
+    _random_lpips_weights(tmp_path / "lpips.npz")
+    lpips = LPIPS.from_file(str(tmp_path / "lpips.npz"))
+    rng = np.random.default_rng(1)
+    a, b = rng.uniform(size=(2, 64, 64, 3)), rng.uniform(size=(2, 64, 64, 3))
+    np.testing.assert_allclose(lpips.distance(a, a), 0.0, atol=1e-6)
+    np.testing.assert_allclose(lpips.distance(a, b), lpips.distance(b, a), rtol=1e-5)
+    near = lpips.distance(a, np.clip(a + 0.01, 0, 1))
+    assert (near < lpips.distance(a, b)).all() and (near > 0).all()
+    with pytest.raises(ValueError, match="lin0"):
+        LPIPS({k: v for k, v in np.load(tmp_path / "lpips.npz").items() if k[:4] != "lin0"})

@@ -6,9 +6,9 @@
 For each data dir D: images in D/imgs/ (official layout) or D itself; hints in
 <hint_root>/<basename of D>/h2-n<N>/<stem>.txt (row col per line); prints and
 writes <store_dir>/<basename of D>/results.md and results.json (PSNR, B-PSNR,
-PEV per N). --make_hints first writes missing hint files like the official
-generator (seed 1234). LPIPS is not computed (it needs VGG + LPIPS weights,
-which cannot be downloaded here).
+PEV per N; LPIPS with --lpips_weights, exported from the `lpips` package by
+the user since nothing is downloaded). --make_hints first writes missing hint
+files like the official generator (seed 1234).
 """
 
 import os
@@ -25,6 +25,8 @@ flags.DEFINE_string("store_dir", "icolorit_eval", "Results (and predictions) go 
 flags.DEFINE_bool("make_hints", False, "Write missing hint files (seed 1234) first.")
 flags.DEFINE_bool("save_predictions", False, "Also save every prediction as PNG.")
 flags.DEFINE_integer("batch_size", 16, "Images per forward pass.")
+flags.DEFINE_string("lpips_weights", None, "Adds LPIPS: an .npz of lpips.LPIPS(net='vgg')"
+                    ".state_dict() (see coltran_tf/icolorit/lpips.py).")
 
 
 def main(argv):
@@ -35,6 +37,7 @@ def main(argv):
     from coltran_tf.icolorit.evaluation import (EvaluationError, evaluate_folder, image_dir,
                                                 write_results)
     from coltran_tf.icolorit.hints import make_hint_files
+    from coltran_tf.icolorit.lpips import LPIPS
 
     f = flags.FLAGS
     if not (f.weights and f.data_dirs and f.hint_root):
@@ -44,6 +47,7 @@ def main(argv):
     counts = [int(c) for c in f.counts]
     try:
         model = load_weights(f.weights)
+        lpips = LPIPS.from_file(f.lpips_weights) if f.lpips_weights else None
         for data_dir in f.data_dirs:
             name = os.path.basename(os.path.normpath(data_dir))
             hint_dir = os.path.join(f.hint_root, name)
@@ -53,9 +57,9 @@ def main(argv):
                 print(f"{hint_dir}: {written} hint files written")
             out = os.path.join(f.store_dir, name)
             results = evaluate_folder(model, data_dir, hint_dir, counts, f.batch_size,
-                                      out if f.save_predictions else None)
+                                      out if f.save_predictions else None, lpips)
             print(write_results(results, name, out))
-    except (WeightsError, EvaluationError, DataError) as error:
+    except (WeightsError, EvaluationError, DataError, OSError, ValueError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
     return 0

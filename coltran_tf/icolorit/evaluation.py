@@ -46,10 +46,11 @@ def predict(model, ground_truth: np.ndarray, masks: np.ndarray) -> np.ndarray:
 
 
 def evaluate_folder(model, data_dir: str, hint_dir: str, counts=EVAL_HINT_COUNTS,
-                    batch_size: int = 16, store_dir: str | None = None) -> dict:
-    """{N: {"PSNR": .., "B-PSNR": .., "PEV": .., "images": n}} for each hint count N.
+                    batch_size: int = 16, store_dir: str | None = None, lpips=None) -> dict:
+    """{N: {"PSNR": .., "B-PSNR": .., "PEV": .., ["LPIPS": ..,] "images": n}} per hint count N.
 
     store_dir: also write the predictions as <store_dir>/h2-n<N>/<stem>.png.
+    lpips: an icolorit.lpips.LPIPS (user-supplied weights) to add LPIPS.
     """
     root = image_dir(data_dir)
     files = list_image_files(root)
@@ -63,12 +64,16 @@ def evaluate_folder(model, data_dir: str, hint_dir: str, counts=EVAL_HINT_COUNTS
                 f"{len(missing)} hint files missing in {folder} (e.g. {missing[0]}.txt); "
                 "write a fixed set with --make_hints or point --hint_dir at the official ones.")
         scores = {name: [] for name in METRICS}
+        if lpips is not None:
+            scores["LPIPS"] = []
         for start in range(0, len(files), batch_size):
             chunk = range(start, min(start + batch_size, len(files)))
             truth = np.stack([load_ground_truth(os.path.join(root, files[i])) for i in chunk])
             masks = np.stack([read_hint_file(os.path.join(folder, stems[i] + ".txt"))
                               for i in chunk])
             predicted = predict(model, truth, masks)
+            if lpips is not None:
+                scores["LPIPS"].extend(lpips.distance(predicted, truth).tolist())
             for i, p, t in zip(chunk, predicted, truth):
                 for name, metric in METRICS.items():
                     scores[name].append(metric(p, t))
@@ -83,7 +88,7 @@ def evaluate_folder(model, data_dir: str, hint_dir: str, counts=EVAL_HINT_COUNTS
 
 def results_table(results: dict, title: str) -> str:
     """A Markdown table: one row per hint count."""
-    names = list(METRICS)
+    names = [name for name in next(iter(results.values())) if name != "images"]
     lines = [f"### {title}", "", "| hints | " + " | ".join(names) + " | images |",
              "|---:|" + "---:|" * (len(names) + 1)]
     for count, row in results.items():

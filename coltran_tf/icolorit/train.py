@@ -24,12 +24,19 @@ flags.mark_flags_as_required(["config", "logdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    import sys
+
+    from coltran_tf.data.datasets import DataError
     from coltran_tf.icolorit.training import train
     from coltran_tf.train.strategy import get_strategy
 
     f = flags.FLAGS
     strategy = get_strategy(f.accelerator_type, f.master, f.devices_per_worker)
-    train(f.config, f.logdir, strategy)
+    try:
+        train(f.config, f.logdir, strategy)
+    except (DataError, ValueError, FloatingPointError) as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -95,7 +95,13 @@ def train(config, logdir: str, strategy: tf.distribute.Strategy | None = None) -
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
     manager = tf.train.CheckpointManager(checkpoint, logdir, int(config.checkpoints_to_keep))
     if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        try:
+            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        except (AssertionError, ValueError) as error:
+            raise ValueError(
+                f"{manager.latest_checkpoint} does not fit the configured model "
+                f"(config.model.preset={config.model.preset!r}): {str(error)[:300]}. Continue "
+                "with the config it was trained with, or pass a new --logdir.") from None
     write_json(os.path.join(logdir, "config.json"), json.loads(config.to_json()))
     start = int(optimizer.iterations.numpy())
     total = int(config.max_train_steps)

@@ -55,6 +55,25 @@ def test_seeds_are_per_image_and_samples_batch_together():
     assert sample_colorizer_cached(model, gray, seeds=7)["symbols"].shape == (3, 6, 6)
 
 
+def test_stage_outputs_draw_all_samples_in_one_call_like_one_by_one():
+    """`sample` batches num_samples together; the result equals drawing each
+    sample alone with its own seeds (image i, sample k: seed + i * n + k)."""
+    from coltran_tf.sampling.cached_sampler import sample_coarse
+    from coltran_tf.sampling.staged import stage_outputs
+    from coltran_tf.utils import image_ops
+
+    model = _model({})
+    rgb = np.random.default_rng(2).integers(0, 256, (2, 6, 6, 3)).astype(np.int32)
+    batch = {"targets": rgb, model.input_key: rgb}
+    extras = {}
+    together = stage_outputs(model, batch, None, "sample", 3, seed=10, extras=extras)
+    gray = np.asarray(image_ops.rgb_to_grayscale(rgb))
+    alone = [sample_coarse(model, gray, "sample", 10 + np.arange(2) * 3 + k) for k in range(3)]
+    np.testing.assert_array_equal(together, np.concatenate([a["auto_sample"] for a in alone], 2))
+    np.testing.assert_array_equal(extras["uncertainty"],
+                                  np.concatenate([a["uncertainty"] for a in alone], 2))
+
+
 def test_temperature_top_k_and_top_p_reshape_the_distribution():
     model, gray = _model({}), _gray()
     argmax = sample_colorizer_cached(model, gray, mode="argmax")["symbols"]

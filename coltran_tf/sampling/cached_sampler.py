@@ -6,18 +6,18 @@ new row is computed alone:
 
 * Outer decoder, once per row: its row attention only sees the row itself and
   its column attention (masked) only rows above, so the keys and values of the
-  finished rows are kept in per-layer caches (H, B, W, heads, depth) and the new
+  finished rows are kept in per-layer caches (B, W, heads, H, depth) and the new
   row attends to them. Its output is the `upper` context of the next row.
 * Inner decoder, once per pixel: its masked row attention only sees pixels on
-  the left, whose keys and values are cached per layer (W, B, heads, depth).
+  the left, whose keys and values are cached per layer (B, heads, W, depth).
   The conditioning projections of attention and MLP depend on (z, upper) of
   the row, so they are computed once per row; the conditional LayerNorms'
   scale and shift depend on z only (pooled over the image: once per image; in
   "reference" mode over the current row of z: once per row).
 * Everything (encoder, rows, pixels) is one `tf.function`, compiled by XLA by
   default; the pixel loop is a `tf.while_loop` inside the row loop and the
-  caches are loop-carried tensors, their cached axis first, written by
-  dynamic-update-slice (in place) — no Python and no op dispatch per pixel.
+  caches are loop-carried tensors written by dynamic-update-slice (in place)
+  and read by batched matmuls — no Python and no op dispatch per pixel.
 
 Sampling draws every pixel by inverse CDF from one uniform number per pixel,
 generated per image from that image's seed, so an image's sample depends on
@@ -105,35 +105,26 @@ def _norm_conditions(block, context):
     return block.residual.norm.condition(context) if block.residual.conditional else None
 
 
-def _write_scatter(cache, update, index):
-    """cache with cache[index] = update (the cached axis leads)."""
-    return tf.tensor_scatter_nd_update(cache, index[None, None], update[None])
+def _write_xla(cache, update, index, axis: int):
+    """cache with position `index` of `axis` set to update (which lacks that axis),
+    as an XLA dynamic-update-slice: in place inside compiled loops."""
+    start = tf.one_hot(axis, len(cache.shape), dtype=index.dtype) * index
+    return xla.dynamic_update_slice(cache, tf.expand_dims(update, axis), start)
 
 
-def _write_xla(cache, update, index):
-    """The same as an XLA dynamic-update-slice: in place inside compiled loops
-    (a scatter may copy the whole cache every step)."""
-    start = tf.concat([index[None], tf.zeros([len(cache.shape) - 1], index.dtype)], 0)
-    return xla.dynamic_update_slice(cache, update[None], start)
-
-
-def _attend_cache(q, keys, values, bias):
-    """Attention of q (...) over a cache whose leading axis holds the keys:
-    keys/values (N, ...), bias broadcastable to (N, ...) without the depth.
-
-    Written as multiply-and-reduce over the leading axis (no transposes of the
-    cache), which XLA fuses into single passes over it.
-    """
-    logits = tf.reduce_sum(q[None] * keys, axis=-1) + bias
-    weights = tf.nn.softmax(logits, axis=0)
-    return tf.reduce_sum(weights[..., None] * values, axis=0)
+def _write_select(cache, update, index, axis: int):
+    """The same without XLA (a select over the whole cache; for jit_compile=False)."""
+    shape = [1] * len(cache.shape)
+    shape[axis] = cache.shape[axis]
+    mask = tf.reshape(tf.equal(tf.range(cache.shape[axis]), index), shape)
+    return tf.where(mask, tf.expand_dims(update, axis), cache)
 
 
 def _outer_row(model, embeddings, z_row, row, caches, norm_conditions, write):
     """Outer decoder on row `row`: (B, 1, W, D) -> ((B, 1, W, D), new caches).
 
     caches: per column-attention block, (keys, values) of shape
-    (H, B, W, heads, depth); row `row` is written and the row attends to rows
+    (B, W, heads, H, depth); row `row` is written and the row attends to rows
     <= `row` (later ones hold zeros and are masked).
     """
     outer = model.outer_decoder
@@ -150,13 +141,14 @@ def _outer_row(model, embeddings, z_row, row, caches, norm_conditions, write):
             else:  # column attention over the rows so far, through the cache
                 keys, values = caches[cache_index]
                 cache_index += 1
-                keys, values = write(keys, k[:, 0], row), write(values, v[:, 0], row)
+                keys, values = write(keys, k[:, 0], row, 3), write(values, v[:, 0], row, 3)
                 updated.append((keys, values))
                 relative = tf.range(height) - row  # key row minus query row
                 bias = tf.gather(att.relative_bias, relative + height - 1, axis=1)  # (h, H)
                 bias = bias + tf.cast(relative > 0, bias.dtype)[None] * MASK_VALUE
-                bias = tf.transpose(bias)[:, None, None]  # (H, 1, 1, h)
-                y = _attend_cache(q[:, 0], keys, values, bias)[:, None]  # (B, 1, W, h, e)
+                logits = tf.matmul(q[:, 0, :, :, None], keys, transpose_b=True)  # (B,W,h,1,H)
+                weights = tf.nn.softmax(logits + bias[:, None], axis=-1)
+                y = tf.matmul(weights, values)[:, None, :, :, 0]  # (B, 1, W, h, e)
             y = att.output_projection(y)
         else:
             y = block.mlp(x, z_row) if block.is_conditional else block.mlp(x)
@@ -173,7 +165,7 @@ def _flat(tensor):
 
 def _attention_step_constants(att):
     """Per-image tensors of one inner attention block for flat (B, D) pixel steps:
-    (q|k|v kernel (D, 3D), output kernel (D, D), bias (Wq, Wk, 1, heads) = the
+    (q|k|v kernel (D, 3D), output kernel (D, D), bias (Wq, heads, 1, Wk) = the
     relative position bias plus the future mask of each query column)."""
     hidden, width = att.hidden_size, att.length
     kernel = tf.concat([tf.reshape(getattr(att, w).kernel, [hidden, hidden])
@@ -182,7 +174,7 @@ def _attention_step_constants(att):
     relative = tf.range(width)[None, :] - tf.range(width)[:, None]  # (Wq, Wk)
     bias = tf.gather(att.relative_bias, relative + width - 1, axis=1)  # (h, Wq, Wk)
     bias = bias + tf.cast(relative > 0, bias.dtype)[None] * MASK_VALUE
-    return kernel, output, tf.transpose(bias, [1, 2, 0])[:, :, None]
+    return kernel, output, tf.transpose(bias, [1, 0, 2])[:, :, None]
 
 
 def _attention_step_conditions(att, context):
@@ -229,7 +221,7 @@ def _inner_row(model, z_row, upper_row, row, norm_conditions, uniforms_row, choo
     """Samples one row pixel by pixel, on flat (B, D) pixel tensors.
 
     The per-pixel step is written with the layers' weights directly (one fused
-    q|k|v matmul; key/value caches (W, B, heads, depth) carried through the
+    q|k|v matmul; key/value caches (B, heads, W, depth) carried through the
     loop, written at the pixel's column, entries right of it masked;
     conditioning gathered from per-row tensors) to keep it to few kernels.
     `constants` are `_attention_step_constants` per attention block.
@@ -267,11 +259,12 @@ def _inner_row(model, z_row, upper_row, row, norm_conditions, uniforms_row, choo
                 kernel, scale, shift, output = weights
                 qkv = tf.matmul(x, kernel) * tf.gather(scale, col) + tf.gather(shift, col)
                 q, k, v = (tf.reshape(t, [-1, heads, depth]) for t in tf.split(qkv, 3, -1))
-                keys = write(caches[2 * a], k, col)
-                values = write(caches[2 * a + 1], v, col)
+                keys = write(caches[2 * a], k, col, 2)
+                values = write(caches[2 * a + 1], v, col, 2)
                 updated += [keys, values]
                 a += 1
-                attended = _attend_cache(q, keys, values, tf.gather(bias, col))
+                logits = tf.matmul(q[:, :, None], keys, transpose_b=True) + tf.gather(bias, col)
+                attended = tf.matmul(tf.nn.softmax(logits, axis=-1), values)
                 y = tf.matmul(tf.reshape(attended, [-1, hidden]), output)
             else:
                 y = block.mlp.mlp(x) if block.is_conditional else block.mlp(x)
@@ -287,7 +280,7 @@ def _inner_row(model, z_row, upper_row, row, norm_conditions, uniforms_row, choo
         return (col + 1, embedding, updated, symbols.write(col, symbol),
                 embeddings.write(col, embedding), probas.write(col, proba))
 
-    caches = [tf.zeros((width, batch, heads, depth))
+    caches = [tf.zeros((batch, heads, width, depth))
               for kind, *_ in blocks if kind == "attention" for _ in range(2)]
     initial = (tf.constant(0), tf.zeros((batch, hidden)), caches,
                tf.TensorArray(tf.int32, size=width), tf.TensorArray(tf.float32, size=width),
@@ -300,10 +293,10 @@ def _inner_row(model, z_row, upper_row, row, norm_conditions, uniforms_row, choo
 
 def _outer_caches(model, batch):
     """Zero key/value caches of the outer decoder's column attention blocks:
-    (keys, values) per block, each (H, B, W, heads, depth)."""
+    (keys, values) per block, each (B, W, heads, H, depth)."""
     outer = model.outer_decoder
     depth = outer.hidden_size // outer.num_heads
-    shape = (outer.height, batch, outer.width, outer.num_heads, depth)
+    shape = (batch, outer.width, outer.num_heads, outer.height, depth)
     return [(tf.zeros(shape), tf.zeros(shape)) for b in outer.blocks
             if hasattr(b, "attention") and b.attention.axis == "column"]
 
@@ -356,7 +349,7 @@ def _compiled(model, options, jit_compile):
     key = (options, jit_compile)
     if key not in functions:
         def run(gray, uniforms):
-            write = _write_xla if jit_compile else _write_scatter
+            write = _write_xla if jit_compile else _write_select
             return _sample(model, gray, uniforms, write, *options)
         functions[key] = tf.function(run, jit_compile=jit_compile, reduce_retracing=True)
     return functions[key]
@@ -377,9 +370,9 @@ def sample_colorizer_cached(model, gray, mode: str = "sample", norm_context: str
         None draws random ones. Image b's sample depends only on seeds[b].
       temperature, top_k, top_p: reshape the distribution sampled from
         (0 / 1.0 switch top-k / top-p off).
-      jit_compile: compile the whole loop with XLA (default; on a 2-core CPU
-        1.7x faster at batch 1 than a plain graph, equal at batch 20). False
-        runs it as a TensorFlow graph, for debugging or where XLA is missing.
+      jit_compile: compile the whole loop with XLA (default: in-place cache
+        writes, no per-op dispatch). False runs it as a plain TensorFlow graph
+        (cache writes by select, much slower; for debugging or without XLA).
 
     Returns:
       NumPy arrays like `sample_colorizer`: {"auto_<mode>", "symbols", "proba",

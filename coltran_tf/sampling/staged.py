@@ -72,16 +72,14 @@ def stage_outputs(model, batch, previous, mode: str, num_samples: int, seed: int
       extras: if given, the colorizer stores "uncertainty" (B, R, R *
         num_samples) there: the per-pixel max probability.
     """
-    outputs, uncertainty = [], []
-    batch_size = int(batch["targets"].shape[0])
+    if model.name == "coltran_core":
+        outputs, uncertainty = _colorizer_outputs(model, batch, mode, num_samples, seed, sampler)
+        if extras is not None:
+            extras["uncertainty"] = np.concatenate(uncertainty, axis=2)
+        return np.concatenate(outputs, axis=2)
+    outputs = []
     for k in range(num_samples):
-        if model.name == "coltran_core":
-            gray = image_ops.rgb_to_grayscale(batch[model.input_key])
-            seeds = seed + np.arange(batch_size) * num_samples + k
-            sampled = sample_coarse(model, gray, mode, seeds, sampler)
-            out = sampled[f"auto_{mode}"]
-            uncertainty.append(sampled["uncertainty"])
-        elif model.name == "color_upsampler":
+        if model.name == "color_upsampler":
             rgb = previous if previous is not None else batch[model.input_key]
             gray = image_ops.rgb_to_grayscale(batch[model.input_key])
             out = model.sample(gray, image_ops.convert_bits(rgb, 8, 3), mode, seed=seed + k)
@@ -91,9 +89,30 @@ def stage_outputs(model, batch, previous, mode: str, num_samples: int, seed: int
             gray = image_ops.rgb_to_grayscale(batch["targets"])
             out = model.sample(gray, blurry, mode, seed=seed + k)
         outputs.append(np.asarray(out, np.uint8))
-    if extras is not None and uncertainty:
-        extras["uncertainty"] = np.concatenate(uncertainty, axis=2)
     return np.concatenate(outputs, axis=2)
+
+
+def _colorizer_outputs(model, batch, mode, num_samples, seed, sampler):
+    """([num_samples x (B, R, R, 3) uint8], [num_samples x (B, R, R) uncertainty]).
+
+    The cached sampler's per-image seeds make a sample independent of its
+    batch, so all samples are drawn in one call (image i, sample k = row
+    k * B + i of the repeated batch); the loop sampler takes one call per sample.
+    """
+    gray = np.asarray(image_ops.rgb_to_grayscale(batch[model.input_key]))
+    batch_size = gray.shape[0]
+    seeds = seed + np.arange(batch_size)[None] * num_samples + np.arange(num_samples)[:, None]
+    if (sampler or {}).get("sampler", "cached") == "cached":
+        sampled = sample_coarse(model, np.tile(gray, (num_samples, 1, 1, 1)), mode,
+                                seeds.reshape(-1), sampler)
+        return (np.split(np.asarray(sampled[f"auto_{mode}"], np.uint8), num_samples),
+                np.split(sampled["uncertainty"], num_samples))
+    outputs, uncertainty = [], []
+    for k in range(num_samples):
+        sampled = sample_coarse(model, gray, mode, seeds[k], sampler)
+        outputs.append(np.asarray(sampled[f"auto_{mode}"], np.uint8))
+        uncertainty.append(sampled["uncertainty"])
+    return outputs, uncertainty
 
 
 def uncertainty_image(uncertainty) -> np.ndarray:

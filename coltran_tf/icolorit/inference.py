@@ -109,8 +109,7 @@ def read_hints(path: str) -> list:
     """A hints JSON file -> [(y, x, colour)].
 
     Accepted: a list of {"y": .., "x": .., "rgb": [r, g, b]} or {"y", "x", "ab": [a, b]}
-    objects, or of [y, x, colour] triples, optionally under a "hints" key (the
-    browser tool's session files).
+    objects, or of [y, x, colour] triples, optionally under a "hints" key.
     """
     try:
         with open(path) as f:

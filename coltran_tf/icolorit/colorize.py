@@ -25,8 +25,6 @@ flags.DEFINE_string("output", None, "Where to write the PNG (default: <image>_ic
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from PIL import Image
-
     from coltran_tf.data.decode import read_image
     from coltran_tf.icolorit.convert import WeightsError, load_weights
     from coltran_tf.icolorit.inference import HintError, colorize, read_hints
@@ -49,7 +47,7 @@ def main(argv):
     except (HintError, WeightsError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
-    save_png(Image.fromarray(result), output)
+    save_png(result, output)
     print(f"{output}: {result.shape[1]}x{result.shape[0]}, {len(hints)} hints")
     return 0
 

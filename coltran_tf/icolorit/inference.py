@@ -63,12 +63,35 @@ def hint_channels(hints, height: int, width: int) -> np.ndarray:
     return np.repeat(np.repeat(channels, HINT_SIZE, axis=0), HINT_SIZE, axis=1)
 
 
+class Prepared:
+    """A photo ready for repeated colorization: its 224x224 L_n (the model's first
+    input channel) and its full-resolution L, computed once."""
+
+    def __init__(self, rgb: np.ndarray):
+        rgb = np.asarray(rgb, np.uint8)
+        if rgb.ndim != 3 or rgb.shape[-1] != 3:
+            raise ValueError(f"Expected an (H, W, 3) uint8 image, got shape {rgb.shape}.")
+        self.height, self.width = rgb.shape[:2]
+        small = np.asarray(Image.fromarray(rgb).resize((IMAGE_SIZE, IMAGE_SIZE),
+                                                       Image.BILINEAR))
+        self.small_lightness = (np.asarray(rgb_to_lab(small / 255.0))[..., :1] - L_CENT) / L_NORM
+        self.lightness = np.asarray(rgb_to_lab(rgb / 255.0))[..., :1]
+
+    def model_input(self, hints) -> np.ndarray:
+        """(224, 224, 4) network input for these hints."""
+        return np.concatenate([self.small_lightness,
+                               hint_channels(hints, self.height, self.width)], axis=-1)
+
+    def compose(self, ab_normalized: np.ndarray) -> np.ndarray:
+        """(224, 224, 2) predicted ab / 110 -> (H, W, 3) uint8 at full resolution."""
+        ab = _resize(ab_normalized * AB_NORM, self.height, self.width)
+        rgb = np.clip(np.asarray(lab_to_rgb(np.concatenate([self.lightness, ab], -1))), 0, 1)
+        return np.round(rgb * 255.0).astype(np.uint8)
+
+
 def model_input(rgb: np.ndarray, hints) -> np.ndarray:
     """(H, W, 3) uint8 photo + hints -> (224, 224, 4) network input."""
-    small = np.asarray(Image.fromarray(rgb).resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR))
-    lightness = np.asarray(rgb_to_lab(small / 255.0))[..., :1]
-    return np.concatenate([(lightness - L_CENT) / L_NORM,
-                           hint_channels(hints, *rgb.shape[:2])], axis=-1)
+    return Prepared(rgb).model_input(hints)
 
 
 _FORWARD = weakref.WeakKeyDictionary()  # model -> compiled forward
@@ -91,18 +114,16 @@ def colorize(model, rgb: np.ndarray, hints=()) -> np.ndarray:
     return colorize_batch(model, [rgb], [hints])[0]
 
 
+def colorize_prepared(model, prepared: Prepared, hints=()) -> np.ndarray:
+    """colorize() of a Prepared photo (no per-call colour conversion of the input)."""
+    return prepared.compose(forward(model, prepared.model_input(hints)[None])[0])
+
+
 def colorize_batch(model, images, hint_lists) -> list[np.ndarray]:
     """colorize() for several photos in one forward pass."""
-    inputs = np.stack([model_input(rgb, hints) for rgb, hints in zip(images, hint_lists)])
-    ab = forward(model, inputs) * AB_NORM  # (B, 224, 224, 2)
-    results = []
-    for rgb, predicted in zip(images, ab):
-        height, width = rgb.shape[:2]
-        lightness = np.asarray(rgb_to_lab(rgb / 255.0))[..., :1]
-        lab = np.concatenate([lightness, _resize(predicted, height, width)], axis=-1)
-        out = np.clip(np.asarray(lab_to_rgb(lab)), 0.0, 1.0)
-        results.append(np.round(out * 255.0).astype(np.uint8))
-    return results
+    prepared = [Prepared(rgb) for rgb in images]
+    inputs = np.stack([p.model_input(hints) for p, hints in zip(prepared, hint_lists)])
+    return [p.compose(ab) for p, ab in zip(prepared, forward(model, inputs))]
 
 
 def read_hints(path: str) -> list:

@@ -1,0 +1,1 @@
+"""A local web app: colorize a photo by clicking colour hints (iColoriT)."""

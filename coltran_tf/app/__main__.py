@@ -1,0 +1,55 @@
+"""Colorize photos in the browser by clicking colour hints (iColoriT).
+
+  python -m coltran_tf.app --icolorit_weights=icolorit_tiny.npz
+
+Serves one page on 127.0.0.1 and a free port (printed; --host/--port to
+change): open an image (file picker or drag and drop), click to place a hint
+with the current colour, drag to move it, right-click to delete it;
+undo/redo, clear, before/after, download the full-resolution PNG, save and
+load the hints as JSON. --icolorit_weights: an official state_dict (.npz, or
+.pth with PyTorch) or a model directory of our training.
+"""
+
+import sys
+
+from absl import app, flags
+
+flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (127.0.0.1: this machine only).")
+flags.DEFINE_integer("port", 0, "Port (0: a free one, printed).")
+flags.DEFINE_string("icolorit_weights", None, "iColoriT weights (.npz/.pth or our model dir).")
+flags.DEFINE_integer("max_upload_mb", 25, "Largest accepted upload.")
+flags.DEFINE_integer("max_megapixels", 40, "Largest accepted image.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    from coltran_tf.app.server import App, make_server
+    from coltran_tf.icolorit.convert import WeightsError, load_weights
+
+    f = flags.FLAGS
+    if not f.icolorit_weights:
+        print("Error: --icolorit_weights is required (an official iColoriT state_dict as .npz, "
+              "see README, or a model directory of `python -m coltran_tf.icolorit.train`).",
+              file=sys.stderr)
+        return 2
+    try:
+        model = load_weights(f.icolorit_weights)
+    except WeightsError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 2
+    server = make_server(App(model, f.icolorit_weights, f.max_upload_mb * 2**20,
+                             f.max_megapixels * 1_000_000), f.host, f.port)
+    host, port = server.server_address[:2]
+    print(f"Serving on http://{host}:{port}/  (Ctrl+C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

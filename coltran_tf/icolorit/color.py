@@ -49,3 +49,10 @@ def normalize_lab(lab):
 
 def denormalize_lab(lab_n):
     return ops.concatenate([lab_n[..., :1] * L_NORM + L_CENT, lab_n[..., 1:] * AB_NORM], axis=-1)
+
+
+def lab_to_uint8(lightness, ab) -> np.ndarray:
+    """L (..., 1) and ab (..., 2) -> RGB uint8, clipped to [0, 1] and rounded (as
+    the official evaluation saves its predictions)."""
+    rgb = np.asarray(lab_to_rgb(ops.concatenate([lightness, ab], axis=-1)))
+    return np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)

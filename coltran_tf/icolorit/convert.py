@@ -11,6 +11,7 @@ import os
 import numpy as np
 
 from coltran_tf.icolorit.model import IColoriT, build_icolorit
+from coltran_tf.utils.files import write_json
 
 SKIPPED_SUFFIXES = ("relative_position_index",)  # constant buffers, recomputed
 
@@ -136,8 +137,7 @@ def save(model: IColoriT, directory: str) -> None:
               if k in ("patch_size", "hidden_size", "depth", "num_heads", "mlp_ratio",
                        "image_size")}
     model.save_weights(os.path.join(directory, "model.weights.h5"))
-    with open(os.path.join(directory, "config.json"), "w") as f:
-        json.dump(config, f, indent=1)
+    write_json(os.path.join(directory, "config.json"), config)
 
 
 def load_saved(directory: str) -> IColoriT:

@@ -14,10 +14,12 @@ from PIL import Image
 
 from coltran_tf.data.datasets import list_image_files
 from coltran_tf.data.decode import read_image
-from coltran_tf.icolorit.color import AB_NORM, lab_to_rgb, normalize_lab, rgb_to_lab
+from coltran_tf.icolorit.color import AB_NORM, lab_to_uint8, normalize_lab, rgb_to_lab
 from coltran_tf.icolorit.hints import EVAL_HINT_COUNTS, read_hint_file
+from coltran_tf.icolorit.inference import forward
 from coltran_tf.icolorit.metrics import METRICS
 from coltran_tf.icolorit.model import IMAGE_SIZE, network_input
+from coltran_tf.sampling.sheets import save_png
 from coltran_tf.utils.files import write_json
 
 
@@ -40,9 +42,8 @@ def load_ground_truth(path: str) -> np.ndarray:
 def predict(model, ground_truth: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """(B, 224, 224, 3) [0, 1] + (B, 12544) mask_not_hint -> (B, 224, 224, 3) 8-bit/255."""
     lab = np.asarray(rgb_to_lab(ground_truth))
-    ab = np.asarray(model(network_input(normalize_lab(lab), masks))) * AB_NORM
-    rgb = np.clip(np.asarray(lab_to_rgb(np.concatenate([lab[..., :1], ab], -1))), 0.0, 1.0)
-    return np.round(rgb * 255.0) / 255.0
+    ab = forward(model, network_input(normalize_lab(lab), masks)) * AB_NORM
+    return lab_to_uint8(lab[..., :1], ab) / 255.0
 
 
 def evaluate_folder(model, data_dir: str, hint_dir: str, counts=EVAL_HINT_COUNTS,
@@ -78,9 +79,8 @@ def evaluate_folder(model, data_dir: str, hint_dir: str, counts=EVAL_HINT_COUNTS
                 for name, metric in METRICS.items():
                     scores[name].append(metric(p, t))
                 if store_dir:
-                    out = os.path.join(store_dir, f"h2-n{count}", stems[i] + ".png")
-                    os.makedirs(os.path.dirname(out), exist_ok=True)
-                    Image.fromarray((p * 255).round().astype(np.uint8)).save(out)
+                    save_png((p * 255).round().astype(np.uint8),
+                             os.path.join(store_dir, f"h2-n{count}", stems[i] + ".png"))
         results[count] = {name: float(np.mean(v)) for name, v in scores.items()}
         results[count]["images"] = len(files)
     return results

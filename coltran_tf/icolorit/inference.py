@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from coltran_tf.icolorit.color import AB_NORM, L_CENT, L_NORM, lab_to_rgb, rgb_to_lab
+from coltran_tf.icolorit.color import AB_NORM, L_CENT, L_NORM, lab_to_uint8, rgb_to_lab
 from coltran_tf.icolorit.hints import CELLS
 from coltran_tf.icolorit.model import HINT_SIZE, IMAGE_SIZE
 
@@ -84,9 +84,8 @@ class Prepared:
 
     def compose(self, ab_normalized: np.ndarray) -> np.ndarray:
         """(224, 224, 2) predicted ab / 110 -> (H, W, 3) uint8 at full resolution."""
-        ab = _resize(ab_normalized * AB_NORM, self.height, self.width)
-        rgb = np.clip(np.asarray(lab_to_rgb(np.concatenate([self.lightness, ab], -1))), 0, 1)
-        return np.round(rgb * 255.0).astype(np.uint8)
+        return lab_to_uint8(self.lightness,
+                            _resize(ab_normalized * AB_NORM, self.height, self.width))
 
 
 def model_input(rgb: np.ndarray, hints) -> np.ndarray:

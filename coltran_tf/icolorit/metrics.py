@@ -9,9 +9,12 @@ MSE_FLOOR = 1e-5  # caps PSNR at 50 dB
 PATCH = 16        # hard-coded in the official B-PSNR and PEV
 
 
+def _psnr_of(mse: float) -> float:
+    return 20.0 * np.log10(1.0 / np.sqrt(max(mse, MSE_FLOOR)))
+
+
 def psnr(predicted: np.ndarray, target: np.ndarray) -> float:
-    mse = max(float(np.mean((predicted - target) ** 2)), MSE_FLOOR)
-    return 20.0 * np.log10(1.0 / np.sqrt(mse))
+    return _psnr_of(float(np.mean((predicted - target) ** 2)))
 
 
 def boundary_mask(size: int = 224, patch: int = PATCH) -> np.ndarray:
@@ -25,8 +28,7 @@ def boundary_mask(size: int = 224, patch: int = PATCH) -> np.ndarray:
 
 def boundary_psnr(predicted: np.ndarray, target: np.ndarray) -> float:
     error = np.mean((predicted - target) ** 2, axis=-1)
-    mse = max(float(error[boundary_mask(error.shape[0])].mean()), MSE_FLOOR)
-    return 20.0 * np.log10(1.0 / np.sqrt(mse))
+    return _psnr_of(float(error[boundary_mask(error.shape[0])].mean()))
 
 
 def patch_error_variance(predicted: np.ndarray, target: np.ndarray) -> float:

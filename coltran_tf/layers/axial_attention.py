@@ -138,6 +138,15 @@ class AxialAttention(keras.layers.Layer):
         q_pos = ops.arange(num_queries) + query_offset
         return ops.arange(num_keys)[None, :] - q_pos[:, None]
 
+    def position_bias(self, num_queries, num_keys, query_offset=0):
+        """(heads, Lq, Lk) added to the logits: bias[h, q, k] = table[h, k - q + L - 1],
+        plus MASK_VALUE on keys after the query when the attention is masked."""
+        relative = self._relative(num_queries, num_keys, query_offset)
+        bias = ops.take(self.relative_bias, relative + self.length - 1, axis=1)
+        if self.mask == "future":
+            bias = bias + ops.cast(relative > 0, bias.dtype) * MASK_VALUE
+        return bias
+
     def attend(self, q, k, v, query_offset=0):
         """Attention in sequence layout.
 
@@ -149,13 +158,10 @@ class AxialAttention(keras.layers.Layer):
         Returns:
           (..., Lq, heads, depth).
         """
-        relative = self._relative(q.shape[-3], k.shape[-3], query_offset)
         logits = ops.einsum("...qhe,...khe->...hqk", q, k)
-        # bias[h, q, k] = table[h, k - q + L - 1]; added before the mask, as the
-        # original does (logits + bias + mask).
-        logits = logits + ops.take(self.relative_bias, relative + self.length - 1, axis=1)
-        if self.mask == "future":
-            logits = logits + ops.cast(relative > 0, logits.dtype) * MASK_VALUE
+        # Unmasked logits get exactly the original's logits + bias; masked ones
+        # vanish in the softmax either way.
+        logits = logits + self.position_bias(q.shape[-3], k.shape[-3], query_offset)
         weights = ops.softmax(logits, axis=-1)
         return ops.einsum("...hqk,...khe->...qhe", weights, v)
 

@@ -34,7 +34,6 @@ import tensorflow as tf
 from keras import ops
 from tensorflow.compiler.tf2xla.python import xla  # dynamic_update_slice
 
-from coltran_tf.layers.axial_attention import MASK_VALUE
 from coltran_tf.sampling.colorizer_sampler import NORM_CONTEXTS, SAMPLE_MODES, sample_colorizer
 from coltran_tf.utils import image_ops
 
@@ -143,9 +142,7 @@ def _outer_row(model, embeddings, z_row, row, caches, norm_conditions, write):
                 cache_index += 1
                 keys, values = write(keys, k[:, 0], row, 3), write(values, v[:, 0], row, 3)
                 updated.append((keys, values))
-                relative = tf.range(height) - row  # key row minus query row
-                bias = tf.gather(att.relative_bias, relative + height - 1, axis=1)  # (h, H)
-                bias = bias + tf.cast(relative > 0, bias.dtype)[None] * MASK_VALUE
+                bias = att.position_bias(1, height, row)[:, 0]  # (h, H)
                 logits = tf.matmul(q[:, 0, :, :, None], keys, transpose_b=True)  # (B,W,h,1,H)
                 weights = tf.nn.softmax(logits + bias[:, None], axis=-1)
                 y = tf.matmul(weights, values)[:, None, :, :, 0]  # (B, 1, W, h, e)
@@ -171,9 +168,7 @@ def _attention_step_constants(att):
     kernel = tf.concat([tf.reshape(getattr(att, w).kernel, [hidden, hidden])
                         for w in ("q", "k", "v")], axis=1)
     output = tf.reshape(att.output_projection.kernel, [hidden, hidden])
-    relative = tf.range(width)[None, :] - tf.range(width)[:, None]  # (Wq, Wk)
-    bias = tf.gather(att.relative_bias, relative + width - 1, axis=1)  # (h, Wq, Wk)
-    bias = bias + tf.cast(relative > 0, bias.dtype)[None] * MASK_VALUE
+    bias = att.position_bias(width, width)  # (h, Wq, Wk)
     return kernel, output, tf.transpose(bias, [1, 0, 2])[:, :, None]
 
 

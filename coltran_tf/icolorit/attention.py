@@ -23,7 +23,10 @@ class TruncatedAtOneStd(keras.initializers.Initializer):
         self.stddev, self.seed = stddev, seed
 
     def __call__(self, shape, dtype=None):
-        rng = np.random.default_rng(self.seed)
+        # Without a seed, draw one from NumPy's global generator, which
+        # keras.utils.set_random_seed seeds: training stays reproducible.
+        seed = self.seed if self.seed is not None else np.random.randint(2**31 - 1)
+        rng = np.random.default_rng(seed)
         values = rng.standard_normal(int(np.prod(shape)))
         bad = np.abs(values) > 1.0
         while bad.any():

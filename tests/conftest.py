@@ -29,3 +29,19 @@ def require_fixtures(*parts):
         pytest.skip(f"oracle fixtures not found at {path} (they live in ../shared beside "
                     "the checkout; CI provides them)")
     return path
+
+
+def write_tiny_coltran(root) -> str:
+    """Tiny, untrained colorizer/ and color_upsampler/ model directories under root
+    (what the browser tool's --coltran_dir points at); returns root."""
+    import keras
+
+    from configs import color_upsampler, colorizer
+    from coltran_tf.checkpoints.native import save_model_dir
+    from coltran_tf.models.builder import build_model
+
+    keras.utils.set_random_seed(3)
+    for name, module in (("colorizer", colorizer), ("color_upsampler", color_upsampler)):
+        config = module.get_config("tiny")
+        save_model_dir(build_model(config), config, os.path.join(str(root), name))
+    return str(root)

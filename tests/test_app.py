@@ -1,4 +1,5 @@
-"""The browser tool's server: API, limits, errors, concurrent sessions."""
+"""The browser tool's server: API, limits, errors, concurrent sessions; the ab
+gamut and ColTran's suggestions."""
 
 import io
 import json
@@ -13,18 +14,37 @@ import pytest
 from PIL import Image
 
 from coltran_tf.app.server import App, make_server
+from coltran_tf.app.suggest import Suggestions, likely_colors, load_suggester, starting_hints
+from coltran_tf.checkpoints.locate import StageError
+from coltran_tf.icolorit.color import ab_gamut, fit_chroma, in_gamut, rgb_to_lab
 from coltran_tf.icolorit.model import build_icolorit
+from coltran_tf.utils import image_ops
+from conftest import write_tiny_coltran
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(scope="module")
-def url():
-    app = App(build_icolorit("micro"), "micro", max_upload_bytes=2 * 2**20,
-              max_pixels=2_000_000)
+def _serve(app):
     server = make_server(app)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+@pytest.fixture(scope="module")
+def url():
+    server, address = _serve(App(build_icolorit("micro"), "micro", max_upload_bytes=2 * 2**20,
+                                 max_pixels=2_000_000))
+    yield address
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def coltran_url(tmp_path_factory):
+    """A server with ColTran suggestions from tiny stages (as --coltran_dir loads them)."""
+    suggester = load_suggester(write_tiny_coltran(tmp_path_factory.mktemp("coltran")))
+    server, address = _serve(App(build_icolorit("micro"), "micro", coltran=suggester))
+    yield address
     server.shutdown()
     server.server_close()
 
@@ -115,3 +135,146 @@ def test_concurrent_sessions_do_not_mix(url):
         assert status == 200
         np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(body))),
                                       np.asarray(Image.open(io.BytesIO(alone[i % 2]))))
+
+
+def _json_post(url, path, payload):
+    status, _, body = _post(url, path, json.dumps(payload).encode(), "application/json")
+    return status, json.loads(body)
+
+
+def _data_image(data_url: str) -> Image.Image:
+    return Image.open(io.BytesIO(__import__("base64").b64decode(data_url.split(",", 1)[1])))
+
+
+def test_gamut_at_the_pixels_lightness(url):
+    session = _session(url)["session"]
+    pixel = np.asarray(Image.open(io.BytesIO(_png())).convert("RGB"))[120, 200]
+    status, answer = _json_post(url, "/api/gamut", {"session": session, "y": 120, "x": 200})
+    assert status == 200
+    lightness = float(rgb_to_lab(pixel / 255.0)[0])
+    assert abs(answer["lightness"] - lightness) < 0.01
+    gamut = np.asarray(_data_image(answer["image"]))
+    np.testing.assert_array_equal(gamut, ab_gamut(answer["lightness"]))
+    centre = gamut[64, 64]  # a = b = 0: the grey of that lightness, always inside
+    assert centre[3] == 255 and max(centre[:3]) - min(centre[:3]) <= 1
+    assert abs(float(rgb_to_lab(centre[:3] / 255.0)[0]) - lightness) < 0.5
+    assert (gamut[..., 3] == 0).any() and gamut[0, 0, 3] == 0  # a=-110, b=110: outside
+    status, answer = _json_post(url, "/api/gamut", {"session": session, "y": 120, "x": 10**5})
+    assert status == 400 and "inside the 451x300 photo" in answer["error"]
+
+
+def test_ab_gamut_marks_exactly_the_colours_that_need_no_clipping():
+    gamut = ab_gamut(60.0, size=33)
+    inside = gamut[..., 3] == 255
+    # Re-converting the shown colours lands on the grid's ab where marked inside.
+    axis = np.linspace(-110, 110, 33)
+    lab = np.asarray(rgb_to_lab(gamut[..., :3] / 255.0))
+    a_error = np.abs(lab[..., 1] - axis[None, :])
+    assert a_error[inside].max() < 1.5
+    assert a_error[~inside].max() > 5
+    assert 0.1 < inside.mean() < 0.6
+
+
+def test_fit_chroma_keeps_hue_and_lightness_inside_srgb():
+    lightness = np.array([[45.0], [45.0], [90.0], [20.0]], np.float32)
+    ab = np.array([[80.0, 67.0], [5.0, -3.0], [-80.0, 80.0], [0.0, -90.0]], np.float32)
+    fitted = fit_chroma(lightness, ab)
+    lab = np.concatenate([lightness, fitted], axis=-1)
+    assert in_gamut(lab).all() and not in_gamut(np.concatenate([lightness, ab], -1))[0]
+    np.testing.assert_array_equal(fitted[1], ab[1])  # already inside: unchanged
+    scale = np.hypot(*fitted.T) / np.hypot(*ab.T)
+    np.testing.assert_allclose(fitted, ab * scale[:, None], atol=1e-4)  # same hue
+    assert (scale[[0, 2, 3]] < 1).all() and (scale > 0.2).all()
+
+
+def test_suggestions_need_coltran(url):
+    session = _session(url)["session"]
+    status, answer = _json_post(url, "/api/suggest", {"session": session})
+    assert status == 400 and "--coltran_dir" in answer["error"]
+    with urllib.request.urlopen(url + "/api/info") as response:
+        assert json.loads(response.read())["coltran"] is None
+
+
+def test_coltran_dir_errors_name_the_fix(tmp_path):
+    with pytest.raises(StageError, match="not a directory"):
+        load_suggester(str(tmp_path / "missing"))
+    with pytest.raises(StageError, match="no colorizer/"):
+        load_suggester(str(tmp_path))
+
+
+def test_suggestions_and_likely_colours(coltran_url):
+    info = _session(coltran_url)
+    session, width, height = info["session"], info["width"], info["height"]
+    status, first = _json_post(coltran_url, "/api/suggest",
+                               {"session": session, "count": 2, "seed": 5})
+    assert status == 200 and len(first["suggestions"]) == 2
+    for suggestion in first["suggestions"]:
+        image = _data_image(suggestion["image"])
+        assert abs(image.size[0] / image.size[1] - width / height) < 0.02
+        hints = suggestion["hints"]
+        assert 18 <= len(hints) <= 30
+        assert all(0 <= h["y"] < height and 0 <= h["x"] < width and len(h["rgb"]) == 3
+                   for h in hints)
+    # Sample k is drawn with seed + k: the same image whatever the request.
+    status, second = _json_post(coltran_url, "/api/suggest",
+                                {"session": session, "count": 1, "seed": 6})
+    assert second["suggestions"][0] == first["suggestions"][1]
+    assert first["suggestions"][0]["hints"] != first["suggestions"][1]["hints"]
+
+    status, likely = _json_post(coltran_url, "/api/likely",
+                                {"session": session, "y": 100, "x": 150, "count": 5})
+    assert status == 200 and 1 <= len(likely["colors"]) <= 5
+    probabilities = [c["probability"] for c in likely["colors"]]
+    assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1
+    for payload, message in [({"count": 0}, "count must be"), ({"seed": -1}, "seed must be"),
+                             ({"count": "3"}, "count must be")]:
+        status, answer = _json_post(coltran_url, "/api/suggest", {"session": session, **payload})
+        assert status == 400 and message in answer["error"]
+    with urllib.request.urlopen(coltran_url + "/api/info") as response:
+        assert json.loads(response.read())["coltran"]
+
+
+def _suggestions(colors, certainty, top_symbols, top_probs):
+    return Suggestions(colors=np.asarray(colors, np.uint8), certainty=np.asarray(certainty),
+                       top_symbols=np.asarray(top_symbols), top_probs=np.asarray(top_probs),
+                       seed=0)
+
+
+def test_likely_colours_take_the_pixels_lightness_and_merge_duplicates():
+    low = 4
+    red, blue = (int(image_ops.rgb_to_coarse_symbols(np.array(c, np.uint8)))
+                 for c in ([240, 16, 16], [16, 16, 240]))
+    symbols = np.zeros((low, low, 4), np.int64)
+    symbols[2, 1] = [red, blue, red, 0]  # a duplicate symbol merges with the first
+    probs = np.zeros((low, low, 4), np.float32)
+    probs[2, 1] = [0.5, 0.3, 0.1, 0.05]
+    lightness = np.full((40, 40, 1), 45.0, np.float32)
+    colors = likely_colors(_suggestions(np.zeros((1, low, low, 3)), np.zeros((1, low, low)),
+                                        symbols, probs), y=25, x=12, lightness=lightness)
+    assert [c["probability"] for c in colors] == [0.6, 0.3, 0.05]
+    first = np.asarray(rgb_to_lab(np.asarray(colors[0]["rgb"]) / 255.0))
+    target = np.asarray(rgb_to_lab(np.array([240, 16, 16]) / 255.0))
+    assert abs(first[0] - 45.0) < 1.0  # the pixel's lightness, not the coarse colour's
+    hue = np.degrees(np.arctan2(first[2], first[1]) - np.arctan2(target[2], target[1]))
+    assert abs(hue) < 5
+    assert colors[1]["rgb"][2] > colors[1]["rgb"][0]  # blue
+
+
+def test_starting_hints_take_each_cells_most_certain_pixel():
+    low = 8
+    rng = np.random.default_rng(0)
+    colors = rng.integers(0, 256, (1, low, low, 3))
+    certainty = np.full((1, low, low), 0.1)
+    certainty[0, 1, 6] = 0.9  # the top-right cell's most certain pixel
+    lightness = np.full((80, 80, 1), 60.0, np.float32)
+    suggestions = _suggestions(colors, certainty, np.zeros((low, low, 1)), np.zeros((low, low, 1)))
+    hints = starting_hints(suggestions, 0, lightness, count=4)
+    assert len(hints) == 4
+    top_right = [h for h in hints if h["y"] < 40 and h["x"] >= 40]
+    assert len(top_right) == 1 and (top_right[0]["y"], top_right[0]["x"]) == (15, 65)
+    got = np.asarray(rgb_to_lab(np.asarray(top_right[0]["rgb"]) / 255.0))
+    want = np.asarray(rgb_to_lab(colors[0, 1, 6] / 255.0))
+    assert abs(got[0] - 60.0) < 1.0
+    if np.hypot(*want[1:]) > 10:  # a clear hue: the hint keeps it
+        hue = np.degrees(np.arctan2(got[2], got[1]) - np.arctan2(want[2], want[1]))
+        assert abs((hue + 180) % 360 - 180) < 8

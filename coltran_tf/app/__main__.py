@@ -6,8 +6,15 @@ Serves one page on 127.0.0.1 and a free port (printed; --host/--port to
 change): open an image (file picker or drag and drop), click to place a hint
 with the current colour, drag to move it, right-click to delete it;
 undo/redo, clear, before/after, download the full-resolution PNG, save and
-load the hints as JSON. --icolorit_weights: an official state_dict (.npz, or
-.pth with PyTorch) or a model directory of our training.
+load the hints as JSON; the ab gamut at a hint's lightness to pick from.
+--icolorit_weights: an official state_dict (.npz, or .pth with PyTorch) or a
+model directory of our training.
+
+With --coltran_dir (a directory holding colorizer/ and, optionally,
+color_upsampler/: released ColTran checkpoints, our training logdirs or model
+directories, as `colorize --checkpoints` takes them) the page also offers
+ColTran's suggestions: a few automatic colourings as starting points, and
+the colorizer's most likely colours at a hint's pixel.
 """
 
 import sys
@@ -17,6 +24,8 @@ from absl import app, flags
 flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (127.0.0.1: this machine only).")
 flags.DEFINE_integer("port", 0, "Port (0: a free one, printed).")
 flags.DEFINE_string("icolorit_weights", None, "iColoriT weights (.npz/.pth or our model dir).")
+flags.DEFINE_string("coltran_dir", None, "ColTran stages for suggestions: a directory with "
+                    "colorizer/ and optionally color_upsampler/.")
 flags.DEFINE_integer("max_upload_mb", 25, "Largest accepted upload.")
 flags.DEFINE_integer("max_megapixels", 40, "Largest accepted image.")
 
@@ -33,13 +42,17 @@ def main(argv):
               "see README, or a model directory of `python -m coltran_tf.icolorit.train`).",
               file=sys.stderr)
         return 2
+    from coltran_tf.app.suggest import load_suggester
+    from coltran_tf.checkpoints.locate import StageError
+
     try:
         model = load_weights(f.icolorit_weights)
-    except WeightsError as error:
+        coltran = load_suggester(f.coltran_dir) if f.coltran_dir else None
+    except (WeightsError, StageError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
     server = make_server(App(model, f.icolorit_weights, f.max_upload_mb * 2**20,
-                             f.max_megapixels * 1_000_000), f.host, f.port)
+                             f.max_megapixels * 1_000_000, coltran=coltran), f.host, f.port)
     host, port = server.server_address[:2]
     print(f"Serving on http://{host}:{port}/  (Ctrl+C to stop)", flush=True)
     try:

@@ -8,6 +8,16 @@ API (errors are JSON {"error": message} with a 4xx status the page shows):
   POST /api/colorize         JSON {"session", "hints": [{"y", "x", "rgb"|"ab"}],
                              "format": "jpeg"|"png"} -> the colorized image at the
                              photo's full resolution (jpeg: fast preview, png: download)
+  POST /api/gamut            JSON {"session", "y", "x"} -> {"lightness", "ab_max",
+                             "image"}: the sRGB colours of that pixel's lightness
+                             as an ab plane (PNG data URL, out of gamut transparent)
+  POST /api/suggest          JSON {"session", "count", "seed"} -> {"suggestions":
+                             [{"image", "hints"}]}: ColTran's colourings (JPEG
+                             data URLs) and the hints that start from each
+  POST /api/likely           JSON {"session", "y", "x", "count"} -> {"colors":
+                             [{"rgb", "probability"}]}: ColTran's most likely
+                             colours at that pixel (samples suggestions first if
+                             the photo has none yet)
 
 The client keeps the hints and sends all of them with every request, so the
 server holds only the uploaded photos (bounded, least recently used first) and
@@ -15,20 +25,27 @@ concurrent requests cannot corrupt each other's state. No request names a
 file-system path.
 """
 
+import base64
 import collections
 import io
 import json
 import os
 import secrets
 import threading
+import traceback
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 from PIL import Image
 
+from coltran_tf.app.suggest import (MAX_SUGGESTIONS, ColTranSuggester, likely_colors,
+                                    starting_hints, thumbnail)
 from coltran_tf.data.decode import decode_bytes
+from coltran_tf.data.preprocess import resize_area
+from coltran_tf.icolorit.color import AB_NORM, ab_gamut
 from coltran_tf.icolorit.inference import HintError, Prepared, colorize_prepared
+from coltran_tf.sampling.colorize_folder import apply_chroma
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 MAX_HINTS = 4096
@@ -40,21 +57,36 @@ class ApiError(Exception):
         self.status, self.message = status, message
 
 
+class Photo:
+    """One uploaded photo: what iColoriT needs (prepared once), and, with ColTran,
+    the photo at the colorizer's input resolution, a thumbnail for the
+    suggestions and the latest suggestions (replaced whole, under `lock`)."""
+
+    def __init__(self, rgb: np.ndarray, coltran_side: int | None):
+        self.prepared = Prepared(rgb)
+        self.square = self.thumbnail = None
+        if coltran_side:
+            self.square = np.asarray(resize_area(rgb[None], coltran_side)[0], np.uint8)
+            self.thumbnail = thumbnail(rgb)
+        self.suggestions = None
+        self.lock = threading.Lock()
+
+
 class Sessions:
     """Uploaded photos by random id, at most `capacity`, least recently used evicted."""
 
     def __init__(self, capacity: int = 16):
         self._items, self._lock, self.capacity = collections.OrderedDict(), threading.Lock(), capacity
 
-    def add(self, prepared: Prepared) -> str:
+    def add(self, photo: Photo) -> str:
         key = secrets.token_urlsafe(12)
         with self._lock:
-            self._items[key] = prepared
+            self._items[key] = photo
             while len(self._items) > self.capacity:
                 self._items.popitem(last=False)
         return key
 
-    def get(self, key) -> Prepared:
+    def get(self, key) -> Photo:
         with self._lock:
             if not isinstance(key, str) or key not in self._items:
                 raise ApiError(HTTPStatus.NOT_FOUND, "Unknown or expired session; open the "
@@ -67,11 +99,20 @@ class App:
     """What the handler serves: the model, the sessions and the limits."""
 
     def __init__(self, model, model_name: str, max_upload_bytes: int = 25 * 2**20,
-                 max_pixels: int = 40_000_000, sessions: int = 16):
+                 max_pixels: int = 40_000_000, sessions: int = 16,
+                 coltran: ColTranSuggester | None = None):
         self.model, self.model_name = model, model_name
         self.max_upload_bytes, self.max_pixels = max_upload_bytes, max_pixels
         self.sessions = Sessions(sessions)
         self.model_lock = threading.Lock()
+        self.coltran = coltran
+
+    def info(self) -> dict:
+        return {"model": self.model_name,
+                "coltran": self.coltran.name if self.coltran else None,
+                "limits": {"max_upload_bytes": self.max_upload_bytes,
+                           "max_pixels": self.max_pixels, "max_hints": MAX_HINTS,
+                           "max_suggestions": MAX_SUGGESTIONS}}
 
     def open_image(self, data: bytes) -> dict:
         if len(data) > self.max_upload_bytes:
@@ -91,11 +132,12 @@ class App:
             rgb = decode_bytes(data)
         except ValueError as error:
             raise ApiError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"Cannot read the image: {error}.")
-        session = self.sessions.add(Prepared(rgb))
+        side = 4 * self.coltran.resolution if self.coltran else None
+        session = self.sessions.add(Photo(rgb, side))
         return {"session": session, "width": rgb.shape[1], "height": rgb.shape[0]}
 
     def colorize(self, request: dict) -> tuple[bytes, str]:
-        prepared = self.sessions.get(request.get("session"))
+        prepared = self.sessions.get(request.get("session")).prepared
         hints = request.get("hints", [])
         if not isinstance(hints, list) or len(hints) > MAX_HINTS:
             raise ApiError(HTTPStatus.BAD_REQUEST, f"hints must be a list of at most "
@@ -121,6 +163,71 @@ class App:
         else:
             Image.fromarray(result).save(buffer, "PNG", compress_level=3)
         return buffer.getvalue(), f"image/{kind}"
+
+    def gamut(self, request: dict) -> dict:
+        photo = self.sessions.get(request.get("session"))
+        y, x = _pixel(request, photo.prepared)
+        lightness = round(float(photo.prepared.lightness[y, x, 0]), 2)
+        return {"lightness": lightness, "ab_max": AB_NORM,
+                "image": _data_url(ab_gamut(lightness), "PNG")}
+
+    def _coltran_photo(self, request: dict) -> Photo:
+        if self.coltran is None:
+            raise ApiError(HTTPStatus.BAD_REQUEST, "This server has no ColTran model; start it "
+                           "with --coltran_dir=DIR (colorizer/ and color_upsampler/) for "
+                           "suggestions.")
+        return self.sessions.get(request.get("session"))
+
+    def _suggestions(self, photo: Photo, count: int, seed: int):
+        with photo.lock:
+            current = photo.suggestions
+            if current is None or current.seed != seed or len(current.colors) != count:
+                photo.suggestions = self.coltran.sample(photo.square, count, seed)
+            return photo.suggestions
+
+    def suggest(self, request: dict) -> dict:
+        photo = self._coltran_photo(request)
+        count, seed = request.get("count", 3), request.get("seed", 0)
+        if not _is_int(count) or not 1 <= count <= MAX_SUGGESTIONS:
+            raise ApiError(HTTPStatus.BAD_REQUEST, f"count must be an integer from 1 to "
+                           f"{MAX_SUGGESTIONS}.")
+        if not _is_int(seed) or not 0 <= seed < 2**31 - MAX_SUGGESTIONS:
+            raise ApiError(HTTPStatus.BAD_REQUEST, "seed must be a non-negative integer.")
+        suggestions = self._suggestions(photo, count, seed)
+        return {"seed": seed, "suggestions": [
+            {"image": _data_url(apply_chroma(photo.thumbnail, colors), "JPEG"),
+             "hints": starting_hints(suggestions, k, photo.prepared.lightness)}
+            for k, colors in enumerate(suggestions.colors)]}
+
+    def likely(self, request: dict) -> dict:
+        photo = self._coltran_photo(request)
+        y, x = _pixel(request, photo.prepared)
+        count = request.get("count", 6)
+        if not _is_int(count) or not 1 <= count <= 16:
+            raise ApiError(HTTPStatus.BAD_REQUEST, "count must be an integer from 1 to 16.")
+        with photo.lock:
+            suggestions = photo.suggestions
+        if suggestions is None:
+            suggestions = self._suggestions(photo, 3, 0)
+        return {"colors": likely_colors(suggestions, y, x, photo.prepared.lightness, count)}
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _pixel(request: dict, prepared: Prepared) -> tuple[int, int]:
+    y, x = request.get("y"), request.get("x")
+    if not (_is_int(y) and _is_int(x) and 0 <= y < prepared.height and 0 <= x < prepared.width):
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"y and x must be integer pixel coordinates "
+                       f"inside the {prepared.width}x{prepared.height} photo.")
+    return y, x
+
+
+def _data_url(image: np.ndarray, kind: str) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, kind, **({"quality": 90} if kind == "JPEG" else {}))
+    return f"data:image/{kind.lower()};base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -163,10 +270,7 @@ class Handler(BaseHTTPRequestHandler):
             with open(os.path.join(STATIC_DIR, "index.html"), "rb") as f:
                 return self._send(HTTPStatus.OK, f.read(), "text/html; charset=utf-8")
         if path == "/api/info":
-            return self._json(HTTPStatus.OK, {
-                "model": self.app.model_name,
-                "limits": {"max_upload_bytes": self.app.max_upload_bytes,
-                           "max_pixels": self.app.max_pixels, "max_hints": MAX_HINTS}})
+            return self._json(HTTPStatus.OK, self.app.info())
         self._json(HTTPStatus.NOT_FOUND, {"error": f"No such page: {path}"})
 
     def do_POST(self):
@@ -177,18 +281,26 @@ class Handler(BaseHTTPRequestHandler):
                     raise ApiError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
                                    "Upload an image file (Content-Type image/*).")
                 return self._json(HTTPStatus.OK, self.app.open_image(self._body()))
-            if self.path == "/api/colorize":
-                try:
-                    request = json.loads(self._body() or b"{}")
-                except json.JSONDecodeError:
-                    raise ApiError(HTTPStatus.BAD_REQUEST, "The request is not valid JSON.")
-                if not isinstance(request, dict):
-                    raise ApiError(HTTPStatus.BAD_REQUEST, "The request must be a JSON object.")
-                body, kind = self.app.colorize(request)
-                return self._send(HTTPStatus.OK, body, kind)
-            raise ApiError(HTTPStatus.NOT_FOUND, f"No such endpoint: {self.path}")
+            endpoint = {"/api/colorize": self.app.colorize, "/api/gamut": self.app.gamut,
+                        "/api/suggest": self.app.suggest, "/api/likely": self.app.likely}
+            if self.path not in endpoint:
+                raise ApiError(HTTPStatus.NOT_FOUND, f"No such endpoint: {self.path}")
+            try:
+                request = json.loads(self._body() or b"{}")
+            except json.JSONDecodeError:
+                raise ApiError(HTTPStatus.BAD_REQUEST, "The request is not valid JSON.")
+            if not isinstance(request, dict):
+                raise ApiError(HTTPStatus.BAD_REQUEST, "The request must be a JSON object.")
+            answer = endpoint[self.path](request)
+            if isinstance(answer, dict):
+                return self._json(HTTPStatus.OK, answer)
+            return self._send(HTTPStatus.OK, *answer)
         except ApiError as error:
             self._json(error.status, {"error": error.message})
+        except Exception as error:  # noqa: BLE001  (the page shows it; the log has the trace)
+            traceback.print_exc()
+            self._json(HTTPStatus.INTERNAL_SERVER_ERROR,
+                       {"error": f"The server failed: {type(error).__name__}: {error}"})
 
 
 def make_server(app: App, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:

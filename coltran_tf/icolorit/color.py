@@ -56,3 +56,41 @@ def lab_to_uint8(lightness, ab) -> np.ndarray:
     the official evaluation saves its predictions)."""
     rgb = np.asarray(lab_to_rgb(ops.concatenate([lightness, ab], axis=-1)))
     return np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def in_gamut(lab, tolerance: float = 1.0) -> np.ndarray:
+    """(...) bool: Lab colours that sRGB shows without clipping (converting the
+    clipped RGB back to Lab lands within `tolerance` of where it started)."""
+    lab = np.asarray(lab, np.float32)
+    rgb = np.clip(np.asarray(lab_to_rgb(lab)), 0.0, 1.0)
+    return np.abs(np.asarray(rgb_to_lab(rgb)) - lab).max(axis=-1) < tolerance
+
+
+def fit_chroma(lightness, ab, steps: int = 32) -> np.ndarray:
+    """(..., 2) ab scaled towards grey just enough that (L, ab) is inside sRGB:
+    the same hue at that lightness, as saturated as the screen can show.
+
+    Args:
+      lightness: (..., 1) Lab L (broadcast against ab).
+      ab: (..., 2).
+    """
+    ab = np.asarray(ab, np.float32)
+    lightness = np.broadcast_to(np.asarray(lightness, np.float32), ab.shape[:-1] + (1,))
+    scales = np.linspace(1.0, 0.0, steps + 1, dtype=np.float32)  # the first inside wins
+    lab = np.concatenate([np.broadcast_to(lightness[None], (steps + 1,) + lightness.shape),
+                          scales.reshape((-1,) + (1,) * ab.ndim) * ab[None]], axis=-1)
+    first = np.argmax(in_gamut(lab), axis=0)  # grey (scale 0) is always inside
+    return ab * scales[first][..., None]
+
+
+def ab_gamut(lightness: float, size: int = 129, ab_max: float = AB_NORM) -> np.ndarray:
+    """The sRGB colours of lightness L as an ab plane: (size, size, 4) uint8 RGBA,
+    a from -ab_max (left) to +ab_max (right), b from +ab_max (top) to -ab_max
+    (bottom); colours outside the sRGB gamut (see in_gamut) are transparent.
+    """
+    axis = np.linspace(-ab_max, ab_max, size, dtype=np.float32)
+    a, b = np.meshgrid(axis, axis[::-1])
+    lab = np.stack([np.full_like(a, float(lightness)), a, b], axis=-1)
+    rgb = np.clip(np.asarray(lab_to_rgb(lab)), 0.0, 1.0)
+    rgba = np.concatenate([np.round(rgb * 255.0), in_gamut(lab)[..., None] * 255.0], axis=-1)
+    return rgba.astype(np.uint8)

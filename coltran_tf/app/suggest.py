@@ -1,0 +1,165 @@
+"""ColTran's suggestions for the browser tool.
+
+For an uploaded photo, the colorizer samples a few automatic colourings (the
+color upsampler, when given, turns their coarse 3-bit colours into 8-bit
+ones) and each becomes a starting point for the interactive model: a set of
+hints placed where that colouring is most certain, one per cell of a grid
+over the photo. The colourings' per-pixel distributions, averaged, estimate
+the colorizer's marginal distribution of each pixel's colour given the
+grayscale photo, p(x_ij | g) = E[p(x_ij | x_<ij, g)]; its most likely colours
+at a clicked pixel are offered as swatches at that pixel's own lightness.
+"""
+
+import os
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from coltran_tf.data.preprocess import resize_area
+from coltran_tf.icolorit.color import fit_chroma, lab_to_uint8, rgb_to_lab
+from coltran_tf.sampling.cached_sampler import sample_coarse
+from coltran_tf.sampling.staged import stage_outputs
+from coltran_tf.utils import image_ops
+
+TOP_SYMBOLS = 16  # per-pixel candidates kept from the averaged distribution
+MAX_SUGGESTIONS = 8
+
+
+@dataclass
+class Suggestions:
+    """ColTran's colourings of one photo."""
+    colors: np.ndarray        # (K, R, R, 3) uint8: the colourings at the colorizer's resolution
+    certainty: np.ndarray     # (K, R, R): per-pixel max probability of each colouring
+    top_symbols: np.ndarray   # (R, R, TOP_SYMBOLS) int: most likely coarse colours, best first
+    top_probs: np.ndarray     # (R, R, TOP_SYMBOLS): their averaged probabilities
+    seed: int
+
+
+class ColTranSuggester:
+    """The colorizer (and optionally the color upsampler) behind the suggestions."""
+
+    def __init__(self, colorizer, color_upsampler=None, name: str = "ColTran"):
+        if color_upsampler is not None and color_upsampler.resolution != colorizer.resolution:
+            raise ValueError(f"The color upsampler works at {color_upsampler.resolution}x"
+                             f"{color_upsampler.resolution}, the colorizer at "
+                             f"{colorizer.resolution}; use stages trained together.")
+        self.colorizer, self.color_upsampler, self.name = colorizer, color_upsampler, name
+        self.lock = threading.Lock()  # one sampling at a time (memory, compiled-function cache)
+
+    @property
+    def resolution(self) -> int:
+        return self.colorizer.resolution
+
+    def sample(self, rgb: np.ndarray, count: int, seed: int) -> Suggestions:
+        """`count` colourings of an (H, W, 3) uint8 photo, sample k drawn with seed + k
+        (as `colorize --seed` draws them for a single image)."""
+        low = self.resolution
+        targets = resize_area(rgb[None], 4 * low)  # the path colorize takes: 256, then 64
+        small = resize_area(targets, low)
+        gray = image_ops.rgb_to_grayscale(small)
+        with self.lock:
+            sampled = sample_coarse(self.colorizer, np.repeat(np.asarray(gray), count, axis=0),
+                                    "sample", seed + np.arange(count))
+            colors = np.asarray(sampled["auto_sample"], np.uint8)
+            if self.color_upsampler is not None:
+                batch = {"targets": tf.repeat(targets, count, axis=0),
+                         f"targets_{low}": tf.repeat(small, count, axis=0)}
+                colors = stage_outputs(self.color_upsampler, batch, colors, "argmax", 1, seed)
+        mean = np.asarray(sampled["proba"], np.float32).mean(axis=0)  # (R, R, 512)
+        top = np.argsort(-mean, axis=-1)[..., :TOP_SYMBOLS]
+        return Suggestions(colors=colors, certainty=np.asarray(sampled["uncertainty"]),
+                           top_symbols=top, top_probs=np.take_along_axis(mean, top, -1),
+                           seed=seed)
+
+
+def load_suggester(coltran_dir: str) -> ColTranSuggester:
+    """A suggester from a directory holding colorizer/ and (optionally)
+    color_upsampler/: released checkpoints, training logdirs or model
+    directories, as `colorize --checkpoints` takes them."""
+    from coltran_tf.checkpoints.locate import StageError, load_stage
+
+    if not os.path.isdir(coltran_dir):
+        raise StageError(f"--coltran_dir={coltran_dir!r} is not a directory; point it at one "
+                         "holding colorizer/ (and color_upsampler/), as for colorize "
+                         "--checkpoints.")
+    colorizer_path = os.path.join(coltran_dir, "colorizer")
+    if not os.path.exists(colorizer_path):
+        raise StageError(f"--coltran_dir={coltran_dir!r} has no colorizer/; the suggestions "
+                         "need at least the colorizer stage there.")
+    colorizer = load_stage("colorizer", colorizer_path)[0]
+    upsampler_path = os.path.join(coltran_dir, "color_upsampler")
+    upsampler = (load_stage("color_upsampler", upsampler_path)[0]
+                 if os.path.exists(upsampler_path) else None)
+    return ColTranSuggester(colorizer, upsampler, name=coltran_dir)
+
+
+# -- turning colourings into what the page shows -------------------------------------
+
+def _cell_index(position: float, size: int, low: int) -> int:
+    return min(low - 1, max(0, int(position * low / size)))
+
+
+def starting_hints(suggestions: Suggestions, k: int, lightness: np.ndarray,
+                   count: int = 24) -> list[dict]:
+    """Hints for colouring k: a grid of about `count` cells over the photo (its
+    aspect ratio kept), in each the colouring's most certain pixel, with that
+    pixel's chroma (Lab ab) at the photo's own lightness there (hue kept,
+    chroma reduced where sRGB cannot show it).
+
+    Args:
+      lightness: (H, W, 1) Lab L of the photo.
+
+    Returns:
+      [{"y", "x", "rgb"}] in the photo's pixels.
+    """
+    height, width = lightness.shape[:2]
+    low = suggestions.colors.shape[1]
+    rows = max(1, min(low, round(np.sqrt(count * height / width))))
+    cols = max(1, min(low, round(count / rows)))
+    edges_y = np.linspace(0, low, rows + 1).round().astype(int)
+    edges_x = np.linspace(0, low, cols + 1).round().astype(int)
+    ab = np.asarray(rgb_to_lab(suggestions.colors[k] / 255.0))[..., 1:]
+    certainty = suggestions.certainty[k]
+    hints = []
+    for y0, y1 in zip(edges_y[:-1], edges_y[1:]):
+        for x0, x1 in zip(edges_x[:-1], edges_x[1:]):
+            cell = certainty[y0:y1, x0:x1]
+            i, j = np.unravel_index(np.argmax(cell), cell.shape)
+            i, j = y0 + i, x0 + j
+            y = min(height - 1, int((i + 0.5) * height / low))
+            x = min(width - 1, int((j + 0.5) * width / low))
+            rgb = lab_to_uint8(lightness[y, x], fit_chroma(lightness[y, x], ab[i, j]))
+            hints.append({"y": y, "x": x, "rgb": [int(v) for v in rgb]})
+    return hints
+
+
+def likely_colors(suggestions: Suggestions, y: int, x: int, lightness: np.ndarray,
+                  count: int = 6) -> list[dict]:
+    """The colorizer's most likely colours at photo pixel (y, x), shown at the
+    pixel's lightness (hue kept, chroma reduced where sRGB cannot show it):
+    [{"rgb", "probability"}], most likely first. Coarse colours that look the
+    same at this lightness are merged (their probabilities added)."""
+    height, width = lightness.shape[:2]
+    low = suggestions.top_symbols.shape[0]
+    i, j = _cell_index(y, height, low), _cell_index(x, width, low)
+    symbols, probs = suggestions.top_symbols[i, j], suggestions.top_probs[i, j]
+    coarse = np.asarray(image_ops.coarse_symbols_to_rgb(symbols), np.float32) + 16.0  # bin centres
+    ab = np.asarray(rgb_to_lab(coarse / 255.0))[..., 1:]
+    pixel = np.repeat(lightness[y, x][None], len(symbols), axis=0)
+    rgbs = lab_to_uint8(pixel, fit_chroma(pixel, ab))
+    merged = {}
+    for rgb, probability in zip(map(tuple, rgbs.tolist()), probs.tolist()):
+        merged[rgb] = merged.get(rgb, 0.0) + probability
+    ranked = sorted(merged.items(), key=lambda item: -item[1])[:count]
+    return [{"rgb": list(rgb), "probability": round(p, 4)} for rgb, p in ranked]
+
+
+def thumbnail(rgb: np.ndarray, max_side: int = 320) -> np.ndarray:
+    """The photo scaled down to at most max_side pixels (aspect kept)."""
+    height, width = rgb.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))

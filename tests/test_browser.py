@@ -1,0 +1,177 @@
+"""The browser tool in a real browser: Playwright driving Debian's Chromium.
+
+Loads a photo, places hints, picks a colour from the ab gamut and from
+ColTran's likely colours, undoes, starts from a ColTran suggestion, downloads
+the PNG and shows an upload error. A screenshot is written to
+$COLTRAN_TEST_ARTIFACTS (default: test-artifacts/ in the repository).
+
+Needs `playwright` (requirements.txt) and /usr/bin/chromium (`.ci/run` installs
+it with apt). Outside CI the test skips when either is missing; under CI
+(CI=true) it fails instead, so that the browser test cannot silently vanish.
+"""
+
+import base64
+import io
+import os
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from coltran_tf.app.server import App, make_server
+from coltran_tf.app.suggest import load_suggester
+from coltran_tf.icolorit.model import build_icolorit
+from conftest import REPO_ROOT, write_tiny_coltran
+
+CHROMIUM = "/usr/bin/chromium"
+PHOTO = os.path.join(REPO_ROOT, "data", "chelsea.png")
+ARTIFACTS = os.environ.get("COLTRAN_TEST_ARTIFACTS", os.path.join(REPO_ROOT, "test-artifacts"))
+
+
+def _require_browser():
+    missing = []
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("the playwright package (pip install -r requirements.txt)")
+    if not os.path.exists(CHROMIUM):
+        missing.append(f"{CHROMIUM} (apt-get install chromium)")
+    if missing:
+        message = "browser test needs " + " and ".join(missing)
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory):
+    _require_browser()
+    coltran_dir = write_tiny_coltran(tmp_path_factory.mktemp("coltran"))
+    app = App(build_icolorit("micro"), "micro", coltran=load_suggester(coltran_dir))
+    server = make_server(app)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def page(url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM,
+                                             args=["--no-sandbox", "--disable-gpu"])
+        context = browser.new_context(viewport={"width": 1280, "height": 800},
+                                      accept_downloads=True)
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(url)
+        yield page
+        browser.close()
+
+
+def _renders(page) -> int:
+    return int(page.evaluate("Number(document.body.dataset.renders || 0)"))
+
+
+def _wait_render(page, after: int) -> None:
+    page.wait_for_function(f"Number(document.body.dataset.renders || 0) > {after}")
+
+
+def _result(page) -> np.ndarray:
+    """The colorized image the page shows (without the hint markers)."""
+    data = page.evaluate("""() => {
+        const c = document.createElement("canvas");
+        c.width = state.result.width; c.height = state.result.height;
+        c.getContext("2d").drawImage(state.result, 0, 0);
+        return c.toDataURL("image/png");
+    }""")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data.split(",")[1]))).convert("RGB"),
+                      np.int16)
+
+
+def _click_photo(page, fx: float, fy: float) -> None:
+    box = page.locator("#view").bounding_box()
+    page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+
+
+def test_colorize_in_the_browser(page, tmp_path):
+    width, height = Image.open(PHOTO).size
+    page.set_input_files("#file", PHOTO)
+    _wait_render(page, 0)
+    plain = _result(page)
+    assert plain.shape == (height, width, 3)
+    assert page.evaluate("state.hints.length") == 0
+
+    # A hint with the current colour: the result changes.
+    count = _renders(page)
+    _click_photo(page, 0.3, 0.4)
+    _wait_render(page, count)
+    assert page.evaluate("state.hints.length") == 1
+    hinted = _result(page)
+    assert np.abs(hinted - plain).mean() > 0.5, "placing a hint did not change the result"
+
+    # The panel shows the gamut at the hint's lightness and ColTran's likely colours.
+    page.wait_for_selector("#likely .swatch")
+    assert page.locator("#likely .swatch").count() >= 1
+    page.wait_for_function("""() => {
+        const g = document.getElementById("gamut").getContext("2d").getImageData(0, 0, 129, 129).data;
+        for (let i = 3; i < g.length; i += 4) if (g[i] > 0) return true;
+        return false; }""")
+    before_pick = page.evaluate("state.hints[0].rgb")
+    count = _renders(page)
+    page.locator("#gamut").click(position={"x": 129, "y": 129})  # a = b = 0: in every gamut
+    _wait_render(page, count)
+    picked = page.evaluate("state.hints[0].rgb")
+    assert picked != before_pick and max(picked) - min(picked) <= 3  # a grey of its lightness
+    count = _renders(page)
+    page.locator("#likely div").first.click()
+    _wait_render(page, count)
+
+    # A second hint, then undo all the way: the result returns to the plain one.
+    count = _renders(page)
+    _click_photo(page, 0.7, 0.6)
+    _wait_render(page, count)
+    assert page.evaluate("state.hints.length") == 2
+    page.screenshot(path=os.path.join(_artifacts(), "browser_hints.png"))
+    for expected in (1, 1, 1, 0):  # new hint, likely colour, gamut colour, first hint
+        count = _renders(page)
+        page.click("#undo")
+        _wait_render(page, count)
+        assert page.evaluate("state.hints.length") == expected
+    assert np.abs(_result(page) - plain).max() == 0
+    count = _renders(page)
+    page.click("#redo")
+    _wait_render(page, count)
+    assert page.evaluate("state.hints.length") == 1
+
+    # ColTran's suggestions: three colourings; one click starts from its hints.
+    page.click("#suggest")
+    page.wait_for_function("document.querySelectorAll('#suggestions img').length === 3")
+    count = _renders(page)
+    page.locator("#suggestions img").first.click()
+    _wait_render(page, count)
+    assert page.evaluate("state.hints.length") > 4
+
+    # Download the full-resolution PNG.
+    with page.expect_download() as download:
+        page.click("#download")
+    path = tmp_path / "colorized.png"
+    download.value.save_as(path)
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size == (width, height)
+    page.screenshot(path=os.path.join(_artifacts(), "browser.png"))
+
+    # A file that is not an image: the page shows the server's message.
+    not_image = tmp_path / "notes.png"
+    not_image.write_bytes(b"this is not a png")
+    page.set_input_files("#file", str(not_image))
+    page.wait_for_function("document.getElementById('error').textContent.length > 0")
+    assert "Not an image" in page.inner_text("#error")
+
+
+def _artifacts() -> str:
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    return ARTIFACTS

@@ -4,6 +4,8 @@ gamut and ColTran's suggestions."""
 import io
 import json
 import os
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -278,3 +280,12 @@ def test_starting_hints_take_each_cells_most_certain_pixel():
     if np.hypot(*want[1:]) > 10:  # a clear hue: the hint keeps it
         hue = np.degrees(np.arctan2(got[2], got[1]) - np.arctan2(want[2], want[1]))
         assert abs((hue + 180) % 360 - 180) < 8
+
+
+def test_benchmark_prints_the_round_trip_and_its_ratio():
+    result = subprocess.run([sys.executable, "tools/benchmark_app.py", "--preset=micro",
+                             "--repeats=1", "--hints=3"], cwd=REPO, capture_output=True,
+                            text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("round trip") and "1 MP" in last and "faster than" in last

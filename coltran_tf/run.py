@@ -83,10 +83,11 @@ def main(argv):
         else:
             train_state.checkpoint.restore(source).assert_existing_objects_matched()
             restored = source
-        out = state.export_ema(train_state, config,
+        out = state.export_model(train_state, config,
                                flags.FLAGS.export_dir or state.default_export_dir(logdir),
                                {"checkpoint": str(restored)})
-        _report(f"Exported the EMA weights of step {train_state.step} to {out}")
+        _report(f"Exported the {state.export_kind(config).upper()} weights of step "
+                f"{train_state.step} to {out}")
     else:
         evaluator.evaluate(config, logdir, mode[len("eval_"):], flags.FLAGS.checkpoint,
                            report=_report)

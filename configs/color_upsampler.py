@@ -2,7 +2,8 @@
 
   python -m coltran_tf.run --config=configs/color_upsampler.py --mode=train --logdir=DIR
 
-Variant: configs/color_upsampler.py:tiny (hidden 32, 1 head, 1 layer) for tests.
+Variants: configs/color_upsampler.py:tiny (hidden 32, 1 head, 1 layer) for tests;
+:demo (hidden 64, 2 heads, 2 layers, data/'s colour photos) for the demo weights.
 """
 
 import ml_collections

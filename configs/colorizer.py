@@ -4,6 +4,7 @@
 
 Variants (comma-separated after a colon):
   configs/colorizer.py:tiny           hidden 32, 1 head, one layer of each kind (tests)
+  configs/colorizer.py:demo           hidden 64, 2 heads, on data/'s colour photos (demo weights)
   configs/colorizer.py:baseline       ColTran-B: conditioning by addition only
   configs/colorizer.py:tiny,baseline
 Any key can be overridden, e.g. --config.model.decoder.cond_mlp=shift.
@@ -16,11 +17,14 @@ from configs import common
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     variants = common.parse_arg(arg)
-    tiny = "tiny" in variants
-    config = common.training_defaults(batch_size=2 if tiny else 7, max_train_steps=450000,
-                                      tiny=tiny)
-    hidden = 32 if tiny else 512
-    heads = 1 if tiny else 4
+    common.check_size_variants(variants)
+    tiny, demo = "tiny" in variants, "demo" in variants
+    config = common.training_defaults(batch_size=2 if tiny else 4 if demo else 7,
+                                      max_train_steps=450000, tiny=tiny, demo=demo)
+    if demo:
+        config.max_train_steps = common.DEMO_STEPS["coltran_core"]
+    hidden = 32 if tiny else 64 if demo else 512
+    heads = 1 if tiny else 2 if demo else 4
     config.model = ml_collections.ConfigDict({
         "name": "coltran_core",
         "hidden_size": hidden,
@@ -28,11 +32,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         "resolution": [64, 64],
         "encoder": {
             "dropout": 0.0, "ff_size": hidden, "hidden_size": hidden, "num_heads": heads,
-            "num_encoder_layers": 1 if tiny else 4,
+            "num_encoder_layers": 1 if tiny else 2 if demo else 4,
         },
         "decoder": {
             "dropout": 0.0, "ff_size": hidden, "hidden_size": hidden, "num_heads": heads,
-            "num_inner_layers": 1 if tiny else 2, "num_outer_layers": 1 if tiny else 2,
+            "num_inner_layers": 1 if tiny or demo else 2,
+            "num_outer_layers": 1 if tiny or demo else 2,
             "resolution": [64, 64], "skip": True,
             "cond_mlp": "affine", "cond_mlp_act": "identity",
             "cond_ln": True, "cond_ln_act": "identity", "cond_ln_seq": "sc",

@@ -2,7 +2,9 @@
 
 import ml_collections
 
-VARIANTS = ("tiny", "baseline")
+VARIANTS = ("tiny", "baseline", "demo")
+# Training steps of the bundled demo weights (coltran_tf/demo/README.md).
+DEMO_STEPS = {"coltran_core": 2500, "color_upsampler": 2000, "spatial_upsampler": 800}
 
 
 def parse_arg(arg: str | None) -> set:
@@ -15,8 +17,8 @@ def parse_arg(arg: str | None) -> set:
     return variants
 
 
-def training_defaults(batch_size: int, max_train_steps: int,
-                      tiny: bool = False) -> ml_collections.ConfigDict:
+def training_defaults(batch_size: int, max_train_steps: int, tiny: bool = False,
+                      demo: bool = False) -> ml_collections.ConfigDict:
     """Top-level keys every ColTran experiment has (spec COLTRAN.md §1, §7).
 
     The original's keys keep their names; ours are `random_channel` (set by
@@ -32,6 +34,7 @@ def training_defaults(batch_size: int, max_train_steps: int,
         "valid_percent": 5.0,  # folder/tfrecord: share of images in the valid split
         "test_percent": 5.0,   # ... and in the test split
         "shuffle_buffer": 128,
+        "skip_grayscale": False,  # train on colour photos only (grayscale ones teach grey)
     })
     config.seed = 0  # model initialisation, shuffling, crops and channel slices
     config.random_channel = False
@@ -43,6 +46,7 @@ def training_defaults(batch_size: int, max_train_steps: int,
     config.save_checkpoint_secs = 900
     config.num_epochs = -1
     config.polyak_decay = 0.999
+    config.export_weights = "ema"  # or "raw": what --mode=export and the end of training write
     config.eval_num_examples = 20000
     config.eval_batch_size = 16
     config.eval_checkpoint_wait_secs = -1
@@ -54,7 +58,22 @@ def training_defaults(batch_size: int, max_train_steps: int,
         config.eval_num_examples = 12
         config.eval_batch_size = 4
         config.max_train_steps = 200
+    if demo:  # the bundled demo weights: small models, the colour photos of data/, a CPU
+        config.dataset = "bundled"
+        config.data.skip_grayscale = True
+        config.save_checkpoint_secs = 300
+        config.eval_num_examples = 9
+        config.eval_batch_size = 3
+        config.checkpoints_to_keep = 2
+        # A 0.999 average of a few thousand steps still holds much of the initial
+        # weights (0.999^800 = 45%); the demo exports the trained weights.
+        config.export_weights = "raw"
     return config
+
+
+def check_size_variants(variants: set) -> None:
+    if {"tiny", "demo"} <= variants:
+        raise ValueError("Pick one of the 'tiny' and 'demo' sizes.")
 
 
 def sample_config(log_dir: str, mode: str, with_gen_data_dir: bool) -> ml_collections.ConfigDict:
@@ -76,15 +95,21 @@ def upsampler_config(arg, name: str, num_layers: int, batch_size: int):
     variants = parse_arg(arg)
     if "baseline" in variants:
         raise ValueError("The 'baseline' variant applies to configs/colorizer.py only.")
-    tiny = "tiny" in variants
-    config = training_defaults(batch_size=2 if tiny else batch_size, max_train_steps=300000,
-                               tiny=tiny)
+    check_size_variants(variants)
+    tiny, demo = "tiny" in variants, "demo" in variants
+    config = training_defaults(batch_size=2 if tiny else 4 if demo else batch_size,
+                               max_train_steps=300000, tiny=tiny, demo=demo)
     config.random_channel = True
-    hidden = 32 if tiny else 512
+    hidden = 32 if tiny else 64 if demo else 512
     config.model = ml_collections.ConfigDict({
         "name": name, "hidden_size": hidden, "ff_size": hidden,
-        "num_heads": 1 if tiny else 4, "num_encoder_layers": 1 if tiny else num_layers,
+        "num_heads": 1 if tiny else 2 if demo else 4,
+        "num_encoder_layers": 1 if tiny else 2 if demo else num_layers,
         "resolution": [64, 64],
     })
+    if demo:
+        config.max_train_steps = DEMO_STEPS[name]
+        if name == "spatial_upsampler":  # 64 -> 128: a quarter of the paper's cost per image
+            config.resolution = [128, 128]
     config.sample = sample_config(log_dir="samples_sweep", mode="argmax", with_gen_data_dir=True)
     return config

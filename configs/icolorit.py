@@ -6,6 +6,7 @@ Variants (comma-separated after a colon):
   configs/icolorit.py:tiny     a micro model (hidden 32, one block) on data/ (tests)
   configs/icolorit.py:S        iColoriT-S;  configs/icolorit.py:B  iColoriT (ViT-B)
   configs/icolorit.py:T-patch8 / T-patch32   the patch-size ablations
+  configs/icolorit.py:demo     iColoriT-T briefly on data/'s colour photos (demo weights)
 Any key can be overridden, e.g. --config.batch_size=64 --config.data.data_dir=/photos.
 """
 
@@ -16,10 +17,10 @@ SIZES = ("T", "S", "B", "T-patch8", "T-patch32")
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     variants = {a.strip() for a in (arg or "").split(",") if a.strip()}
-    unknown = sorted(variants - {"tiny", *SIZES})
+    unknown = sorted(variants - {"tiny", "demo", *SIZES})
     if unknown:
         raise ValueError(f"Unknown config variant(s) {unknown}; choose from "
-                         f"{['tiny', *SIZES]} (e.g. --config=configs/icolorit.py:S).")
+                         f"{['tiny', 'demo', *SIZES]} (e.g. --config=configs/icolorit.py:S).")
     sizes = sorted(variants & set(SIZES))
     if len(sizes) > 1:
         raise ValueError(f"Pick one model size, got {sizes}.")
@@ -34,6 +35,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data = ml_collections.ConfigDict({
         "data_dir": "", "manual_dir": "", "valid_percent": 5.0, "test_percent": 5.0,
         "shuffle_buffer": 64 if tiny else 1024,
+        "skip_grayscale": False,  # train on colour photos only (grayscale ones teach grey)
     })
     config.image_size = 224
     config.crop_scale = (0.08, 1.0)       # RandomResizedCrop area range
@@ -51,4 +53,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.steps_per_log = 5 if tiny else 100
     config.save_checkpoint_steps = 10 if tiny else 5000
     config.checkpoints_to_keep = 3
+    if "demo" in variants:  # the bundled demo weights: a CPU, the colour photos of data/
+        if tiny:
+            raise ValueError("Pick one of the 'tiny' and 'demo' variants.")
+        config.dataset = "bundled"
+        config.data.skip_grayscale = True
+        config.data.shuffle_buffer = 64
+        config.batch_size = 8
+        config.max_train_steps = 1500
+        config.warmup_steps = 100
+        config.learning_rate = 1e-3
+        config.steps_per_log = 50
+        config.save_checkpoint_steps = 250
     return config

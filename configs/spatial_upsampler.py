@@ -3,7 +3,9 @@
   python -m coltran_tf.run --config=configs/spatial_upsampler.py --mode=train --logdir=DIR
 
 The output resolution is config.resolution (any square size, e.g.
---config.resolution='(128, 128)'). Variant: configs/spatial_upsampler.py:tiny.
+--config.resolution='(128, 128)'). Variants: configs/spatial_upsampler.py:tiny
+(tests); :demo (hidden 64, 2 heads, 2 layers, 64 -> 128, data/'s colour photos)
+for the demo weights.
 """
 
 import ml_collections

@@ -462,6 +462,27 @@ def test_bad_folder_paths_raise_naming_the_path(tmp_path):
 # ----------------------------------------------------------------------------- 6. bundled
 
 
+def test_skip_grayscale_keeps_only_colour_photos(tmp_path):
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 256, (20, 30), dtype=np.uint8)
+    Image.fromarray(gray).save(tmp_path / "a_gray.png")
+    Image.fromarray(np.stack([gray] * 3, -1)).save(tmp_path / "b_gray_rgb.jpg", quality=80)
+    Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)).save(tmp_path / "c.png")
+    config = colorizer.get_config("tiny")
+    config.dataset, config.data.data_dir = "folder", str(tmp_path)
+    config.data.valid_percent = config.data.test_percent = 0.0
+    stats = decode.DecodeStats()
+    everything = list(datasets.source(_spec(config), "train", stats, False, 0))
+    config.data.skip_grayscale = True
+    colour = list(datasets.source(_spec(config), "train", stats, False, 0))
+    assert len(everything) == 3 and len(colour) == 1
+    assert np.asarray(colour[0][0]).std(axis=-1).mean() > 10
+    demo = colorizer.get_config("demo")
+    assert demo.dataset == "bundled" and demo.data.skip_grayscale
+    assert len(list(datasets.source(_spec(demo), "train", stats, False, 0))) >= 9
+
+
+
 def test_bundled_dataset_is_the_repository_data_folder():
     config = colorizer.get_config("tiny")
     assert config.dataset == "bundled"

@@ -316,3 +316,22 @@ def test_initialisation_follows_the_global_seed():
     again = np.asarray(build_icolorit("micro").blocks[0].attn.rpb_table)
     np.testing.assert_array_equal(first, again)
     assert np.abs(first).max() <= 0.02  # truncated at one standard deviation
+
+
+def test_compact_float16_weights_load_as_float32(tmp_path):
+    from coltran_tf.icolorit.convert import save_compact
+
+    model = build_icolorit("micro")
+    save_compact(model, str(tmp_path / "compact"))
+    assert sorted(os.listdir(tmp_path / "compact")) == ["config.json", "model.weights.npz"]
+    loaded = load_weights(str(tmp_path / "compact"))
+    for original, restored in zip(model.weights, loaded.weights):
+        assert restored.dtype == "float32"
+        np.testing.assert_allclose(restored, np.asarray(original, np.float16).astype(np.float32))
+    inputs = np.random.default_rng(0).uniform(-0.5, 0.5, (1, 224, 224, 4)).astype(np.float32)
+    np.testing.assert_allclose(loaded(inputs), model(inputs), atol=2e-2)
+    with np.load(tmp_path / "compact" / "model.weights.npz") as arrays:
+        partial = {k: arrays[k] for k in arrays.files[1:]}
+    np.savez(tmp_path / "compact" / "model.weights.npz", **partial)
+    with pytest.raises(WeightsError, match="does not fit"):
+        load_weights(str(tmp_path / "compact"))

@@ -101,6 +101,8 @@ def test_config_typos_are_errors():
         build_model(config)
     with pytest.raises(ValueError, match="Unknown config variant"):
         colorizer.get_config("tiyn")
+    with pytest.raises(ValueError, match="Pick one of the 'tiny' and 'demo'"):
+        color_upsampler.get_config("tiny,demo")
 
 
 @pytest.mark.parametrize("cls,kwargs", [

@@ -110,6 +110,15 @@ def test_export_holds_the_ema_weights_and_loads_for_inference(tmp_path):
         np.testing.assert_array_equal(loaded, shadow)
     with pytest.raises(locate.StageError, match="holds a color_upsampler model"):
         locate.load_stage("colorizer", str(tmp_path))
+    # export_weights="raw" (the demo configs) exports the trained weights instead.
+    config.export_weights = "raw"
+    raw_dir = state_lib.export_model(train_state, config, str(tmp_path / "raw"))
+    raw_model, _ = load_model_dir(raw_dir)
+    for exported, raw in zip(raw_model.trainable_variables, train_state.model.trainable_variables):
+        np.testing.assert_array_equal(exported, raw)
+    config.export_weights = "median"
+    with pytest.raises(ValueError, match="export_weights='median'"):
+        state_lib.export_model(train_state, config, str(tmp_path / "bad"))
 
 
 # -- optimizer and Polyak averaging ---------------------------------------------

@@ -54,6 +54,7 @@ class DataSpec:
     downsample: bool
     downsample_res: int
     random_channel: bool
+    skip_grayscale: bool = False
 
     @classmethod
     def from_config(cls, config) -> "DataSpec":
@@ -67,7 +68,8 @@ class DataSpec:
                    seed=int(config.seed), resolution=int(config.resolution[0]),
                    downsample=bool(config.downsample),
                    downsample_res=int(config.downsample_res),
-                   random_channel=bool(config.random_channel))
+                   random_channel=bool(config.random_channel),
+                   skip_grayscale=bool(data.get("skip_grayscale", False)))
 
 
 def split_of(bucket: float, spec: DataSpec) -> str:
@@ -208,15 +210,30 @@ def imagenet_source(spec: DataSpec, split: str, shuffle_files: bool):
     return dataset.map(lambda ex: (ex["image"], tf.cast(ex["label"], tf.int32)))
 
 
+def is_color(image, tolerance: int = 6, share: float = 0.01):
+    """True unless (nearly) every pixel of a uint8 (H, W, 3) image has R = G = B:
+    more than `share` of the pixels spread over `tolerance` levels (JPEG noise
+    in grayscale photos stays below)."""
+    pixels = tf.cast(image, tf.int32)
+    spread = tf.reduce_max(pixels, axis=-1) - tf.reduce_min(pixels, axis=-1)
+    return tf.reduce_mean(tf.cast(spread > tolerance, tf.float32)) > share
+
+
 def source(spec: DataSpec, split: str, stats: decode.DecodeStats, training: bool, seed: int):
-    """Decoded (image uint8 (H, W, 3), label int32) pairs of one split."""
+    """Decoded (image uint8 (H, W, 3), label int32) pairs of one split (colour
+    photos only with spec.skip_grayscale: a colour model learns nothing from
+    grayscale ones)."""
     if split not in SPLITS:
         raise DataError(f"Unknown split {split!r}; choose one of {list(SPLITS)}.")
     if spec.dataset == "imagenet":
-        return imagenet_source(spec, split, shuffle_files=training)
-    if spec.dataset == "tfrecord":
-        return tfrecord_source(spec, split, stats)
-    return folder_source(spec, split, stats, shuffle_seed=seed if training else None)
+        dataset = imagenet_source(spec, split, shuffle_files=training)
+    elif spec.dataset == "tfrecord":
+        dataset = tfrecord_source(spec, split, stats)
+    else:
+        dataset = folder_source(spec, split, stats, shuffle_seed=seed if training else None)
+    if spec.skip_grayscale:
+        dataset = dataset.filter(lambda image, label: is_color(image))
+    return dataset
 
 
 def get_dataset(config, split: str, batch_size: int, training: bool,

@@ -140,13 +140,44 @@ def save(model: IColoriT, directory: str) -> None:
     write_json(os.path.join(directory, "config.json"), config)
 
 
+COMPACT_WEIGHTS = "model.weights.npz"  # float16 by variable path (save_compact)
+
+
+def save_compact(model: IColoriT, directory: str) -> None:
+    """config.json + model.weights.npz: the weights as float16 (half the size of
+    model.weights.h5; what the bundled demo weights use). Loaded as float32."""
+    os.makedirs(directory, exist_ok=True)
+    save(model, directory)
+    os.remove(os.path.join(directory, "model.weights.h5"))
+    arrays = {w.path: np.asarray(w, np.float16) for w in model.weights}
+    staging = os.path.join(directory, "tmp." + COMPACT_WEIGHTS)
+    np.savez_compressed(staging, **arrays)
+    os.replace(staging, os.path.join(directory, COMPACT_WEIGHTS))
+
+
 def load_saved(directory: str) -> IColoriT:
     config_path = os.path.join(directory, "config.json")
     weights_path = os.path.join(directory, "model.weights.h5")
-    if not (os.path.exists(config_path) and os.path.exists(weights_path)):
+    compact_path = os.path.join(directory, COMPACT_WEIGHTS)
+    if not (os.path.exists(config_path)
+            and (os.path.exists(weights_path) or os.path.exists(compact_path))):
         raise WeightsError(f"{directory} holds no iColoriT model (expected config.json and "
-                           "model.weights.h5, as written by training or icolorit.convert).")
+                           "model.weights.h5 or .npz, as written by training or "
+                           "icolorit.convert).")
     with open(config_path) as f:
         model = build_icolorit(json.load(f))
-    model.load_weights(weights_path)
+    if os.path.exists(weights_path):
+        model.load_weights(weights_path)
+        return model
+    with np.load(compact_path) as arrays:
+        missing = [w.path for w in model.weights if w.path not in arrays.files]
+        if missing:
+            raise WeightsError(f"{compact_path} does not fit {config_path}: no values for "
+                               f"{missing[:3]} ({len(missing)} in all).")
+        for weight in model.weights:
+            value = arrays[weight.path]
+            if value.shape != tuple(weight.shape):
+                raise WeightsError(f"{compact_path}: {weight.path} has shape {value.shape}, "
+                                   f"the model's is {tuple(weight.shape)}.")
+            weight.assign(value.astype(np.float32))
     return model

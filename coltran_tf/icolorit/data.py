@@ -24,7 +24,7 @@ def _spec(config) -> coltran_data.DataSpec:
         valid_percent=float(data.valid_percent), test_percent=float(data.test_percent),
         shuffle_buffer=int(data.shuffle_buffer), num_epochs=-1, seed=int(config.seed),
         resolution=int(config.image_size), downsample=False, downsample_res=0,
-        random_channel=False)
+        random_channel=False, skip_grayscale=bool(data.get("skip_grayscale", False)))
 
 
 def image_source(config, split: str, training: bool, stats: decode.DecodeStats,

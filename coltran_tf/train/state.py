@@ -68,16 +68,34 @@ def is_training_checkpoint(prefix: str) -> bool:
     return any(name.startswith("ema/shadows/") for name, _ in tf.train.list_variables(prefix))
 
 
-def export_ema(state: TrainState, config, directory: str, metadata: dict | None = None) -> str:
-    """Writes the EMA weights as a model directory (config.json + model.weights.h5).
+EXPORT_WEIGHTS = ("ema", "raw")
+
+
+def export_kind(config) -> str:
+    """config.export_weights: "ema" (the Polyak average, default, as the original
+    evaluates) or "raw" (the trained weights themselves: for short runs, where
+    an average that starts from the initial weights still holds much of them,
+    e.g. 0.999^800 = 45% after 800 steps)."""
+    kind = config.get("export_weights", "ema")
+    if kind not in EXPORT_WEIGHTS:
+        raise ValueError(f"config.export_weights={kind!r}; choose one of {EXPORT_WEIGHTS}.")
+    return kind
+
+
+def export_model(state: TrainState, config, directory: str,
+                 metadata: dict | None = None) -> str:
+    """Writes the EMA (or raw, see export_kind) weights as a model directory
+    (config.json + model.weights.h5).
 
     The model's raw weights are restored afterwards, so training can go on.
     """
+    kind = export_kind(config)
     variables = state.model.trainable_variables
     raw = [tf.identity(v.value) for v in variables]
-    state.ema.copy_to(variables)
+    if kind == "ema":
+        state.ema.copy_to(variables)
     try:
-        info = {"weights": "ema", "step": state.step, "polyak_decay": config.polyak_decay}
+        info = {"weights": kind, "step": state.step, "polyak_decay": config.polyak_decay}
         info.update(metadata or {})
         return save_model_dir(state.model, config, directory, info, overwrite=True)
     finally:

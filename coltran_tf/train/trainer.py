@@ -189,7 +189,8 @@ def train(config, logdir: str, strategy: tf.distribute.Strategy | None = None,
     if stats.skipped:
         report(stats.summary())
     if state.step >= total and chief:
-        summary["export_dir"] = state_lib.export_ema(
+        summary["export_dir"] = state_lib.export_model(
             state, config, state_lib.default_export_dir(logdir), {"logdir": logdir})
-        report(f"Exported EMA weights to {summary['export_dir']}")
+        report(f"Exported {state_lib.export_kind(config).upper()} weights to "
+               f"{summary['export_dir']}")
     return summary

@@ -1,11 +1,15 @@
 """Colorize a folder of photos with ColTran's three stages in one process.
 
   python -m coltran_tf.colorize --img_dir=photos --store_dir=out --checkpoints=coltran
+  python -m coltran_tf.colorize --img_dir=data --store_dir=out     # the bundled demo weights
 
 --checkpoints is a directory with colorizer/, color_upsampler/ and
 spatial_upsampler/ (the layout of the released ColTran checkpoints, or three
 training logdirs / exported model directories of ours); --colorizer,
 --color_upsampler and --spatial_upsampler point at one stage each instead.
+With none of them, the bundled demo weights are used (coltran_tf/demo: small
+models trained for minutes on data/'s colour photos; see their README for
+what they can and cannot do).
 Original checkpoints are converted on the fly and built from the paper
 configs unless --<stage>_config names another (e.g. configs/colorizer.py:baseline).
 
@@ -29,7 +33,8 @@ from coltran_tf.checkpoints.locate import STAGES  # noqa: E402
 flags.DEFINE_string("img_dir", None, "Folder of photos (searched recursively).")
 flags.DEFINE_string("store_dir", None, "Where the results go (created if needed).")
 flags.DEFINE_string("checkpoints", None, "Directory holding colorizer/, color_upsampler/ "
-                    "and spatial_upsampler/ (released checkpoints or ours).")
+                    "and spatial_upsampler/ (released checkpoints or ours); default: the "
+                    "bundled demo weights when no stage flag is given either.")
 for _stage in STAGES:
     flags.DEFINE_string(_stage, None, f"The {_stage} stage's model: a model directory, a "
                         "training logdir or an original checkpoint (default: "
@@ -58,6 +63,14 @@ flags.DEFINE_integer("sheet_rows", 32, "Images on contact_sheet.png (0 for none)
 
 
 def _stage_paths(values) -> dict:
+    if not values["checkpoints"] and not any(values[stage] for stage in STAGES):
+        from coltran_tf.demo import DemoWeightsMissing, coltran_dir
+        try:
+            values = {**values, "checkpoints": coltran_dir()}
+        except DemoWeightsMissing as error:
+            raise app.UsageError(f"{error} (or pass --checkpoints=DIR).")
+        print("Using the bundled demo weights (small models trained briefly on data/; pass "
+              "--checkpoints=DIR for real ones, see README).", flush=True)
     paths = {}
     for stage in STAGES:
         path = values[stage]

@@ -1,6 +1,7 @@
 """Colorize photos in the browser by clicking colour hints (iColoriT).
 
-  python -m coltran_tf.app --icolorit_weights=icolorit_tiny.npz
+  python -m coltran_tf.app                       # the bundled demo weights
+  python -m coltran_tf.app --icolorit_weights=icolorit_tiny.npz --coltran_dir=coltran
 
 Serves one page on 127.0.0.1 and a free port (printed; --host/--port to
 change): open an image (file picker or drag and drop), click to place a hint
@@ -14,7 +15,9 @@ With --coltran_dir (a directory holding colorizer/ and, optionally,
 color_upsampler/: released ColTran checkpoints, our training logdirs or model
 directories, as `colorize --checkpoints` takes them) the page also offers
 ColTran's suggestions: a few automatic colourings as starting points, and
-the colorizer's most likely colours at a hint's pixel.
+the colorizer's most likely colours at a hint's pixel. Without
+--icolorit_weights the bundled demo iColoriT-T is used, and then also the
+demo ColTran stages unless --coltran_dir is given (--nocoltran: none).
 """
 
 import sys
@@ -23,9 +26,12 @@ from absl import app, flags
 
 flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (127.0.0.1: this machine only).")
 flags.DEFINE_integer("port", 0, "Port (0: a free one, printed).")
-flags.DEFINE_string("icolorit_weights", None, "iColoriT weights (.npz/.pth or our model dir).")
+flags.DEFINE_string("icolorit_weights", None, "iColoriT weights (.npz/.pth or our model dir; "
+                    "default: the bundled demo iColoriT-T).")
 flags.DEFINE_string("coltran_dir", None, "ColTran stages for suggestions: a directory with "
-                    "colorizer/ and optionally color_upsampler/.")
+                    "colorizer/ and optionally color_upsampler/ (default with the demo "
+                    "iColoriT: the demo stages).")
+flags.DEFINE_bool("coltran", True, "Offer ColTran's suggestions (--nocoltran: none).")
 flags.DEFINE_integer("max_upload_mb", 25, "Largest accepted upload.")
 flags.DEFINE_integer("max_megapixels", 40, "Largest accepted image.")
 
@@ -36,22 +42,23 @@ def main(argv):
     from coltran_tf.app.server import App, make_server
     from coltran_tf.icolorit.convert import WeightsError, load_weights
 
-    f = flags.FLAGS
-    if not f.icolorit_weights:
-        print("Error: --icolorit_weights is required (an official iColoriT state_dict as .npz, "
-              "see README, or a model directory of `python -m coltran_tf.icolorit.train`).",
-              file=sys.stderr)
-        return 2
     from coltran_tf.app.suggest import load_suggester
     from coltran_tf.checkpoints.locate import StageError
+    from coltran_tf.demo import DemoWeightsMissing, coltran_dir, icolorit_dir
 
+    f = flags.FLAGS
     try:
-        model = load_weights(f.icolorit_weights)
-        coltran = load_suggester(f.coltran_dir) if f.coltran_dir else None
-    except (WeightsError, StageError) as error:
+        weights, suggestions = f.icolorit_weights, f.coltran_dir
+        if not weights:
+            weights = icolorit_dir()
+            suggestions = suggestions or (coltran_dir() if f.coltran else None)
+            print("Using the bundled demo weights (trained briefly on data/; see README).")
+        model = load_weights(weights)
+        coltran = load_suggester(suggestions) if suggestions and f.coltran else None
+    except (WeightsError, StageError, DemoWeightsMissing) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
-    server = make_server(App(model, f.icolorit_weights, f.max_upload_mb * 2**20,
+    server = make_server(App(model, weights, f.max_upload_mb * 2**20,
                              f.max_megapixels * 1_000_000, coltran=coltran), f.host, f.port)
     host, port = server.server_address[:2]
     print(f"Serving on http://{host}:{port}/  (Ctrl+C to stop)", flush=True)

@@ -1,0 +1,128 @@
+"""The bundled demo weights and the README's first command (its colorize part).
+
+The README's first command colorizes data/ with the demo weights; here the
+same command runs on two bundled photos (one grayscale, one colour).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from coltran_tf import demo
+from coltran_tf.checkpoints.locate import load_stage
+from coltran_tf.icolorit.convert import load_weights
+from coltran_tf.icolorit.inference import colorize as icolorit_colorize
+from coltran_tf.icolorit.model import PRESETS
+from coltran_tf.sampling import colorize_folder as cf
+from conftest import REPO_ROOT
+
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+PHOTOS = ("camera.png", "chelsea.png")  # grayscale 512x512, colour 451x300
+
+
+def _readme_first_command() -> str:
+    with open(os.path.join(REPO_ROOT, "README.md")) as f:
+        text = f.read()
+    block = text.split("```bash\n", 1)[1].split("```", 1)[0]
+    return block.strip()
+
+
+def test_demo_weights_are_small_and_load():
+    with open(os.path.join(demo.DEMO_DIR, "manifest.json")) as f:
+        manifest = json.load(f)
+    assert set(manifest["models"]) == {*demo.COLTRAN_STAGES, "icolorit"}
+    for stage in demo.COLTRAN_STAGES:
+        model, _, _ = load_stage(stage, os.path.join(demo.coltran_dir(), stage))
+        assert manifest["models"][stage]["bytes"] < 4 * 2**20
+        # Training lowered the loss (the curves are committed beside the weights).
+        entry = manifest["models"][stage]
+        assert entry["final_loss_bits_per_dim"] < entry["first_loss_bits_per_dim"]
+    icolorit = load_weights(demo.icolorit_dir())
+    assert icolorit.count_params() == 6_444_740  # iColoriT-T
+    assert PRESETS["T"]["hidden_size"] == icolorit.hidden_size
+    assert manifest["models"]["icolorit"]["bytes"] < 14 * 2**20  # float16
+
+
+def test_demo_icolorit_follows_a_hint():
+    """A red hint on the cat's fur makes that region redder than without hints."""
+    rgb = np.asarray(Image.open(os.path.join(REPO_ROOT, "data", "chelsea.png")).convert("RGB"))
+    model = load_weights(demo.icolorit_dir())
+    plain = icolorit_colorize(model, rgb, []).astype(np.float32)
+    hinted = icolorit_colorize(model, rgb, [(150, 100, [220, 30, 30]), (160, 110, [220, 30, 30])]
+                               ).astype(np.float32)
+    region = (slice(135, 175), slice(85, 125))
+    redness = lambda image: (image[region][..., 0] - image[region][..., 1:].mean(-1)).mean()
+    assert redness(hinted) > redness(plain) + 10
+
+
+def test_readme_first_command_colorizes_bundled_photos(tmp_path):
+    command = _readme_first_command()
+    assert command.startswith("pip install -r requirements.txt")
+    colorize_part = command.split("&& ", 3)[-1]
+    assert colorize_part.startswith("python -m coltran_tf.colorize --img_dir=data ")
+    images = tmp_path / "photos"
+    images.mkdir()
+    for name in PHOTOS:
+        shutil.copy(os.path.join(REPO_ROOT, "data", name), images / name)
+    store = tmp_path / "out"
+    args = colorize_part.split()[1:]
+    args = [a for a in args if not a.startswith(("--img_dir", "--store_dir"))]
+    result = subprocess.run([sys.executable, *args, f"--img_dir={images}",
+                             f"--store_dir={store}"], cwd=REPO_ROOT, env=ENV,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "demo weights" in result.stdout
+    num_samples = int(next((a.split("=")[1] for a in args if a.startswith("--num_samples")), 1))
+    for name in PHOTOS:
+        with Image.open(images / name) as source:
+            size = source.size
+        stem = os.path.splitext(name)[0]
+        for k in range(num_samples):
+            suffix = f"_s{k}" if num_samples > 1 else ""
+            with Image.open(store / "fullres" / f"{stem}{suffix}.png") as out:
+                assert out.size == size and out.mode == "RGB"
+                assert not cf.is_grayscale(np.asarray(out)), f"{name} came out grayscale"
+            with Image.open(store / "uncertainty" / f"{stem}{suffix}.png") as unc:
+                assert unc.size == (64, 64)
+    assert (store / "contact_sheet.png").exists()
+    leftovers = [os.path.join(r, n) for r, _, names in os.walk(store) for n in names
+                 if ".tmp" in n]
+    assert not leftovers
+
+
+def test_colorize_writes_every_output_atomically(tmp_path, monkeypatch):
+    """Every image is written under a temporary name and renamed into place, so
+    an interrupted run never leaves a half-written output."""
+    stages = {stage: load_stage(stage, os.path.join(demo.coltran_dir(), stage))[0]
+              for stage in demo.COLTRAN_STAGES}
+    pipeline = cf.Pipeline(*(stages[s] for s in demo.COLTRAN_STAGES), sources={"demo": "demo"})
+    images = tmp_path / "photos"
+    images.mkdir()
+    shutil.copy(os.path.join(REPO_ROOT, "data", "chelsea.png"), images)
+    saved, replaced = [], []
+    original_save, original_replace = Image.Image.save, os.replace
+    monkeypatch.setattr(Image.Image, "save",
+                        lambda self, fp, *a, **k: (saved.append(str(fp)),
+                                                   original_save(self, fp, *a, **k))[1])
+    monkeypatch.setattr(os, "replace",
+                        lambda src, dst: (replaced.append(str(dst)), original_replace(src, dst))[1])
+    cf.colorize_folder(pipeline, str(images), str(tmp_path / "out"), report=lambda line: None)
+    outputs = [os.path.join(r, n) for r, _, names in os.walk(tmp_path / "out") for n in names
+               if n.endswith(".png")]
+    assert len(outputs) == len(cf.STAGE_DIRS) + 1  # five stages + the contact sheet
+    assert saved and all(".tmp" in path for path in saved)
+    assert sorted(outputs) == sorted(p for p in replaced if p.endswith(".png"))
+
+
+@pytest.mark.parametrize("flag", ["--checkpoints", "--icolorit_weights"])
+def test_missing_demo_weights_give_a_clear_error(flag, tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "DEMO_DIR", str(tmp_path))
+    getter = demo.coltran_dir if flag == "--checkpoints" else demo.icolorit_dir
+    with pytest.raises(demo.DemoWeightsMissing, match="train_demo_weights.sh"):
+        getter()

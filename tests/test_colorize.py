@@ -165,11 +165,13 @@ def test_bad_inputs_name_the_problem(pipeline, models, tmp_path):
          f"--store_dir={tmp_path / 'out'}", f"--checkpoints={models}"],
         cwd=REPO_ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1 and "a.png: ValueError: empty file" in result.stdout
+    # One stage named, the others not: no silent mix with the demo weights.
     result = subprocess.run(
         [sys.executable, "-m", "coltran_tf.colorize", f"--img_dir={broken}",
-         f"--store_dir={tmp_path / 'out2'}"], cwd=REPO_ROOT, env=ENV, capture_output=True,
-        text=True, timeout=300)
+         f"--store_dir={tmp_path / 'out2'}", f"--colorizer={models / 'colorizer'}"],
+        cwd=REPO_ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and "pass --checkpoints=DIR" in result.stderr
+    assert "No model for the color_upsampler stage" in result.stderr
 
 
 def test_original_checkpoints_are_used_directly(tmp_path):

@@ -126,3 +126,27 @@ def test_missing_demo_weights_give_a_clear_error(flag, tmp_path, monkeypatch):
     getter = demo.coltran_dir if flag == "--checkpoints" else demo.icolorit_dir
     with pytest.raises(demo.DemoWeightsMissing, match="train_demo_weights.sh"):
         getter()
+
+
+def test_app_starts_with_the_demo_weights_by_default():
+    """`python -m coltran_tf.app` with no flags: demo iColoriT-T and demo ColTran."""
+    import urllib.request
+
+    process = subprocess.Popen([sys.executable, "-m", "coltran_tf.app", "--port=0"],
+                               cwd=REPO_ROOT, env=ENV, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("Serving on "):
+                break
+        assert lines and lines[-1].startswith("Serving on http://127.0.0.1:"), lines
+        url = lines[-1].split()[2].rstrip("/")
+        with urllib.request.urlopen(url + "/api/info") as response:
+            info = json.loads(response.read())
+        assert info["model"].endswith(os.path.join("demo", "icolorit"))
+        assert info["coltran"] == demo.DEMO_DIR
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -49,19 +49,28 @@ def _read_log(logdir):
 
 
 @pytest.mark.parametrize("module,steps", [(colorizer, 40), (color_upsampler, 40),
-                                          (spatial_upsampler, 40)])
-def test_tiny_configs_train_on_bundled_images_with_decreasing_loss(tmp_path, module, steps):
+                                          (spatial_upsampler, 80)])
+def test_tiny_configs_train_with_decreasing_loss(tmp_path, module, steps):
+    """Two bundled photos (so that 40 steps are enough to fit them, whatever
+    else data/ holds); the whole bundled set is read in test_data."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("chelsea.png", "coffee.png"):
+        os.symlink(os.path.join(REPO_ROOT, "data", name), photos / name)
     config = _tiny(module, max_train_steps=steps)
+    config.dataset, config.data.data_dir = "folder", str(photos)
+    config.data.valid_percent = config.data.test_percent = 0.0
     config.optimizer.learning_rate = 1e-3
     lines = []
-    summary = trainer.train(config, str(tmp_path), steps_per_summaries=10, report=lines.append)
+    logdir = tmp_path / "run"
+    summary = trainer.train(config, str(logdir), steps_per_summaries=10, report=lines.append)
     losses = [record["loss_bits_per_dim"] for _, record in summary["history"]]
     assert summary["step"] == steps and len(losses) == steps // 10
     assert losses[-1] < losses[0] - 0.2 and min(losses) == losses[-1], losses
-    assert [r["step"] for r in _read_log(str(tmp_path))] == list(range(10, steps + 1, 10))
+    assert [r["step"] for r in _read_log(str(logdir))] == list(range(10, steps + 1, 10))
     assert any("steps/s" in line and "ETA" in line and "bits/dim" in line for line in lines)
-    assert tf.train.latest_checkpoint(str(tmp_path)).endswith(f"ckpt-{steps}")
-    assert os.listdir(tmp_path / "train")  # TensorBoard event file
+    assert tf.train.latest_checkpoint(str(logdir)).endswith(f"ckpt-{steps}")
+    assert os.listdir(logdir / "train")  # TensorBoard event file
 
 
 def test_resume_continues_to_the_same_step_count_as_an_uninterrupted_run(tmp_path):

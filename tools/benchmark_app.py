@@ -15,12 +15,11 @@ round trip against the 200 ms goal and the speedup over the baseline.
 import io
 import json
 import os
-import statistics
 import threading
-import time
 import urllib.request
 
 import _paths  # noqa: F401
+from _timing import median_ms
 import numpy as np
 from absl import app, flags
 from PIL import Image
@@ -32,17 +31,6 @@ flags.DEFINE_integer("hints", 10, "Hints sent with each request.")
 flags.DEFINE_integer("repeats", 20, "Timed requests (median reported).")
 
 GOAL_MS = 200.0
-
-
-def _median_ms(fn, repeats: int) -> float:
-    for _ in range(3):
-        fn()  # warm-up: compilation, caches
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000.0 * statistics.median(times)
 
 
 def main(argv):
@@ -77,7 +65,7 @@ def main(argv):
     body = json.dumps({"session": session, "hints": hints, "format": "jpeg"}).encode()
     print(f"CPU cores: {os.cpu_count()}; photo 1224x816 (1.0 MP), {f.hints} hints, "
           f"median of {f.repeats}", flush=True)
-    round_trip = _median_ms(lambda: post("/api/colorize", body, "application/json"), f.repeats)
+    round_trip = median_ms(lambda: post("/api/colorize", body, "application/json"), f.repeats)
     print(f"app round trip (HTTP, prepared photo, JPEG preview): {round_trip:7.1f} ms", flush=True)
 
     rgb = np.asarray(photo)
@@ -87,7 +75,7 @@ def main(argv):
         out = io.BytesIO()
         Image.fromarray(colorize(model, rgb, as_tuples)).save(out, "JPEG", quality=92)
 
-    baseline = _median_ms(from_scratch, f.repeats)
+    baseline = median_ms(from_scratch, f.repeats)
     print(f"baseline (colorize from scratch + JPEG, no HTTP): {baseline:7.1f} ms", flush=True)
     server.shutdown()
     server.server_close()

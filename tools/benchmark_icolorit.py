@@ -10,10 +10,9 @@ summary against the goals for a 2-core CPU (T <= 60 ms, B <= 400 ms).
 """
 
 import os
-import statistics
-import time
 
 import _paths  # noqa: F401
+from _timing import median_ms
 import numpy as np
 from absl import app, flags
 
@@ -23,17 +22,6 @@ flags.DEFINE_bool("jit", True, "Also time the XLA-compiled forward.")
 
 PAPER_CPU_MS = {"T": 177, "S": 253, "B": 540, "T-patch8": 373, "T-patch32": 147}
 GOALS_MS = {"T": 60, "B": 400}
-
-
-def _median_ms(fn, inputs, repeats: int) -> float:
-    for _ in range(3):
-        np.asarray(fn(inputs))  # warm-up: tracing, compilation, caches
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        np.asarray(fn(inputs))
-        times.append(time.perf_counter() - start)
-    return 1000.0 * statistics.median(times)
 
 
 def main(argv):
@@ -52,8 +40,10 @@ def main(argv):
         model = build_icolorit(preset)
         inputs = tf.constant(np.random.default_rng(0).uniform(-0.5, 0.5, (1, 224, 224, 4)),
                              tf.float32)
-        graph = _median_ms(tf.function(lambda x: model(x)), inputs, f.repeats)
-        xla = (_median_ms(tf.function(lambda x: model(x), jit_compile=True), inputs, f.repeats)
+        graph_fn = tf.function(lambda x: model(x))
+        xla_fn = tf.function(lambda x: model(x), jit_compile=True)
+        graph = median_ms(lambda: np.asarray(graph_fn(inputs)), f.repeats)
+        xla = (median_ms(lambda: np.asarray(xla_fn(inputs)), f.repeats)
                if f.jit else float("nan"))
         best[preset] = min(graph, xla) if f.jit else graph
         print(f"{preset:<10} {graph:>9.1f} {xla:>8.1f} {PAPER_CPU_MS.get(preset, '-'):>13}",

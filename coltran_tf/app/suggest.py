@@ -55,9 +55,9 @@ class ColTranSuggester:
 
     def sample(self, rgb: np.ndarray, count: int, seed: int) -> Suggestions:
         """`count` colourings of an (H, W, 3) uint8 photo, sample k drawn with seed + k
-        (as `colorize --seed` draws them for a single image)."""
+        (so a colouring does not depend on how many are asked for)."""
         low = self.resolution
-        targets = resize_area(rgb[None], 4 * low)  # the path colorize takes: 256, then 64
+        targets = resize_area(rgb[None], 4 * low)  # as colorize with the paper's 256 px
         small = resize_area(targets, low)
         gray = image_ops.rgb_to_grayscale(small)
         with self.lock:

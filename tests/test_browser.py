@@ -1,8 +1,10 @@
 """The browser tool in a real browser: Playwright driving Debian's Chromium.
 
 Loads a photo, places hints, picks a colour from the ab gamut and from
-ColTran's likely colours, undoes, starts from a ColTran suggestion, downloads
-the PNG and shows an upload error. A screenshot is written to
+ColTran's likely colours, undoes and redoes, drags a hint, toggles
+before/after, deletes a hint with a right-click, saves, clears and loads the
+hints, starts from a ColTran suggestion, downloads the PNG, drops another
+photo on the page and shows an upload error. A screenshot is written to
 $COLTRAN_TEST_ARTIFACTS (default: test-artifacts/ in the repository).
 
 Needs `playwright` (requirements.txt) and /usr/bin/chromium (`.ci/run` installs
@@ -12,6 +14,7 @@ it with apt). Outside CI the test skips when either is missing; under CI
 
 import base64
 import io
+import json
 import os
 import threading
 
@@ -147,6 +150,46 @@ def test_colorize_in_the_browser(page, tmp_path):
     _wait_render(page, count)
     assert page.evaluate("state.hints.length") == 1
 
+    # Drag the hint somewhere else, see before/after, right-click it away, undo that.
+    box = page.locator("#view").bounding_box()
+    start = page.evaluate("[state.hints[0].x, state.hints[0].y]")
+    scale = box["width"] / width
+    count = _renders(page)
+    page.mouse.move(box["x"] + (start[0] + 0.5) * scale, box["y"] + (start[1] + 0.5) * scale)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 0.8 * box["width"], box["y"] + 0.2 * box["height"], steps=5)
+    page.mouse.up()
+    _wait_render(page, count)
+    moved = page.evaluate("[state.hints[0].x, state.hints[0].y]")
+    assert page.evaluate("state.hints.length") == 1 and moved[0] > start[0] + 100
+    page.click("#toggle")
+    assert page.evaluate("state.showOriginal") is True
+    page.click("#toggle")
+    count = _renders(page)
+    page.mouse.click(box["x"] + (moved[0] + 0.5) * scale, box["y"] + (moved[1] + 0.5) * scale,
+                     button="right")
+    _wait_render(page, count)
+    assert page.evaluate("state.hints.length") == 0
+    count = _renders(page)
+    page.click("#undo")
+    _wait_render(page, count)
+    assert page.evaluate("[state.hints[0].x, state.hints[0].y]") == moved
+
+    # Save the hints as JSON, clear, load them back.
+    with page.expect_download() as download:
+        page.click("#save")
+    saved = tmp_path / "hints.json"
+    download.value.save_as(saved)
+    assert json.loads(saved.read_text())["hints"][0]["x"] == moved[0]
+    count = _renders(page)
+    page.click("#clear")
+    _wait_render(page, count)
+    assert page.evaluate("state.hints.length") == 0
+    count = _renders(page)
+    page.set_input_files("#load", str(saved))
+    _wait_render(page, count)
+    assert page.evaluate("[state.hints[0].x, state.hints[0].y]") == moved
+
     # ColTran's suggestions: three colourings; one click starts from its hints.
     page.click("#suggest")
     page.wait_for_function("document.querySelectorAll('#suggestions img').length === 3")
@@ -163,6 +206,20 @@ def test_colorize_in_the_browser(page, tmp_path):
     with Image.open(path) as image:
         assert image.format == "PNG" and image.size == (width, height)
     page.screenshot(path=os.path.join(_artifacts(), "browser.png"))
+
+    # Drag and drop another photo onto the page: a new session at its size.
+    with open(os.path.join(REPO_ROOT, "data", "microaneurysms.png"), "rb") as f:
+        dropped = base64.b64encode(f.read()).decode()
+    session = page.evaluate("state.session")
+    page.evaluate("""(data) => {
+        const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], "dropped.png", { type: "image/png" }));
+        document.body.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer,
+                                                           bubbles: true, cancelable: true }));
+    }""", dropped)
+    page.wait_for_function(f"state.session !== {json.dumps(session)} && state.result !== null")
+    assert page.evaluate("[state.width, state.height, state.hints.length]") == [102, 102, 0]
 
     # A file that is not an image: the page shows the server's message.
     not_image = tmp_path / "notes.png"

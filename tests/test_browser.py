@@ -154,6 +154,9 @@ def test_colorize_in_the_browser(page, tmp_path):
     box = page.locator("#view").bounding_box()
     start = page.evaluate("[state.hints[0].x, state.hints[0].y]")
     scale = box["width"] / width
+    history = page.evaluate("state.undo.length")
+    page.mouse.click(box["x"] + (start[0] + 0.5) * scale, box["y"] + (start[1] + 0.5) * scale)
+    assert page.evaluate("[state.selected, state.undo.length]") == [0, history]  # select only
     count = _renders(page)
     page.mouse.move(box["x"] + (start[0] + 0.5) * scale, box["y"] + (start[1] + 0.5) * scale)
     page.mouse.down()
@@ -162,6 +165,7 @@ def test_colorize_in_the_browser(page, tmp_path):
     _wait_render(page, count)
     moved = page.evaluate("[state.hints[0].x, state.hints[0].y]")
     assert page.evaluate("state.hints.length") == 1 and moved[0] > start[0] + 100
+    assert page.evaluate("state.undo.length") == history + 1  # the drag is one undo step
     page.click("#toggle")
     assert page.evaluate("state.showOriginal") is True
     page.click("#toggle")

@@ -210,13 +210,10 @@ def imagenet_source(spec: DataSpec, split: str, shuffle_files: bool):
     return dataset.map(lambda ex: (ex["image"], tf.cast(ex["label"], tf.int32)))
 
 
-def is_color(image, tolerance: int = 6, share: float = 0.01):
-    """True unless (nearly) every pixel of a uint8 (H, W, 3) image has R = G = B:
-    more than `share` of the pixels spread over `tolerance` levels (JPEG noise
-    in grayscale photos stays below)."""
-    pixels = tf.cast(image, tf.int32)
-    spread = tf.reduce_max(pixels, axis=-1) - tf.reduce_min(pixels, axis=-1)
-    return tf.reduce_mean(tf.cast(spread > tolerance, tf.float32)) > share
+def _is_color(image, label):
+    """Dataset filter: keeps what decode.is_grayscale (the test colorize uses) rejects."""
+    grayscale = tf.numpy_function(decode.is_grayscale, [image], tf.bool, stateful=False)
+    return tf.logical_not(tf.reshape(grayscale, []))
 
 
 def source(spec: DataSpec, split: str, stats: decode.DecodeStats, training: bool, seed: int):
@@ -232,7 +229,7 @@ def source(spec: DataSpec, split: str, stats: decode.DecodeStats, training: bool
     else:
         dataset = folder_source(spec, split, stats, shuffle_seed=seed if training else None)
     if spec.skip_grayscale:
-        dataset = dataset.filter(lambda image, label: is_color(image))
+        dataset = dataset.filter(_is_color)
     return dataset
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from coltran_tf.data.decode import IMAGE_EXTENSIONS, read_image
+from coltran_tf.data.decode import IMAGE_EXTENSIONS, is_grayscale, read_image
 from coltran_tf.data.preprocess import resize_area
 from coltran_tf.sampling.cached_sampler import SAMPLER_DEFAULTS, sample_coarse
 from coltran_tf.sampling.sheets import contact_sheet, save_png
@@ -107,14 +107,6 @@ def output_stems(relpaths: list[str]) -> dict:
     return {rel: (stem if counts[stem.lower()] == 1
                   else f"{stem}_{os.path.splitext(rel)[1][1:].lower()}")
             for rel, stem in stems.items()}
-
-
-def is_grayscale(rgb: np.ndarray, tolerance: int = 6) -> bool:
-    """True when (nearly) every pixel has R = G = B (JPEG noise tolerated)."""
-    step = max(1, int(np.sqrt(rgb.shape[0] * rgb.shape[1] / 250_000)))
-    sample = rgb[::step, ::step].astype(np.int16)
-    spread = sample.max(axis=-1) - sample.min(axis=-1)
-    return float(np.percentile(spread, 99)) <= tolerance
 
 
 # -- colour ----------------------------------------------------------------------

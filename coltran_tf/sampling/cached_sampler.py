@@ -10,12 +10,10 @@ new row is computed alone:
   row attends to them. Its output is the `upper` context of the next row.
 * Inner decoder, once per pixel: its masked row attention only sees pixels on
   the left, whose keys and values are cached per layer (B, heads, W, depth).
-  The conditioning projections of attention and MLP are linear in the
-  context [z, upper]: their z half is computed once per image (one large
-  matmul for all rows, as are the outer decoder's projections of z), their
-  upper half once per row; the conditional LayerNorms' scale and shift depend
-  on z only (pooled over the image: once per image; in "reference" mode over
-  the current row of z: once per row).
+  The conditioning projections of attention and MLP depend on (z, upper) of
+  the row, so they are computed once per row; the conditional LayerNorms'
+  scale and shift depend on z only (pooled over the image: once per image; in
+  "reference" mode over the current row of z: once per row).
 * Everything (encoder, rows, pixels) is one `tf.function`, compiled by XLA by
   default; the pixel loop is a `tf.while_loop` inside the row loop and the
   caches are loop-carried tensors written by dynamic-update-slice (in place)
@@ -121,84 +119,22 @@ def _write_select(cache, update, index, axis: int):
     return tf.where(mask, tf.expand_dims(update, axis), cache)
 
 
-def _split_kernel(kernel, hidden):
-    """A projection kernel of context = [z, upper] (2D, ...) -> its z and upper halves."""
-    return kernel[:hidden], kernel[hidden:]
-
-
-def _project(context, kernel):
-    """context (..., C) times kernel (C, ...) -> (..., ...)."""
-    return tf.tensordot(context, kernel, axes=[[len(context.shape) - 1], [0]])
-
-
-def _image_conditions(model, z):
-    """The conditioning projections that depend on the grayscale context z only,
-    for the whole image at once (spec §5: once per image), as one large matmul
-    per projection instead of one per row.
-
-    Outer blocks (conditioned on z): an attention block's {q|k|v: projection},
-    an MLP block's cond(z). Inner blocks (conditioned on [z, upper]): the z half
-    of each projection (with the MLP's bias), to which each row adds its upper
-    half (`_row_conditions`). Entries are (B, H, W, ...) or None.
-    """
-    hidden = z.shape[-1]
-    outer, inner = [], []
-    for block in model.outer_decoder.blocks:
-        if hasattr(block, "attention"):
-            outer.append(block.attention.condition(z) if block.attention.is_conditional else {})
-        else:
-            outer.append(block.mlp.cond(z) if block.is_conditional else None)
-    for block in model.inner_decoder.blocks:
-        if hasattr(block, "attention"):
-            att = block.attention
-            inner.append({which: _project(z, _split_kernel(
-                getattr(att, f"cond_{which}_projection").kernel, hidden)[0])
-                for which in att.conditioned})
-        elif block.is_conditional:
-            dense = block.mlp.cond
-            inner.append(_project(z, _split_kernel(dense.kernel, hidden)[0]) + dense.bias)
-        else:
-            inner.append(None)
-    return outer, inner
-
-
-def _row_conditions(model, image_conditions, upper_row, row):
-    """The inner blocks' conditioning projections of row `row`: the row of the
-    per-image z halves plus the projection of the row's upper context."""
-    hidden = upper_row.shape[-1]
-    rows = []
-    for block, conditions in zip(model.inner_decoder.blocks, image_conditions):
-        if hasattr(block, "attention"):
-            att = block.attention
-            rows.append({which: _at(conditions[which], row, 1) + _project(upper_row, _split_kernel(
-                getattr(att, f"cond_{which}_projection").kernel, hidden)[1])
-                for which in att.conditioned})
-        elif conditions is not None:
-            upper_kernel = _split_kernel(block.mlp.cond.kernel, hidden)[1]
-            rows.append(_at(conditions, row, 1) + _project(upper_row, upper_kernel))
-        else:
-            rows.append(None)
-    return rows
-
-
-def _outer_row(model, embeddings, z_row, row, caches, norm_conditions, image_conditions, write):
+def _outer_row(model, embeddings, z_row, row, caches, norm_conditions, write):
     """Outer decoder on row `row`: (B, 1, W, D) -> ((B, 1, W, D), new caches).
 
     caches: per column-attention block, (keys, values) of shape
     (B, W, heads, H, depth); row `row` is written and the row attends to rows
-    <= `row` (later ones hold zeros and are masked). `image_conditions`: the
-    outer part of `_image_conditions`.
+    <= `row` (later ones hold zeros and are masked).
     """
     outer = model.outer_decoder
     height = outer.height
     x = outer.position_embedding(embeddings, row=row)
     x = x + z_row if outer.skip else x
     cache_index, updated = 0, []
-    for block, conditions, conditioning in zip(outer.blocks, norm_conditions, image_conditions):
+    for block, conditions in zip(outer.blocks, norm_conditions):
         if hasattr(block, "attention"):
             att = block.attention
-            row_conditioning = {which: _at(t, row, 1) for which, t in conditioning.items()}
-            q, k, v = att.project(x, conditions=row_conditioning)  # (B, 1, W, h, e)
+            q, k, v = att.project(x, context=z_row)  # (B, 1, W, h, e)
             if att.axis == "row":
                 y = att.attend(q, k, v)
             else:  # column attention over the rows so far, through the cache
@@ -212,10 +148,7 @@ def _outer_row(model, embeddings, z_row, row, caches, norm_conditions, image_con
                 y = tf.matmul(weights, values)[:, None, :, :, 0]  # (B, 1, W, h, e)
             y = att.output_projection(y)
         else:
-            if conditioning is not None:
-                y = block.mlp.modulate(block.mlp.mlp(x), _at(conditioning, row, 1))
-            else:
-                y = block.mlp(x)
+            y = block.mlp(x, z_row) if block.is_conditional else block.mlp(x)
         x = block.residual(x, y, conditions=conditions)
     return x, updated
 
@@ -239,13 +172,14 @@ def _attention_step_constants(att):
     return kernel, output, tf.transpose(bias, [1, 0, 2])[:, :, None]
 
 
-def _attention_step_conditions(att, conditions, like):
+def _attention_step_conditions(att, context):
     """Per-row (scale, shift), each (W, B, 3D), of one inner attention block such
-    that q|k|v = (x @ kernel) * scale + shift, with the conditioning (the row's
-    {q|k|v: projection of [z, upper]}) and q's depth^-0.5 folded in. `like`:
-    a (B, 1, W, D) tensor of the row."""
+    that q|k|v = (x @ kernel) * scale + shift, with the conditioning and q's
+    depth^-0.5 folded in."""
+    hidden = att.hidden_size
+    conditions = att.condition(context) if att.is_conditional else {}
     scales, shifts = [], []
-    ones = tf.ones_like(_flat(like))
+    ones = tf.ones_like(_flat(context)[..., :hidden])
     for which in ("q", "k", "v"):
         factor = att.depth**-0.5 if which == "q" else 1.0
         if which not in conditions:
@@ -260,13 +194,12 @@ def _attention_step_conditions(att, conditions, like):
     return tf.concat(scales, -1), tf.concat(shifts, -1)
 
 
-def _mlp_step_weights(block, cond):
-    """(scale, shift) of a conditional inner MLP from the row's cond([z, upper]),
-    each (W, B, D); None if plain."""
-    if cond is None:
+def _mlp_step_weights(block, context):
+    """(scale, shift) of a conditional inner MLP, each (W, B, D); None if plain."""
+    if not block.is_conditional:
         return None
     mlp = block.mlp
-    cond = _flat(cond)
+    cond = _flat(mlp.cond(context))
     if mlp.mode == "shift":
         return None, cond
     shift, scale = tf.split(cond, 2, axis=-1)  # shift first, unlike attention
@@ -278,16 +211,15 @@ def _flat_norm(conditions):
     return None if conditions is None else tuple(t[:, 0, 0] for t in conditions)
 
 
-def _inner_row(model, z_row, upper_row, row, norm_conditions, row_conditions, uniforms_row,
-               choose, constants, write):
+def _inner_row(model, z_row, upper_row, row, norm_conditions, uniforms_row, choose, constants,
+               write):
     """Samples one row pixel by pixel, on flat (B, D) pixel tensors.
 
     The per-pixel step is written with the layers' weights directly (one fused
     q|k|v matmul; key/value caches (B, heads, W, depth) carried through the
     loop, written at the pixel's column, entries right of it masked;
     conditioning gathered from per-row tensors) to keep it to few kernels.
-    `constants` are `_attention_step_constants` per attention block,
-    `row_conditions` the blocks' `_row_conditions`.
+    `constants` are `_attention_step_constants` per attention block.
 
     Returns (symbols (B, W) int32, embeddings (B, 1, W, D), proba (B, W, 512)).
     """
@@ -295,14 +227,15 @@ def _inner_row(model, z_row, upper_row, row, norm_conditions, row_conditions, un
     batch = tf.shape(z_row)[0]
     width, hidden = inner.width, inner.hidden_size
     heads, depth = inner.num_heads, hidden // inner.num_heads
+    context = tf.concat([z_row, upper_row], axis=-1)  # (B, 1, W, 2D)
     blocks, constants = [], iter(constants)
-    for block, conditioning in zip(inner.blocks, row_conditions):
+    for block in inner.blocks:
         if hasattr(block, "attention"):
             kernel, output, bias = next(constants)
-            scale, shift = _attention_step_conditions(block.attention, conditioning, z_row)
+            scale, shift = _attention_step_conditions(block.attention, context)
             blocks.append(("attention", block, (kernel, scale, shift, output), bias))
         else:
-            blocks.append(("mlp", block, _mlp_step_weights(block, conditioning), None))
+            blocks.append(("mlp", block, _mlp_step_weights(block, context), None))
     norms = [_flat_norm(conditions) for conditions in norm_conditions]
     position = inner.position_embedding
     offsets = _flat(tf.broadcast_to(
@@ -372,7 +305,6 @@ def _sample(model, gray, uniforms, write, mode, norm_context, temperature, top_k
     inner_norms_image = [_norm_conditions(b, z) for b in inner.blocks]
     constants = [_attention_step_constants(b.attention) for b in inner.blocks
                  if hasattr(b, "attention")]
-    outer_conditions, inner_conditions = _image_conditions(model, z)
 
     def choose(logits, probs, uniform):
         return _choose(logits, probs, uniform, mode, temperature, top_k, top_p)
@@ -383,13 +315,12 @@ def _sample(model, gray, uniforms, write, mode, norm_context, temperature, top_k
             inner_norms = [_norm_conditions(b, z_row) for b in inner.blocks]
         else:
             inner_norms = inner_norms_image
-        row_conditions = _row_conditions(model, inner_conditions, upper, row)
         row_symbols, row_embeddings, row_proba = _inner_row(
-            model, z_row, upper, row, inner_norms, row_conditions, _at(uniforms, row, 1)[:, 0],
-            choose, constants, write)
+            model, z_row, upper, row, inner_norms, _at(uniforms, row, 1)[:, 0], choose,
+            constants, write)
         # The last row's outer output is never used; computing it keeps the loop simple.
         upper, caches = _outer_row(model, row_embeddings, z_row, row, caches, outer_norms,
-                                   outer_conditions, write)
+                                   write)
         return (row + 1, upper, caches, symbols.write(row, row_symbols),
                 probas.write(row, row_proba))
 

@@ -123,11 +123,19 @@ VARIANTS = {
 }
 
 
-# The paper conditioning is also checked against the original's own fixture
-# (test_tiny_fixture_matches_the_original), so its round trip runs with -m slow.
-@pytest.mark.parametrize("variant", [pytest.param(v, marks=pytest.mark.slow) if v == "paper"
-                                     else v for v in sorted(VARIANTS)])
-@pytest.mark.parametrize("optimizer", ["legacy", "new"])
+def _round_trip_cases():
+    """(optimizer, variant) pairs. By default every variant with the new optimizer
+    layout and one with the legacy layout (the layout only changes which slot
+    keys are ignored); the rest run with -m slow. The paper conditioning is also
+    checked against the original's own fixture (test_tiny_fixture_matches_the_original)."""
+    for optimizer in ("legacy", "new"):
+        for variant in sorted(VARIANTS):
+            slow = variant == "paper" or (optimizer == "legacy" and variant != "additive_kv_only")
+            yield pytest.param(optimizer, variant, id=f"{optimizer}-{variant}",
+                               marks=[pytest.mark.slow] if slow else [])
+
+
+@pytest.mark.parametrize("optimizer, variant", _round_trip_cases())
 def test_original_style_checkpoints_of_other_variants_round_trip(tmp_path, variant,
                                                                  optimizer):
     """Global numbering offsets, >10 auto-numbered layers, both optimizer layouts."""

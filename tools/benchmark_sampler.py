@@ -5,18 +5,25 @@
 
 For each config and batch size, on the same (randomly initialised) weights and
 grayscale inputs, in the same run, it times
-  * the original algorithm ("loop": coltran_tf/sampling/colorizer_sampler.py,
-    the inner decoder over the whole row per pixel, the outer decoder over the
-    whole image per row). It is slow (minutes per image at paper size), so it
-    samples only the first --loop_rows rows; every row costs the same there,
-    so the total is estimated as encoder + rows * 64 / loop_rows, with the
-    encoder timed on its own;
+  * the original algorithm (coltran_tf/sampling/colorizer_sampler.py: the
+    inner decoder over the whole row per pixel, the outer decoder over the
+    whole image per row), twice:
+      "eager": executed as the original implementation executes it, a Python
+        loop that calls the Keras decoders op by op for every pixel (our port
+        run with tf.config.run_functions_eagerly);
+      "loop": our port as one compiled tf.function (no per-pixel Python), the
+        stronger baseline.
+    Both are slow (minutes per image at paper size), so they sample only the
+    first --loop_rows rows; every row costs the same there, so the total is
+    estimated as encoder + rows * 64 / loop_rows, with the encoder timed on
+    its own;
   * the cached sampler (coltran_tf/sampling/cached_sampler.py), in full,
-and prints seconds per image (and images/s) of each, their ratio and the
-process's peak memory. It also times the upsamplers' bounded-memory inference
-at paper size (--upsampler_batch images of 256x256 for the spatial upsampler).
-Times are after one warm-up call (tracing). Every measurement runs in its own
-process. The last line gives the paper-config speedups.
+and prints seconds per image (and images/s) of each, the cached sampler's
+speedup over both and the peak memory. It also times the upsamplers'
+bounded-memory inference at paper size (--upsampler_batch images of 256x256
+for the spatial upsampler). Times are after one warm-up call (tracing); the
+cached sampler's is the median of --repeats calls. Every measurement runs in
+its own process. The last line gives the paper-config speedups.
 """
 
 import json
@@ -28,11 +35,15 @@ import time
 
 import _paths  # noqa: F401
 import numpy as np
+from _timing import median_ms
 from absl import app, flags
 
 flags.DEFINE_list("variants", ["tiny", "paper"], "tiny and/or paper colorizer sizes.")
 flags.DEFINE_list("batch_sizes", ["1", "20"], "Batch sizes to time.")
 flags.DEFINE_integer("loop_rows", 1, "Rows of the original algorithm actually sampled.")
+flags.DEFINE_integer("repeats", 3, "Timed calls of the cached sampler (median).")
+flags.DEFINE_bool("eager", True, "Also time the original algorithm executed eagerly, as the "
+                  "original implementation runs it (--noeager: only our compiled port).")
 flags.DEFINE_integer("upsampler_batch", 8, "Spatial upsampler batch at paper size (0: skip).")
 flags.DEFINE_string("measure", None, "Internal: run one measurement in this process and "
                     "print 'RESULT <json>'.")
@@ -116,11 +127,14 @@ def measure(spec: str) -> dict:
     if kind == "cached":
         from coltran_tf.sampling.cached_sampler import sample_colorizer_cached
 
-        seconds = _timed(lambda: sample_colorizer_cached(model, gray, mode="sample", seeds=0))
+        seconds = median_ms(lambda: sample_colorizer_cached(model, gray, mode="sample", seeds=0),
+                            repeats=flags.FLAGS.repeats, warmups=1) / 1000
         return {"seconds": seconds, "peak_gb": _peak_memory_gb()}
     from coltran_tf.sampling.colorizer_sampler import sample_colorizer
 
     rows = flags.FLAGS.loop_rows
+    if kind == "eager":  # every tf.function below runs op by op from Python
+        tf.config.run_functions_eagerly(True)
     encode = tf.function(lambda g: model.encode(g))
     encoder = _timed(lambda: encode(tf.constant(gray)).numpy())
     partial = _timed(lambda: sample_colorizer(model, gray, mode="sample", seed=0,
@@ -131,7 +145,7 @@ def measure(spec: str) -> dict:
 
 def _run(spec: str) -> dict | None:
     command = [sys.executable, os.path.abspath(__file__), f"--measure={spec}",
-               f"--loop_rows={flags.FLAGS.loop_rows}"]
+               f"--loop_rows={flags.FLAGS.loop_rows}", f"--repeats={flags.FLAGS.repeats}"]
     result = subprocess.run(command, capture_output=True, text=True,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     for line in result.stdout.splitlines():
@@ -150,22 +164,30 @@ def main(argv):
         return 0
     print(f"original algorithm: first {flags.FLAGS.loop_rows} row(s) timed, scaled to 64 "
           "rows (every row costs the same); cached sampler: timed in full", flush=True)
-    header = (f"{'config':<8} {'batch':>5} {'loop s/img':>11} {'cached s/img':>13} "
-              f"{'cached img/s':>13} {'batch s':>8} {'speedup':>8} {'peak GB':>8}")
+    print("  eager = the original algorithm as the original implementation runs it (op by op "
+          "from Python); loop = our port of it as one compiled tf.function", flush=True)
+    header = (f"{'config':<8} {'batch':>5} {'eager s/img':>12} {'loop s/img':>11} "
+              f"{'cached s/img':>13} {'cached img/s':>13} {'batch s':>8} {'vs eager':>9} "
+              f"{'vs loop':>8} {'peak GB':>8}")
     print(header, flush=True)
     speedups = {}
     for variant in flags.FLAGS.variants:
         for batch in (int(b) for b in flags.FLAGS.batch_sizes):
+            eager = _run(f"eager:{variant}:{batch}") if flags.FLAGS.eager else None
             loop = _run(f"loop:{variant}:{batch}")
             cached = _run(f"cached:{variant}:{batch}")
             if not loop or not cached:
                 continue
             ratio = loop["seconds"] / cached["seconds"]
-            speedups[variant, batch] = (loop["seconds"], cached["seconds"], ratio)
-            print(f"{variant:<8} {batch:>5} {loop['seconds'] / batch:>11.2f} "
+            eager_ratio = eager["seconds"] / cached["seconds"] if eager else None
+            speedups[variant, batch] = (eager and eager["seconds"], loop["seconds"],
+                                        cached["seconds"], eager_ratio, ratio)
+            peak = max(r["peak_gb"] for r in (eager, loop, cached) if r)
+            eager_s = f"{eager['seconds'] / batch:>12.2f}" if eager else f"{'-':>12}"
+            eager_x = f"{eager_ratio:>8.1f}x" if eager else f"{'-':>9}"
+            print(f"{variant:<8} {batch:>5} {eager_s} {loop['seconds'] / batch:>11.2f} "
                   f"{cached['seconds'] / batch:>13.3f} {batch / cached['seconds']:>13.2f} "
-                  f"{cached['seconds']:>8.1f} {ratio:>7.1f}x "
-                  f"{max(loop['peak_gb'], cached['peak_gb']):>8.2f}", flush=True)
+                  f"{cached['seconds']:>8.1f} {eager_x} {ratio:>7.1f}x {peak:>8.2f}", flush=True)
     if flags.FLAGS.upsampler_batch:
         batch = flags.FLAGS.upsampler_batch
         spatial = _run(f"spatial:paper:{batch}")
@@ -183,10 +205,13 @@ def main(argv):
                   "matrix-vector products)", flush=True)
     parts = []
     for batch in sorted(b for v, b in speedups if v == "paper"):
-        loop_s, cached_s, ratio = speedups["paper", batch]
-        parts.append(f"batch {batch}: original {loop_s / batch:.1f} s/image "
-                     f"({loop_s:.0f} s per batch), cached {cached_s / batch:.2f} s/image "
-                     f"({cached_s:.1f} s per batch), {ratio:.1f}x")
+        eager_s, loop_s, cached_s, eager_ratio, ratio = speedups["paper", batch]
+        part = (f"batch {batch}: cached {cached_s / batch:.2f} s/image ({cached_s:.1f} s per "
+                "batch), ")
+        if eager_s:
+            part += (f"{eager_ratio:.1f}x vs the original as it runs ({eager_s / batch:.0f} "
+                     "s/image), ")
+        parts.append(part + f"{ratio:.1f}x vs our compiled port ({loop_s / batch:.1f} s/image)")
     if parts:
         print("paper config speedup of the cached sampler: " + "; ".join(parts))
     else:

@@ -114,3 +114,18 @@ def test_benchmark_sampler_prints_the_samplers_and_their_ratios():
     assert abs(float(vs_eager[:-1]) - float(eager) / float(cached)) < 0.05 * float(vs_eager[:-1])
     # Run op by op from Python, the original algorithm is slower than compiled.
     assert float(eager) > float(loop)
+
+
+def test_sample_and_colorize_use_the_cached_sampler_by_default():
+    from absl import flags as absl_flags
+
+    from configs import colorizer
+    from coltran_tf import colorize  # noqa: F401  (defines the --sampler flags)
+    from coltran_tf.sampling.cached_sampler import sampler_options
+
+    for variant in (None, "tiny"):
+        options = sampler_options(colorizer.get_config(variant).sample)
+        assert options["sampler"] == "cached" and options["norm_context"] == "exact"
+    assert sampler_options({})["sampler"] == "cached"  # an original config without the key
+    defaults = {name: absl_flags.FLAGS[name].default for name in ("sampler", "norm_context")}
+    assert defaults == {"sampler": "cached", "norm_context": "exact"}

@@ -1,17 +1,23 @@
 """Colorize a folder of photos with ColTran's three stages in one process.
 
-  python -m coltran_tf.colorize --img_dir=photos --store_dir=out --checkpoints=coltran
-  python -m coltran_tf.colorize --img_dir=data --store_dir=out     # the bundled demo weights
+  coltran-colorize --img_dir=photos --store_dir=out --checkpoints=released
+  coltran-colorize --img_dir=photos --store_dir=out --checkpoints=coltran
+  coltran-colorize --img_dir=data --store_dir=out     # the bundled demo weights
 
---checkpoints is a directory with colorizer/, color_upsampler/ and
-spatial_upsampler/ (the layout of the released ColTran checkpoints, or three
+(`python -m coltran_tf.colorize` is the same command.) --checkpoints=released
+fetches the authors' released checkpoints once (about 0.85 GB), converts them
+and caches them ($COLTRAN_TF_HOME, default ~/.keras/coltran_tf); an
+http(s)://...zip or gs:// URL of an archive in the same layout (a mirror)
+works the same way. Otherwise --checkpoints is a directory with colorizer/,
+color_upsampler/ and spatial_upsampler/ (the unzipped release, or three
 training logdirs / exported model directories of ours); --colorizer,
 --color_upsampler and --spatial_upsampler point at one stage each instead.
 With none of them, the bundled demo weights are used (coltran_tf/demo: small
 models trained for minutes on data/'s colour photos; see their README for
 what they can and cannot do).
-Original checkpoints are converted on the fly and built from the paper
-configs unless --<stage>_config names another (e.g. configs/colorizer.py:baseline).
+Original checkpoints are converted and built from the paper presets unless
+--<stage>_config names another config (a preset: tiny, paper, baseline, demo;
+or FILE[:variant], e.g. configs/colorizer.py:baseline).
 
 Grayscale and colour files of any size are accepted (colour ones are
 recolorized from their luminance). Results: out/stage1, out/stage2, out/final
@@ -26,21 +32,22 @@ import sys
 
 from absl import app, flags, logging
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from coltran_tf.checkpoints.locate import STAGES  # noqa: E402
+from coltran_tf.configs import STAGES
 
 flags.DEFINE_string("img_dir", None, "Folder of photos (searched recursively).")
 flags.DEFINE_string("store_dir", None, "Where the results go (created if needed).")
-flags.DEFINE_string("checkpoints", None, "Directory holding colorizer/, color_upsampler/ "
-                    "and spatial_upsampler/ (released checkpoints or ours); default: the "
-                    "bundled demo weights when no stage flag is given either.")
+flags.DEFINE_string("checkpoints", None, "'released' (the authors' checkpoints, fetched "
+                    "once into the cache), an http(s):// or gs:// URL of a zip in the same "
+                    "layout, or a directory holding colorizer/, color_upsampler/ and "
+                    "spatial_upsampler/ (released checkpoints or ours); default: the bundled "
+                    "demo weights when no stage flag is given either.")
 for _stage in STAGES:
     flags.DEFINE_string(_stage, None, f"The {_stage} stage's model: a model directory, a "
-                        "training logdir or an original checkpoint (default: "
-                        f"--checkpoints/{_stage}).")
-    flags.DEFINE_string(f"{_stage}_config", None, f"Config FILE[:variant] of an original "
-                        f"{_stage} checkpoint (default: {STAGES[_stage][1]}).")
+                        "training logdir, an original checkpoint, or released:"
+                        f"{_stage} (default: --checkpoints/{_stage}).")
+    flags.DEFINE_string(f"{_stage}_config", None, f"Config of an original {_stage} "
+                        "checkpoint: a preset (tiny, paper, baseline, demo) or "
+                        f"FILE[:variant] (default: paper).")
 flags.DEFINE_integer("num_samples", 1, "Colourings per image, written as NAME_s<k>.png.")
 flags.DEFINE_integer("batch_size", 4, "Images colorized together (memory vs speed).")
 flags.DEFINE_enum("mode", "sample", ["sample", "argmax"], "Colorizer: 'sample' draws diverse "
@@ -70,7 +77,7 @@ def _stage_paths(values) -> dict:
         except DemoWeightsMissing as error:
             raise app.UsageError(f"{error} (or pass --checkpoints=DIR).")
         print("Using the bundled demo weights (small models trained briefly on data/; pass "
-              "--checkpoints=DIR for real ones, see README).", flush=True)
+              "--checkpoints=released for the paper's, see README).", flush=True)
     paths = {}
     for stage in STAGES:
         path = values[stage]
@@ -94,12 +101,19 @@ def main(argv):
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
     from coltran_tf.checkpoints.locate import StageError, load_stage
+    from coltran_tf.checkpoints.released import fetch_released, is_remote
     from coltran_tf.sampling.colorize_folder import ColorizeError, Pipeline, colorize_folder
+    from coltran_tf.utils.download import FetchError
 
+    report = lambda line: print(line, flush=True)  # noqa: E731
     try:
+        if is_remote(values["checkpoints"]):
+            values["checkpoints"] = fetch_released(
+                values["checkpoints"], {s: values[f"{s}_config"] for s in STAGES}, report)
         models, sources = {}, {}
         for stage, path in _stage_paths(values).items():
-            models[stage], _, sources[stage] = load_stage(stage, path, values[f"{stage}_config"])
+            models[stage], _, sources[stage] = load_stage(stage, path, values[f"{stage}_config"],
+                                                          report)
         pipeline = Pipeline(models["colorizer"], models["color_upsampler"],
                             models["spatial_upsampler"], sources)
         summary = colorize_folder(
@@ -108,9 +122,8 @@ def main(argv):
             mode=values["mode"], upsampler_mode=values["upsampler_mode"], seed=values["seed"],
             sampler={key: values[key] for key in ("sampler", "norm_context", "temperature",
                                                   "top_k", "top_p")},
-            overwrite=values["overwrite"], sheet_rows=values["sheet_rows"],
-            report=lambda line: print(line, flush=True))
-    except (StageError, ColorizeError, ValueError) as error:
+            overwrite=values["overwrite"], sheet_rows=values["sheet_rows"], report=report)
+    except (StageError, ColorizeError, FetchError, ValueError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -120,6 +133,11 @@ def main(argv):
     return 1 if summary["skipped"] and not summary["colorized"] else 0
 
 
-if __name__ == "__main__":
+def run():
+    """The `coltran-colorize` console script."""
     flags.mark_flags_as_required(["img_dir", "store_dir"])
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

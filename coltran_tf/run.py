@@ -1,9 +1,14 @@
-"""Train, evaluate or export a ColTran model (spec COLTRAN.md §7).
+"""Train, evaluate or export a ColTran model (the `coltran-train` command).
 
-  python -m coltran_tf.run --config=configs/colorizer.py --mode=train --logdir=DIR
-  python -m coltran_tf.run --config=configs/colorizer.py --mode=eval_valid --logdir=DIR
-  python -m coltran_tf.run --config=configs/colorizer.py:tiny --mode=train --logdir=/tmp/c \\
+  coltran-train --config=configs/colorizer.py --mode=train --logdir=DIR
+  coltran-train --config=configs/colorizer.py --mode=eval_valid --logdir=DIR
+  coltran-train --config=colorizer:tiny --mode=train --logdir=/tmp/c \\
       --config.max_train_steps=50 --steps_per_summaries=10
+  coltran-train --config=colorizer --mode=eval_test --logdir=DIR --checkpoint=released
+
+(`python -m coltran_tf.run` is the same command.) --config takes an
+experiment file or a preset (colorizer, color_upsampler, spatial_upsampler,
+with variants after a colon).
 
 Modes: train, eval_train, eval_valid, eval_test, export. Any config key can be
 overridden (--config.batch_size=4, --config.dataset=folder
@@ -18,15 +23,12 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-# Config files import `configs.common`; make the repository root importable
-# wherever the command runs from.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 MODES = ("train", "eval_train", "eval_valid", "eval_test", "export")
 
 config_flags.DEFINE_config_file(
-    "config", None, "Experiment config file, e.g. configs/colorizer.py or "
-    "configs/colorizer.py:tiny; override keys with --config.KEY=VALUE.", lock_config=True)
+    "config", None, "Experiment config: a file, e.g. configs/colorizer.py or "
+    "configs/colorizer.py:tiny, or a preset, e.g. colorizer:tiny; override keys with "
+    "--config.KEY=VALUE.", lock_config=True)
 flags.DEFINE_enum("mode", "train", MODES, "What to do with the model in --logdir.")
 flags.DEFINE_string("logdir", None, "Directory of checkpoints, summaries and the export.")
 flags.DEFINE_enum("accelerator_type", "auto", ["auto", "CPU", "GPU", "TPU"],
@@ -41,7 +43,8 @@ flags.DEFINE_integer("steps_per_summaries", 100,
 flags.DEFINE_string("checkpoint", None,
                     "eval_* / export: evaluate this checkpoint only instead of following "
                     "--logdir: a training checkpoint (prefix or dir), an exported model dir, "
-                    "or an original ColTran checkpoint.")
+                    "an original ColTran checkpoint, or released[:STAGE] / a zip URL (the "
+                    "released checkpoints, fetched once into the cache).")
 flags.DEFINE_string("export_dir", None, "export: output directory (default LOGDIR/export).")
 
 
@@ -54,7 +57,7 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     config = flags.FLAGS.config
     if config is None:
-        raise app.UsageError("--config is required, e.g. --config=configs/colorizer.py:tiny.")
+        raise app.UsageError("--config is required, e.g. --config=colorizer:tiny.")
     if not flags.FLAGS.logdir:
         raise app.UsageError("--logdir is required (where checkpoints and summaries go).")
     if not flags.FLAGS["verbosity"].present:
@@ -89,13 +92,23 @@ def main(argv):
         _report(f"Exported the {state.export_kind(config).upper()} weights of step "
                 f"{train_state.step} to {out}")
     else:
-        evaluator.evaluate(config, logdir, mode[len("eval_"):], flags.FLAGS.checkpoint,
-                           report=_report)
+        from coltran_tf.checkpoints.released import resolve_checkpoint
+        from coltran_tf.utils.download import FetchError
+
+        try:
+            checkpoint = resolve_checkpoint(flags.FLAGS.checkpoint, config, _report)
+        except (FetchError, ValueError) as error:
+            print(f"Error: {error}", file=sys.stderr)
+            return 2
+        evaluator.evaluate(config, logdir, mode[len("eval_"):], checkpoint, report=_report)
 
 
 def run():
+    """The `coltran-train` console script."""
+    from coltran_tf.configs import expand_config_flag
+
     flags.mark_flags_as_required(["config"])
-    app.run(main)
+    app.run(main, argv=expand_config_flag(sys.argv))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,17 @@
 """Staged ColTran sampling to TFRecords (spec §8).
 
-  python -m coltran_tf.sample --config=configs/colorizer.py --mode=sample_test --logdir=DIR
-  python -m coltran_tf.sample --config=configs/color_upsampler.py --mode=sample_test \\
+  coltran-sample --config=configs/colorizer.py --mode=sample_test --logdir=DIR
+  coltran-sample --config=color_upsampler --mode=sample_test \\
       --logdir=DIR2 --config.sample.gen_data_dir=DIR/samples_dir_of_stage1
+  coltran-sample --config=colorizer --logdir=DIR --checkpoint=released
 
-Each stage writes $logdir/$config.sample.log_dir/$gen_file.tfrecords. The
-model comes from --checkpoint (a training logdir/checkpoint of ours, an
-exported model directory or an original ColTran checkpoint), by default the
-training checkpoints in --logdir. --num_hosts/--host_index split the job.
+(`python -m coltran_tf.sample` is the same command.) Each stage writes
+$logdir/$config.sample.log_dir/$gen_file.tfrecords. The model comes from
+--checkpoint (a training logdir/checkpoint of ours, an exported model
+directory, an original ColTran checkpoint, or `released[:STAGE]` / an
+archive URL: the released checkpoints, fetched once into the cache), by
+default the training checkpoints in --logdir. --num_hosts/--host_index split
+the job.
 """
 
 import os
@@ -16,15 +20,15 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-config_flags.DEFINE_config_file("config", None, "Experiment config file (e.g. "
-                                "configs/colorizer.py); override keys with --config.KEY=V.",
-                                lock_config=True)
+config_flags.DEFINE_config_file("config", None, "Experiment config: a file (e.g. "
+                                "configs/colorizer.py[:variant]) or a preset (colorizer, "
+                                "color_upsampler, spatial_upsampler, with :tiny etc.); "
+                                "override keys with --config.KEY=V.", lock_config=True)
 flags.DEFINE_enum("mode", "sample_test", ["sample_train", "sample_valid", "sample_test"],
                   "Which split's images to sample.")
 flags.DEFINE_string("logdir", None, "Output root (and default checkpoint location).")
-flags.DEFINE_string("checkpoint", None, "Model to sample from (default: --logdir).")
+flags.DEFINE_string("checkpoint", None, "Model to sample from (default: --logdir): a "
+                    "checkpoint or model directory, or released[:STAGE] / a zip URL.")
 flags.DEFINE_integer("num_hosts", 1, "Split the job into this many shards (one per host).")
 flags.DEFINE_integer("host_index", 0, "This host's shard, 0..num_hosts-1; writes gen<index>.")
 
@@ -36,12 +40,19 @@ def main(argv):
         raise app.UsageError("--logdir is required.")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
+    from coltran_tf.checkpoints.released import resolve_checkpoint
     from coltran_tf.sampling.staged import run_stage
+    from coltran_tf.utils.download import FetchError
 
+    report = lambda line: print(line, flush=True)  # noqa: E731
     try:
+        checkpoint = resolve_checkpoint(flags.FLAGS.checkpoint, flags.FLAGS.config, report)
         path = run_stage(flags.FLAGS.config, os.path.abspath(flags.FLAGS.logdir),
-                         flags.FLAGS.mode, flags.FLAGS.checkpoint, flags.FLAGS.num_hosts,
-                         flags.FLAGS.host_index, report=lambda line: print(line, flush=True))
+                         flags.FLAGS.mode, checkpoint, flags.FLAGS.num_hosts,
+                         flags.FLAGS.host_index, report=report)
+    except FetchError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("Interrupted. Finished batches are kept; run the same command again to "
               "continue.", file=sys.stderr)
@@ -56,6 +67,13 @@ def main(argv):
     print(f"Wrote {path}")
 
 
-if __name__ == "__main__":
+def run():
+    """The `coltran-sample` console script."""
+    from coltran_tf.configs import expand_config_flag
+
     flags.mark_flags_as_required(["config"])
-    app.run(main)
+    app.run(main, argv=expand_config_flag(sys.argv))
+
+
+if __name__ == "__main__":
+    run()

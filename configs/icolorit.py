@@ -1,68 +1,15 @@
-"""iColoriT training (spec ICOLORIT.md §4): iColoriT-T on ImageNet by default.
+"""iColoriT training: iColoriT-T on ImageNet, the paper's recipe.
 
-  python -m coltran_tf.icolorit.train --config=configs/icolorit.py --logdir=DIR
+  icolorit-train --config=configs/icolorit.py --logdir=DIR
 
-Variants (comma-separated after a colon):
-  configs/icolorit.py:tiny     a micro model (hidden 32, one block) on data/ (tests)
-  configs/icolorit.py:S        iColoriT-S;  configs/icolorit.py:B  iColoriT (ViT-B)
-  configs/icolorit.py:T-patch8 / T-patch32   the patch-size ablations
-  configs/icolorit.py:demo     iColoriT-T briefly on data/'s colour photos (demo weights)
-Any key can be overridden, e.g. --config.batch_size=64 --config.data.data_dir=/photos.
+Builds on the package's preset (coltran_tf/configs/icolorit.py, also reachable
+as --config=icolorit). Variants: tiny (a micro model on data/, tests), S, B,
+T-patch8, T-patch32, demo; e.g. configs/icolorit.py:S. Any key can be
+overridden: --config.batch_size=64 --config.data.data_dir=/photos.
 """
 
-import ml_collections
-
-SIZES = ("T", "S", "B", "T-patch8", "T-patch32")
+from coltran_tf.configs import get_preset
 
 
-def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    variants = {a.strip() for a in (arg or "").split(",") if a.strip()}
-    unknown = sorted(variants - {"tiny", "demo", *SIZES})
-    if unknown:
-        raise ValueError(f"Unknown config variant(s) {unknown}; choose from "
-                         f"{['tiny', 'demo', *SIZES]} (e.g. --config=configs/icolorit.py:S).")
-    sizes = sorted(variants & set(SIZES))
-    if len(sizes) > 1:
-        raise ValueError(f"Pick one model size, got {sizes}.")
-    tiny = "tiny" in variants
-    config = ml_collections.ConfigDict()
-    config.model = ml_collections.ConfigDict({
-        "preset": "micro" if tiny else (sizes[0] if sizes else "T"),
-        "drop_path": 0.0,
-    })
-    # imagenet | folder | tfrecord | bundled (the photographs in data/).
-    config.dataset = "bundled" if tiny else "imagenet"
-    config.data = ml_collections.ConfigDict({
-        "data_dir": "", "manual_dir": "", "valid_percent": 5.0, "test_percent": 5.0,
-        "shuffle_buffer": 64 if tiny else 1024,
-        "skip_grayscale": False,  # train on colour photos only (grayscale ones teach grey)
-    })
-    config.image_size = 224
-    config.crop_scale = (0.08, 1.0)       # RandomResizedCrop area range
-    config.crop_ratio = (3 / 4, 4 / 3)    # ... and aspect-ratio range
-    config.max_hints = 128                # hints per image ~ U{0..max_hints}
-    config.batch_size = 4 if tiny else 256
-    config.max_train_steps = 30 if tiny else 25 * 5004   # Tiny: 25 epochs at batch 256
-    config.warmup_steps = 5 if tiny else 3 * 5004        # 3 epochs
-    config.learning_rate = 5e-4
-    config.min_learning_rate = 1e-5
-    config.weight_decay = 0.05            # on >= 2-D weights only
-    config.beta_1, config.beta_2, config.epsilon = 0.9, 0.95, 1e-8
-    config.huber_delta = 0.01
-    config.seed = 4885
-    config.steps_per_log = 5 if tiny else 100
-    config.save_checkpoint_steps = 10 if tiny else 5000
-    config.checkpoints_to_keep = 3
-    if "demo" in variants:  # the bundled demo weights: a CPU, the colour photos of data/
-        if tiny:
-            raise ValueError("Pick one of the 'tiny' and 'demo' variants.")
-        config.dataset = "bundled"
-        config.data.skip_grayscale = True
-        config.data.shuffle_buffer = 64
-        config.batch_size = 8
-        config.max_train_steps = 1500
-        config.warmup_steps = 100
-        config.learning_rate = 1e-3
-        config.steps_per_log = 50
-        config.save_checkpoint_steps = 250
-    return config
+def get_config(arg: str | None = None):
+    return get_preset("icolorit", arg or "")

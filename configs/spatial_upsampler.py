@@ -1,17 +1,14 @@
-"""ColTran spatial upsampler (64x64 -> 256x256), paper configuration.
+"""ColTran spatial upsampler (64x64 -> 256x256), the paper's experiment.
 
-  python -m coltran_tf.run --config=configs/spatial_upsampler.py --mode=train --logdir=DIR
+  coltran-train --config=configs/spatial_upsampler.py --mode=train --logdir=DIR
 
-The output resolution is config.resolution (any square size, e.g.
---config.resolution='(128, 128)'). Variants: configs/spatial_upsampler.py:tiny
-(tests); :demo (hidden 64, 2 heads, 2 layers, 64 -> 128, data/'s colour photos)
-for the demo weights.
+Builds on the package's preset (coltran_tf/configs/spatial_upsampler.py, also
+reachable as --config=spatial_upsampler). Variants: tiny (tests), demo
+(64 -> 128). Any square output size: --config.resolution='(128, 128)'.
 """
 
-import ml_collections
-
-from configs import common
+from coltran_tf.configs import get_preset
 
 
-def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    return common.upsampler_config(arg, "spatial_upsampler", num_layers=3, batch_size=1)
+def get_config(arg: str | None = None):
+    return get_preset("spatial_upsampler", arg or "")

@@ -65,7 +65,7 @@ def test_readme_first_command_colorizes_bundled_photos(tmp_path):
     command = _readme_first_command()
     assert command.startswith("pip install -r requirements.txt")
     colorize_part = command.split("&& ", 3)[-1]
-    assert colorize_part.startswith("python -m coltran_tf.colorize --img_dir=data ")
+    assert colorize_part.startswith("coltran-colorize --img_dir=data ")
     images = tmp_path / "photos"
     images.mkdir()
     for name in PHOTOS:
@@ -73,7 +73,9 @@ def test_readme_first_command_colorizes_bundled_photos(tmp_path):
     store = tmp_path / "out"
     args = colorize_part.split()[1:]
     args = [a for a in args if not a.startswith(("--img_dir", "--store_dir"))]
-    result = subprocess.run([sys.executable, *args, f"--img_dir={images}",
+    script = shutil.which("coltran-colorize")  # the console script the install made
+    assert script, "coltran-colorize is not on PATH: pip install --no-deps -e ."
+    result = subprocess.run([script, *args, f"--img_dir={images}",
                              f"--store_dir={store}"], cwd=REPO_ROOT, env=ENV,
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -150,3 +152,14 @@ def test_app_starts_with_the_demo_weights_by_default():
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_app_names_released_weights_it_cannot_fetch(tmp_path):
+    """--coltran_dir takes 'released' or an archive URL; a failed fetch exits 2."""
+    result = subprocess.run([sys.executable, "-m", "coltran_tf.app",
+                             "--coltran_dir=http://127.0.0.1:9/coltran.zip"], cwd=REPO_ROOT,
+                            env={**ENV, "COLTRAN_TF_HOME": str(tmp_path)}, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "cannot reach http://127.0.0.1:9/coltran.zip" in result.stderr
+    assert "nothing was kept" in result.stderr

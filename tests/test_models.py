@@ -149,5 +149,5 @@ def test_native_format_round_trip(tmp_path):
     with pytest.raises(FileExistsError):
         save_model_dir(model, config, str(tmp_path / "m"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no staging left over
-    with pytest.raises(FileNotFoundError, match="convert_reference_checkpoint"):
+    with pytest.raises(FileNotFoundError, match="coltran-convert"):
         load_model_dir(str(tmp_path))

@@ -193,14 +193,14 @@ def _run_tool(*args):
 
 def test_convert_tool_cli(tmp_path):
     path = require_fixtures("tiny", "spatial_upsampler")
-    tool = os.path.join("tools", "convert_reference_checkpoint.py")
-    assert "--checkpoint" in _run_tool(tool, "--help").stdout
-    ok = _run_tool(tool, "--config=configs/spatial_upsampler.py:tiny",
+    tool = ("-m", "coltran_tf.convert")
+    assert "--checkpoint" in _run_tool(*tool, "--help").stdout
+    ok = _run_tool(*tool, "--config=spatial_upsampler:tiny",
                    f"--checkpoint={path}/ckpt", f"--output={tmp_path}/ok", "--raw")
     assert ok.returncode == 0, ok.stderr
     assert "raw weights" in ok.stdout and os.path.isfile(tmp_path / "ok" / "model.weights.h5")
-    bad = _run_tool(tool, "--config=configs/colorizer.py:tiny", f"--checkpoint={path}/ckpt",
+    bad = _run_tool(*tool, "--config=configs/colorizer.py:tiny", f"--checkpoint={path}/ckpt",
                     f"--output={tmp_path}/bad")
-    assert bad.returncode == 1
+    assert bad.returncode == 2
     assert "does not match" in bad.stderr and "nothing was loaded" in bad.stderr
     assert not os.path.exists(tmp_path / "bad")

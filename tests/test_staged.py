@@ -212,6 +212,12 @@ def test_sample_command_reports_bad_input_without_a_traceback(workdir, tmp_path)
                 f"--config.sample.gen_data_dir={workdir / 'stage1'}")
     assert short.returncode == 2 and "Traceback" not in short.stderr
     assert "holds 4 records but 6 are needed" in short.stderr
+    # A preset as --config, and released weights that cannot be fetched (names the URL).
+    env["COLTRAN_TF_HOME"] = str(tmp_path / "cache")
+    offline = run("--config=colorizer:tiny", f"--logdir={tmp_path}",
+                  "--checkpoint=http://127.0.0.1:9/coltran.zip:colorizer")
+    assert offline.returncode == 2 and "Traceback" not in offline.stderr
+    assert "cannot reach http://127.0.0.1:9/coltran.zip" in offline.stderr
 
 
 def test_cached_sampler_by_default_loop_on_request_and_uncertainty_maps(workdir, tmp_path):

@@ -302,6 +302,15 @@ def test_command_reports_config_mistakes(tmp_path):
         cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and "missing" in result.stderr
     assert "--config.data.data_dir" in result.stderr
+    # A preset as --config, and a released-weights URL that cannot be fetched.
+    result = subprocess.run(
+        _command("colorizer:tiny", tmp_path, "--mode=eval_test",
+                 "--checkpoint=http://127.0.0.1:9/coltran.zip"),
+        cwd=REPO_ROOT, env=_env(COLTRAN_TF_HOME=str(tmp_path / "cache")),
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "cannot reach http://127.0.0.1:9/coltran.zip" in result.stderr
+    assert "--checkpoints=DIR" in result.stderr
 
 
 def test_benchmark_train_reports_steps_per_second(tmp_path):
@@ -346,7 +355,7 @@ def test_xla_train_step_matches_the_plain_one(tmp_path):
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_graceful_stop_turns_signals_into_a_request(signum):
-    from coltran_tf.train.progress import GracefulStop
+    from coltran_tf.utils.progress import GracefulStop
 
     previous = signal.getsignal(signum)
     with GracefulStop() as stop:

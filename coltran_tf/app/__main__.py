@@ -1,17 +1,21 @@
 """Colorize photos in the browser by clicking colour hints (iColoriT).
 
-  python -m coltran_tf.app                       # the bundled demo weights
-  python -m coltran_tf.app --icolorit_weights=icolorit_tiny.npz --coltran_dir=coltran
+  coltran-app                       # the bundled demo weights
+  coltran-app --icolorit_weights=icolorit_tiny.npz --coltran_dir=released
+
+(`python -m coltran_tf.app` is the same command.)
 
 Serves one page on 127.0.0.1 and a free port (printed; --host/--port to
 change): open an image (file picker or drag and drop), click to place a hint
 with the current colour, drag to move it, right-click to delete it;
 undo/redo, clear, before/after, download the full-resolution PNG, save and
 load the hints as JSON; the ab gamut at a hint's lightness to pick from.
---icolorit_weights: an official state_dict (.npz, or .pth with PyTorch) or a
-model directory of our training.
+--icolorit_weights: an official state_dict (.npz, or .pth with PyTorch), a URL
+of one (fetched and converted once into the cache), or a model directory of
+our training.
 
-With --coltran_dir (a directory holding colorizer/ and, optionally,
+With --coltran_dir (`released`: the authors' checkpoints, fetched once into
+the cache; or a directory holding colorizer/ and, optionally,
 color_upsampler/: released ColTran checkpoints, our training logdirs or model
 directories, as `colorize --checkpoints` takes them) the page also offers
 ColTran's suggestions: a few automatic colourings as starting points, and
@@ -26,11 +30,11 @@ from absl import app, flags
 
 flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (127.0.0.1: this machine only).")
 flags.DEFINE_integer("port", 0, "Port (0: a free one, printed).")
-flags.DEFINE_string("icolorit_weights", None, "iColoriT weights (.npz/.pth or our model dir; "
-                    "default: the bundled demo iColoriT-T).")
-flags.DEFINE_string("coltran_dir", None, "ColTran stages for suggestions: a directory with "
-                    "colorizer/ and optionally color_upsampler/ (default with the demo "
-                    "iColoriT: the demo stages).")
+flags.DEFINE_string("icolorit_weights", None, "iColoriT weights (.npz/.pth, a URL of one, "
+                    "or our model dir; default: the bundled demo iColoriT-T).")
+flags.DEFINE_string("coltran_dir", None, "ColTran stages for suggestions: 'released' (or a "
+                    "zip URL), or a directory with colorizer/ and optionally "
+                    "color_upsampler/ (default with the demo iColoriT: the demo stages).")
 flags.DEFINE_bool("coltran", True, "Offer ColTran's suggestions (--nocoltran: none).")
 flags.DEFINE_integer("max_upload_mb", 25, "Largest accepted upload.")
 flags.DEFINE_integer("max_megapixels", 40, "Largest accepted image.")
@@ -44,7 +48,9 @@ def main(argv):
 
     from coltran_tf.app.suggest import load_suggester
     from coltran_tf.checkpoints.locate import StageError
+    from coltran_tf.checkpoints.released import fetch_released, is_remote
     from coltran_tf.demo import DemoWeightsMissing, coltran_dir, icolorit_dir
+    from coltran_tf.utils.download import FetchError
 
     f = flags.FLAGS
     try:
@@ -54,8 +60,10 @@ def main(argv):
             suggestions = suggestions or (coltran_dir() if f.coltran else None)
             print("Using the bundled demo weights (trained briefly on data/; see README).")
         model = load_weights(weights)
+        if f.coltran and is_remote(suggestions):
+            suggestions = fetch_released(suggestions)
         coltran = load_suggester(suggestions) if suggestions and f.coltran else None
-    except (WeightsError, StageError, DemoWeightsMissing) as error:
+    except (WeightsError, StageError, DemoWeightsMissing, FetchError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
     server = make_server(App(model, weights, f.max_upload_mb * 2**20,
@@ -71,5 +79,10 @@ def main(argv):
     return 0
 
 
-if __name__ == "__main__":
+def run():
+    """The `coltran-app` console script."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -2,62 +2,37 @@
 
 A stage's path may be
   * a model directory of ours (config.json + model.weights.h5, e.g. a
-    training run's `export/` or the output of convert_reference_checkpoint),
+    training run's `export/` or the output of coltran-convert),
   * a training logdir of ours (config.json + ckpt-N files; the EMA weights of
     its newest checkpoint),
   * an original ColTran checkpoint, directory or prefix (the released
     `colorizer/`, `color_upsampler/`, `spatial_upsampler/`), converted on the
-    fly. It holds no config, so the model is built from a config file: by
-    default the paper config of that stage.
+    fly. It holds no config, so the model is built from a config: by default
+    the paper preset of that stage,
+  * `released[:STAGE]` or an http(s)/gs URL of an archive in the release's
+    layout: fetched and converted once into the cache (checkpoints.released).
 """
 
-import importlib.util
 import json
 import os
-import sys
 
 import ml_collections
 
 from coltran_tf.checkpoints.native import CONFIG_FILE, is_model_dir, load_model_dir
 from coltran_tf.checkpoints.reference import ReferenceCheckpointMismatch
+from coltran_tf.configs import ConfigError, load_config
 from coltran_tf.models.builder import build_model
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-# stage name (flag and release directory) -> model name, paper config file
+# stage name (flag, release directory and preset) -> model name
 STAGES = {
-    "colorizer": ("coltran_core", "configs/colorizer.py"),
-    "color_upsampler": ("color_upsampler", "configs/color_upsampler.py"),
-    "spatial_upsampler": ("spatial_upsampler", "configs/spatial_upsampler.py"),
+    "colorizer": "coltran_core",
+    "color_upsampler": "color_upsampler",
+    "spatial_upsampler": "spatial_upsampler",
 }
 
 
 class StageError(ValueError):
     """A stage's model cannot be found, built or loaded; the message says why."""
-
-
-def load_config_file(spec: str) -> ml_collections.ConfigDict:
-    """'configs/colorizer.py[:variant]' -> the config its get_config returns.
-
-    A .json file holds the config itself (as in a model directory's
-    config.json). Relative paths are tried from the working directory, then
-    the repository.
-    """
-    path, _, arg = spec.partition(":")
-    candidates = [path, os.path.join(REPO_ROOT, path)]
-    found = next((p for p in candidates if os.path.isfile(p)), None)
-    if found is None:
-        raise StageError(f"Config file {path!r} not found (looked in the working directory "
-                         f"and in {REPO_ROOT}).")
-    if found.endswith(".json"):
-        with open(found) as f:
-            return ml_collections.ConfigDict(json.load(f))
-    module_spec = importlib.util.spec_from_file_location("_stage_config", found)
-    module = importlib.util.module_from_spec(module_spec)
-    if REPO_ROOT not in sys.path:  # the config files import `configs.common`
-        sys.path.insert(0, REPO_ROOT)
-    module_spec.loader.exec_module(module)
-    return module.get_config(arg or None)
 
 
 def _is_training_logdir(path: str) -> bool:
@@ -67,22 +42,29 @@ def _is_training_logdir(path: str) -> bool:
             and tf.train.latest_checkpoint(path) is not None)
 
 
-def load_stage(stage: str, path: str, config_spec: str | None = None):
+def load_stage(stage: str, path: str, config_spec: str | None = None, report=print):
     """(model, config, description) of one stage.
 
     Args:
       stage: "colorizer", "color_upsampler" or "spatial_upsampler".
       path: see the module docstring.
-      config_spec: config file for an original checkpoint (default: the
-        stage's paper config); ignored when `path` carries its own config.
+      config_spec: config of an original checkpoint, FILE[:variant] or a
+        preset (default: the stage's paper preset); ignored when `path`
+        carries its own config.
+      report: progress lines of a download go here.
 
     Raises:
-      StageError naming the stage, the path and the fix.
+      StageError naming the stage, the path and the fix; FetchError when a
+      released archive cannot be fetched.
     """
+    from coltran_tf.checkpoints.released import is_remote, released_stage_dir
     from coltran_tf.train.state import CheckpointMismatch, load_for_inference
 
-    expected, default_config = STAGES[stage]
+    expected, default_config = STAGES[stage], stage
     flag = f"--{stage}={path}"
+    remote = path if is_remote(path) else None
+    if remote:
+        path = released_stage_dir(remote, stage, config_spec, report)
     if not os.path.exists(path) and not os.path.exists(path + ".index"):
         raise StageError(f"{flag}: no such file or directory. Point it at a model directory, "
                          "a training logdir of ours, or an original ColTran checkpoint "
@@ -90,21 +72,23 @@ def load_stage(stage: str, path: str, config_spec: str | None = None):
     try:
         if is_model_dir(path):
             model, config = load_model_dir(path)
-            description = f"model directory {path}"
+            description = (f"{remote} (converted, cached in {path})" if remote
+                           else f"model directory {path}")
         else:
             if _is_training_logdir(path):
                 with open(os.path.join(path, CONFIG_FILE)) as f:
                     config = ml_collections.ConfigDict(json.load(f))
             else:
-                config = load_config_file(config_spec or default_config)
+                config = load_config(config_spec or default_config, stage)
             model, description = load_for_inference(build_model(config), config, path)
     except (ReferenceCheckpointMismatch, CheckpointMismatch) as error:
         raise StageError(
             f"{flag} does not match the {expected} of "
             f"{config_spec or default_config}:\n{error}\nIf it is another size or variant, "
-            f"pass its config with --{stage}_config=FILE[:variant]; if it is another stage's "
+            f"pass its config with --{stage}_config=FILE[:variant] or a preset (tiny, paper, "
+            "baseline, demo); if it is another stage's "
             "checkpoint, check the directory.") from error
-    except (FileNotFoundError, OSError, ValueError) as error:
+    except (FileNotFoundError, OSError, ValueError, ConfigError) as error:
         raise StageError(f"{flag}: {error}") from error
     if model.name != expected:
         raise StageError(f"{flag} holds a {model.name} model, but the {stage} stage needs a "

@@ -64,7 +64,7 @@ def load_model_dir(directory: str):
         raise FileNotFoundError(
             f"{directory!r} is not a coltran_tf model directory (expected {CONFIG_FILE} and "
             f"{WEIGHTS_FILE}). Convert an original checkpoint with "
-            "tools/convert_reference_checkpoint.py first.")
+            "coltran-convert (python -m coltran_tf.convert) first.")
     with open(os.path.join(directory, CONFIG_FILE)) as f:
         config = ml_collections.ConfigDict(json.load(f))
     model = build_model(config)

@@ -140,9 +140,13 @@ def resolve_checkpoint_path(path: str) -> str:
 
     if os.path.isdir(path):
         prefix = tf.train.latest_checkpoint(path)
+        if prefix is None:  # a state file naming the writer's own absolute path
+            indexes = sorted(f for f in os.listdir(path) if f.endswith(".index"))
+            if len(indexes) == 1:
+                prefix = os.path.join(path, indexes[0][: -len(".index")])
         if prefix is None:
             raise FileNotFoundError(
-                f"No checkpoint in directory {path!r} (no 'checkpoint' file naming one). "
+                f"No checkpoint in directory {path!r} (no 'checkpoint' file naming one, and not exactly one .index file). "
                 "Pass the directory that holds 'checkpoint' and 'model-N.index', or a "
                 "prefix such as DIR/model-N.")
         return prefix

@@ -10,8 +10,9 @@
 * `tfrecord`: TFRecord files of encoded images (`image` or `image/encoded`
   bytes, optional `label` or `image/class/label`); a record's split follows
   from its index.
-* `bundled`: the photographs in the repository's `data/`, every split being
-  all of them (for tests, demos and docs).
+* `bundled`: the photographs of the repository's `data/` (installed with the
+  package as coltran_tf/bundled_photos/), every split being all of them (for
+  tests, demos and docs).
 
 Splits: `train`, `eval_train` (all training images), `valid`, `test`.
 """
@@ -27,8 +28,12 @@ from coltran_tf.data.preprocess import make_example
 
 DATASETS = ("imagenet", "folder", "tfrecord", "bundled")
 SPLITS = ("train", "eval_train", "valid", "test")
-BUNDLED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "data")
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# An installed wheel carries data/ as bundled_photos/; a checkout has data/ beside
+# the package.
+BUNDLED_DIR = next((d for d in (os.path.join(_PACKAGE_DIR, "bundled_photos"),
+                                os.path.join(os.path.dirname(_PACKAGE_DIR), "data"))
+                    if os.path.isdir(d)), os.path.join(_PACKAGE_DIR, "bundled_photos"))
 IMAGENET_SPLITS = {"train": "train[:-10000]", "valid": "train[-10000:]",
                    "test": "validation", "eval_train": "train"}
 # An odd multiplier prime to 10000 scrambles record indices into 0.01% buckets.

@@ -8,8 +8,9 @@ what they can and cannot do, and tools/train_demo_weights.sh to reproduce them).
 
 import os
 
+from coltran_tf.configs import STAGES as COLTRAN_STAGES
+
 DEMO_DIR = os.path.dirname(os.path.abspath(__file__))
-COLTRAN_STAGES = ("colorizer", "color_upsampler", "spatial_upsampler")
 
 
 class DemoWeightsMissing(FileNotFoundError):

@@ -1,13 +1,16 @@
 """Colorize a photo with iColoriT from a file of point hints.
 
-  python -m coltran_tf.icolorit.colorize --image=photo.jpg --hints=hints.json \
+  icolorit-colorize --image=photo.jpg --hints=hints.json \
       --weights=icolorit_tiny.npz --output=photo_color.png
+
+(`python -m coltran_tf.icolorit.colorize` is the same command.)
 
 --hints: JSON, a list of {"y": row, "x": column, "rgb": [r, g, b]} (or
 "ab": [a, b]) in the photo's own pixels; no --hints = automatic colorization.
 --weights: an official state_dict as .npz (converted from the released .pth,
-see README) or .pth (needs PyTorch), or a model directory written by our
-training. The model runs at 224x224; the result has the photo's size and its
+see README) or .pth (needs PyTorch), an http(s):// or gs:// URL of either
+(fetched and converted once into the cache), or a model directory written by
+our training. The model runs at 224x224; the result has the photo's size and its
 original luminance.
 """
 
@@ -18,7 +21,8 @@ from absl import app, flags
 
 flags.DEFINE_string("image", None, "The photo (any size; colour photos are recolorized).")
 flags.DEFINE_string("hints", None, "JSON file of hints; omit for automatic colorization.")
-flags.DEFINE_string("weights", None, "iColoriT weights: .npz / .pth state_dict or our model dir.")
+flags.DEFINE_string("weights", None, "iColoriT weights: .npz / .pth state_dict, a URL of "
+                    "one, or our model dir.")
 flags.DEFINE_string("output", None, "Where to write the PNG (default: <image>_icolorit.png).")
 
 
@@ -52,5 +56,10 @@ def main(argv):
     return 0
 
 
-if __name__ == "__main__":
+def run():
+    """The `icolorit-colorize` console script."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

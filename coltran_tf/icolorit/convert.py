@@ -1,17 +1,23 @@
-"""Official iColoriT weights (PyTorch state_dict layout, spec §8) -> our model.
+"""Official iColoriT weights (PyTorch state_dict layout) -> our model.
 
 NumPy in, no PyTorch needed: `state_dict` is a mapping key -> array, e.g. an
 .npz written from the official checkpoint. `load_pth` reads a released .pth
-when PyTorch happens to be installed.
+when PyTorch happens to be installed. `load_weights` also takes an http(s)://
+or gs:// URL of either: fetched once, converted, and cached as a model
+directory of ours (no PyTorch needed after the first .pth).
 """
 
 import json
 import os
+import zipfile
 
 import numpy as np
 
 from coltran_tf.icolorit.model import IColoriT, build_icolorit
+from coltran_tf.utils.download import FetchError, fetch_cached, is_url
 from coltran_tf.utils.files import write_json
+
+CACHE_KIND = "icolorit"
 
 SKIPPED_SUFFIXES = ("relative_position_index",)  # constant buffers, recomputed
 
@@ -118,16 +124,53 @@ def read_state_dict(path: str) -> dict:
     try:
         with np.load(path) as data:
             return {key: data[key] for key in data.files}
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
         raise WeightsError(f"{path} is not a readable .npz state_dict ({error}).") from None
 
 
-def load_weights(path: str) -> IColoriT:
-    """Any iColoriT weights: official .npz/.pth state_dicts, or our own saved model
-    directory (config.json + model.weights.h5)."""
+def load_weights(path: str, report=print) -> IColoriT:
+    """Any iColoriT weights: official .npz/.pth state_dicts, our own saved model
+    directory (config.json + model.weights.h5), or a URL of a state_dict file
+    (fetched and converted once into the cache; see fetch_weights)."""
+    if is_url(path):
+        return load_saved(fetch_weights(path, report))
     if os.path.isdir(path):
         return load_saved(path)
     return model_from_state_dict(read_state_dict(path))
+
+
+def _state_dict_kind(path: str, url: str) -> str:
+    """'npz' or 'pth': by the URL's file name, else by content."""
+    name = url.split("?")[0].lower()
+    if name.endswith((".npz", ".pth", ".pt")):
+        return "npz" if name.endswith(".npz") else "pth"
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+        if names and all(name.endswith(".npy") for name in names):
+            return "npz"
+    return "pth"  # torch.save writes a zip of data.pkl, or a bare pickle
+
+
+def _convert_download(download: str, staging: str, info: dict) -> None:
+    suffix = ".npz" if _state_dict_kind(download, info["url"]) == "npz" else ".pth"
+    os.rename(download, download + suffix)
+    model = model_from_state_dict(read_state_dict(download + suffix))
+    save(model, staging)
+    write_json(os.path.join(staging, "metadata.json"),
+               {"source": info["url"], "sha256": info["sha256"], "bytes": info["bytes"]})
+
+
+def fetch_weights(url: str, report=print) -> str:
+    """The cached model directory of the state_dict at `url` (.npz, or .pth with
+    PyTorch for the first conversion); WeightsError naming the URL, the cache
+    path and the manual alternative when that fails (nothing is cached then)."""
+    manual = ("To do it by hand: download the file (Google Drive links: `pip install "
+              "gdown; gdown ID`), and pass its path as --weights / --icolorit_weights.")
+    try:
+        return fetch_cached(url, CACHE_KIND, _convert_download, manual, report)
+    except FetchError as error:
+        raise WeightsError(str(error)) from None
 
 
 def save(model: IColoriT, directory: str) -> None:

@@ -1,7 +1,9 @@
 """Evaluate iColoriT on folders of photos with fixed hint files (official protocol).
 
-  python -m coltran_tf.icolorit.evaluate --weights=W --data_dirs=ctest10k,flowers \
+  icolorit-evaluate --weights=W --data_dirs=ctest10k,flowers \
       --hint_root=hints --store_dir=results
+
+(`python -m coltran_tf.icolorit.evaluate` is the same command.)
 
 For each data dir D: images in D/imgs/ (official layout) or D itself; hints in
 <hint_root>/<basename of D>/h2-n<N>/<stem>.txt (row col per line); prints and
@@ -16,7 +18,8 @@ import sys
 
 from absl import app, flags
 
-flags.DEFINE_string("weights", None, "iColoriT weights (.npz/.pth state_dict or our model dir).")
+flags.DEFINE_string("weights", None, "iColoriT weights (.npz/.pth state_dict, a URL of one, "
+                    "or our model dir).")
 flags.DEFINE_list("data_dirs", None, "Folders of photos (each: imgs/ or images directly).")
 flags.DEFINE_string("hint_root", None, "Root of the hint folders (one sub-folder per data dir).")
 flags.DEFINE_list("counts", ["0", "1", "2", "5", "10", "20", "50", "100", "200"],
@@ -65,5 +68,10 @@ def main(argv):
     return 0
 
 
-if __name__ == "__main__":
+def run():
+    """The `icolorit-evaluate` console script."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

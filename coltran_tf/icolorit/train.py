@@ -1,10 +1,11 @@
-"""Train iColoriT.
+"""Train iColoriT (the `icolorit-train` command; `python -m coltran_tf.icolorit.train`).
 
-  python -m coltran_tf.icolorit.train --config=configs/icolorit.py --logdir=DIR
-  python -m coltran_tf.icolorit.train --config=configs/icolorit.py:tiny --logdir=/tmp/ic
+  icolorit-train --config=configs/icolorit.py --logdir=DIR
+  icolorit-train --config=icolorit:tiny --logdir=/tmp/ic
 
-Resumes from the newest checkpoint in --logdir; writes DIR/model/ for
-`python -m coltran_tf.icolorit.colorize --weights=DIR/model`. Strategies as
+--config takes an experiment file or the preset `icolorit[:variant]`. Resumes
+from the newest checkpoint in --logdir; writes DIR/model/ for
+`icolorit-colorize --weights=DIR/model`. Strategies as
 ColTran training: --accelerator_type=auto|CPU|GPU|TPU, --devices_per_worker,
 multi-worker through TF_CONFIG.
 """
@@ -12,8 +13,8 @@ multi-worker through TF_CONFIG.
 from absl import app, flags
 from ml_collections import config_flags
 
-config_flags.DEFINE_config_file("config", None, "Config file[:variant], e.g. "
-                                "configs/icolorit.py:tiny.", lock_config=True)
+config_flags.DEFINE_config_file("config", None, "Config file[:variant] or preset, e.g. "
+                                "configs/icolorit.py:S or icolorit:tiny.", lock_config=True)
 flags.DEFINE_string("logdir", None, "Checkpoints, log.jsonl and the final model/ go here.")
 flags.DEFINE_enum("accelerator_type", "auto", ["auto", "CPU", "GPU", "TPU"], "Device kind.")
 flags.DEFINE_string("master", "", "TPU address or name (TPU only).")
@@ -40,5 +41,14 @@ def main(argv):
     return 0
 
 
+def run():
+    """The `icolorit-train` console script."""
+    import sys
+
+    from coltran_tf.configs import expand_config_flag
+
+    app.run(main, argv=expand_config_flag(sys.argv))
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

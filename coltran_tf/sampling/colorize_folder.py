@@ -32,7 +32,7 @@ from coltran_tf.data.preprocess import resize_area
 from coltran_tf.sampling.cached_sampler import SAMPLER_DEFAULTS, sample_coarse
 from coltran_tf.sampling.sheets import contact_sheet, save_png
 from coltran_tf.sampling.staged import stage_outputs, uncertainty_image
-from coltran_tf.train.progress import Rate, format_duration
+from coltran_tf.utils.progress import Rate, format_duration
 from coltran_tf.utils import image_ops
 from coltran_tf.utils.files import settings_changes, write_json
 

@@ -19,7 +19,7 @@ from coltran_tf.models.builder import build_model
 from coltran_tf.sampling.cached_sampler import sample_coarse, sampler_options
 from coltran_tf.sampling.sheets import save_png
 from coltran_tf.sampling.records import PARTIAL_SUFFIX, read_gen_dir, read_records, write_records
-from coltran_tf.train.progress import Rate, format_duration
+from coltran_tf.utils.progress import Rate, format_duration
 from coltran_tf.train.state import load_for_inference
 from coltran_tf.utils import image_ops
 from coltran_tf.utils.files import settings_changes, write_json

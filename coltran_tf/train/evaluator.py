@@ -19,7 +19,7 @@ from coltran_tf.checkpoints.native import is_model_dir
 from coltran_tf.checkpoints.reference import resolve_checkpoint_path
 from coltran_tf.data import datasets, decode
 from coltran_tf.models.builder import build_model
-from coltran_tf.train.progress import format_duration
+from coltran_tf.utils.progress import format_duration
 from coltran_tf.train.state import load_for_inference
 from coltran_tf.train.trainer import loss_names
 

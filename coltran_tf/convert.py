@@ -1,12 +1,15 @@
 r"""Converts a checkpoint written by the original ColTran into coltran_tf's format.
 
-Example (the released ImageNet colorizer):
+Example (the released ImageNet colorizer, unzipped by hand):
 
-  python tools/convert_reference_checkpoint.py --config=configs/colorizer.py \
-      --checkpoint=coltran/colorizer --output=models/colorizer
+  coltran-convert --config=colorizer --checkpoint=coltran/colorizer --output=models/colorizer
 
-The config must describe the checkpoint's model (our configs/*.py use the
-original key names, so the original config files' values carry over; a JSON
+(`python -m coltran_tf.convert` is the same command; `--checkpoints=released`
+of coltran-colorize does this for all three stages, into the cache.) The
+config must describe the checkpoint's model: a preset (colorizer,
+color_upsampler, spatial_upsampler, with :tiny etc.) or an experiment file (our
+configs use the original key names, so the original config files' values
+carry over; a JSON
 file with the original config, or a fixture's layout.json, works with
 --config_json). EMA (Polyak) averages are loaded by default, as the original
 does for evaluation and sampling; --raw loads the training weights. Optimizer
@@ -17,16 +20,12 @@ naming the missing, unused and mis-shaped keys; nothing is written then.
 import json
 import sys
 
-import _paths  # noqa: F401
 from absl import app, flags
 from ml_collections import config_flags
 
-from coltran_tf.checkpoints.convert import convert_reference_checkpoint
-from coltran_tf.checkpoints.reference import ReferenceCheckpointMismatch
-
 config_flags.DEFINE_config_file(
-    "config", None, "Experiment config of the checkpoint's model, e.g. configs/colorizer.py.",
-    lock_config=True)
+    "config", None, "Config of the checkpoint's model: a preset (e.g. colorizer, "
+    "spatial_upsampler:tiny) or a file (e.g. configs/colorizer.py).", lock_config=True)
 flags.DEFINE_string("config_json", None, "Instead of --config: a JSON file with the "
                     "original config dict, or a layout.json whose 'config' key holds it.")
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix (DIR/model-N) or a directory "
@@ -50,12 +49,15 @@ def _config():
 
 def main(argv):
     del argv
+    from coltran_tf.checkpoints.convert import convert_reference_checkpoint
+    from coltran_tf.checkpoints.reference import ReferenceCheckpointMismatch
+
     try:
         summary = convert_reference_checkpoint(_config(), FLAGS.checkpoint, FLAGS.output,
                                                use_ema=not FLAGS.raw, overwrite=FLAGS.overwrite)
     except (ReferenceCheckpointMismatch, FileNotFoundError, FileExistsError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        print(f"Error: {e}", file=sys.stderr)
+        return 2
     weights = "EMA averages" if summary["ema"] else "raw weights"
     print(f"Converted {summary['checkpoint']} ({summary['model']}, {summary['variables']} "
           f"variables, {weights}; {summary['ignored']} optimizer/bookkeeping keys ignored) "
@@ -63,5 +65,12 @@ def main(argv):
     return 0
 
 
+def run():
+    """The `coltran-convert` console script."""
+    from coltran_tf.configs import expand_config_flag
+
+    app.run(main, argv=expand_config_flag(sys.argv))
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

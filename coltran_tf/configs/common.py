@@ -3,17 +3,19 @@
 import ml_collections
 
 VARIANTS = ("tiny", "baseline", "demo")
+PAPER = "paper"  # no variant: the paper's configuration
 # Training steps of the bundled demo weights (coltran_tf/demo/README.md).
 DEMO_STEPS = {"coltran_core": 2500, "color_upsampler": 2000, "spatial_upsampler": 800}
 
 
 def parse_arg(arg: str | None) -> set:
-    """'tiny,baseline' -> {'tiny', 'baseline'}; rejects unknown variants."""
-    variants = {a.strip() for a in (arg or "").split(",") if a.strip()}
+    """'tiny,baseline' -> {'tiny', 'baseline'} ('paper' adds none); rejects unknown
+    variants."""
+    variants = {a.strip() for a in (arg or "").split(",") if a.strip()} - {PAPER}
     unknown = sorted(variants - set(VARIANTS))
     if unknown:
         raise ValueError(f"Unknown config variant(s) {unknown}; choose from {list(VARIANTS)} "
-                         "(comma-separated, e.g. --config=configs/colorizer.py:tiny).")
+                         "(comma-separated, e.g. --config=colorizer:tiny).")
     return variants
 
 
@@ -94,7 +96,7 @@ def upsampler_config(arg, name: str, num_layers: int, batch_size: int):
     """Color or spatial upsampler config (the two differ only in these values)."""
     variants = parse_arg(arg)
     if "baseline" in variants:
-        raise ValueError("The 'baseline' variant applies to configs/colorizer.py only.")
+        raise ValueError("The 'baseline' variant applies to the colorizer only.")
     check_size_variants(variants)
     tiny, demo = "tiny" in variants, "demo" in variants
     config = training_defaults(batch_size=2 if tiny else 4 if demo else batch_size,

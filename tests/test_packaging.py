@@ -1,0 +1,77 @@
+"""The package as a user installs it: a wheel, its console scripts, its presets."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+
+import pytest
+from conftest import REPO_ROOT
+
+from coltran_tf import configs
+
+SCRIPTS = ("coltran-colorize", "coltran-train", "coltran-sample", "coltran-app",
+           "coltran-convert", "icolorit-colorize", "icolorit-train", "icolorit-evaluate")
+
+
+def _pyproject():
+    with open(os.path.join(REPO_ROOT, "pyproject.toml"), "rb") as f:
+        return tomllib.load(f)
+
+
+def test_every_package_and_console_script_is_declared():
+    project = _pyproject()
+    declared = set(project["tool"]["setuptools"]["packages"])
+    on_disk = {os.path.relpath(root, REPO_ROOT).replace(os.sep, ".")
+               for root, _, files in os.walk(os.path.join(REPO_ROOT, "coltran_tf"))
+               if "__init__.py" in files}
+    assert on_disk | {"coltran_tf.bundled_photos"} == declared
+    assert set(project["project"]["scripts"]) == set(SCRIPTS)
+
+
+def test_presets_and_stage_config_values():
+    assert configs.load_config("tiny", "colorizer").model.hidden_size == 32
+    assert configs.load_config("paper", "spatial_upsampler").model.num_encoder_layers == 3
+    assert not configs.load_config("colorizer:tiny,baseline").model.decoder.cond_ln
+    assert configs.load_config("icolorit:S").model.preset == "S"
+    from_file = configs.load_config(os.path.join(REPO_ROOT, "configs", "colorizer.py:demo"))
+    assert from_file.to_dict() == configs.get_preset("colorizer", "demo").to_dict()
+    with pytest.raises(configs.ConfigError, match="neither a config file nor a preset"):
+        configs.load_config("colourizer:tiny")
+    with pytest.raises(ValueError, match="Unknown config variant"):
+        configs.load_config("huge", "colorizer")
+    argv = configs.expand_config_flag(["prog", "--config=colorizer:tiny", "--config", "icolorit"])
+    assert argv == ["prog", f"--config={configs.preset_file('colorizer')}:tiny", "--config",
+                    configs.preset_file("icolorit")]
+
+
+def test_a_wheel_installed_elsewhere_works_from_any_directory(tmp_path):
+    """Build the wheel, install it into a bare target, colorize from another
+    directory with the bundled demo weights (nothing read from the checkout)."""
+    wheel_dir, target, work = tmp_path / "wheel", tmp_path / "site", tmp_path / "elsewhere"
+    work.mkdir()
+    shutil.copy(os.path.join(REPO_ROOT, "data", "camera.png"), work / "photo.png")
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", wheel_dir,
+                    REPO_ROOT], check=True, capture_output=True)
+    (wheel,) = os.listdir(wheel_dir)
+    subprocess.run([*pip, "install", "--no-deps", "--target", target, wheel_dir / wheel],
+                   check=True, capture_output=True)
+    for script in SCRIPTS:
+        assert os.path.isfile(target / "bin" / script), script
+    env = {**os.environ, "PYTHONPATH": str(target), "TF_CPP_MIN_LOG_LEVEL": "3",
+           "COLTRAN_TF_HOME": str(tmp_path / "cache")}
+    where = subprocess.run([sys.executable, "-c", "import coltran_tf.configs, "
+                            "coltran_tf.data.datasets as d; print(coltran_tf.configs.__file__,"
+                            " d.BUNDLED_DIR)"], cwd=work, env=env, capture_output=True,
+                           text=True, check=True)
+    assert where.stdout.split() == [str(target / "coltran_tf" / "configs" / "__init__.py"),
+                                    str(target / "coltran_tf" / "bundled_photos")]
+    assert len(os.listdir(target / "coltran_tf" / "bundled_photos")) >= 15
+    run = subprocess.run([target / "bin" / "coltran-colorize", "--img_dir=.", "--store_dir=out",
+                          "--mode=argmax"], cwd=work, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert str(target / "coltran_tf" / "demo") in run.stdout
+    assert (work / "out" / "fullres" / "photo.png").exists()

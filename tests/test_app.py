@@ -4,9 +4,7 @@ gamut and ColTran's suggestions."""
 import io
 import json
 import os
-import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from coltran_tf.app.server import App, make_server
+from coltran_tf.app.api import App
+from coltran_tf.app.server import AppServer
 from coltran_tf.app.suggest import Suggestions, likely_colors, load_suggester, starting_hints
 from coltran_tf.checkpoints.locate import StageError
 from coltran_tf.icolorit.color import ab_gamut, fit_chroma, in_gamut, rgb_to_lab
@@ -26,29 +25,21 @@ from conftest import write_tiny_coltran
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _serve(app):
-    server = make_server(app)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
-
-
 @pytest.fixture(scope="module")
 def url():
-    server, address = _serve(App(build_icolorit("micro"), "micro", max_upload_bytes=2 * 2**20,
-                                 max_pixels=2_000_000))
-    yield address
-    server.shutdown()
-    server.server_close()
+    server = AppServer(App(build_icolorit("micro"), "micro", max_upload_bytes=2 * 2**20,
+                           max_pixels=2_000_000)).start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture(scope="module")
 def coltran_url(tmp_path_factory):
     """A server with ColTran suggestions from tiny stages (as --coltran_dir loads them)."""
     suggester = load_suggester(write_tiny_coltran(tmp_path_factory.mktemp("coltran")))
-    server, address = _serve(App(build_icolorit("micro"), "micro", coltran=suggester))
-    yield address
-    server.shutdown()
-    server.server_close()
+    server = AppServer(App(build_icolorit("micro"), "micro", coltran=suggester)).start()
+    yield server.url
+    server.stop()
 
 
 def _post(url, path, body: bytes, content_type: str):
@@ -98,7 +89,7 @@ def test_open_colorize_and_download_at_full_resolution(url):
 
 
 @pytest.mark.parametrize("body, content_type, status, message", [
-    (b"hello", "text/plain", 415, "image file"),
+    (b"hello", "text/plain", 415, "Not an image"),
     (b"not an image at all", "image/png", 415, "Not an image"),
     (3 * 2**20, "image/png", 413, "larger than"),
 ], ids=["not-an-image-type", "undecodable", "too-large"])
@@ -118,10 +109,10 @@ def test_too_many_pixels_and_bad_requests(url):
     for body, message in [(b"{", "not valid JSON"),
                           (json.dumps({"session": "nope"}).encode(), "Unknown or expired"),
                           (json.dumps({"session": session, "hints": [{"y": 1}]}).encode(),
-                           "Hint 0 needs"),
+                           "Hint 0: x must be a number"),
                           (json.dumps({"session": session,
                                        "hints": [{"y": 10**6, "x": 1, "rgb": [1, 2, 3]}]}
-                                      ).encode(), "outside")]:
+                                      ).encode(), "Hint 0: y must be a number from 0 to 299")]:
         code, kind, reply = _post(url, "/api/colorize", body, "application/json")
         assert code in (400, 404) and message in json.loads(reply)["error"], reply
 
@@ -282,10 +273,18 @@ def test_starting_hints_take_each_cells_most_certain_pixel():
         assert abs((hue + 180) % 360 - 180) < 8
 
 
-def test_benchmark_prints_the_round_trip_and_its_ratio():
-    result = subprocess.run([sys.executable, "tools/benchmark_app.py", "--preset=micro",
-                             "--repeats=1", "--hints=3"], cwd=REPO, capture_output=True,
-                            text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-    assert result.returncode == 0, result.stderr[-2000:]
-    last = result.stdout.strip().splitlines()[-1]
-    assert last.startswith("round trip") and "1 MP" in last and "faster than" in last
+def test_benchmark_app_measures_latency_hints_and_memory():
+    """tools/benchmark_app.py's three measurements, in-process on a micro model."""
+    sys.path.insert(0, os.path.join(REPO, "tools"))
+    try:
+        import benchmark_app
+    finally:
+        sys.path.pop(0)
+    lines, model = [], build_icolorit("micro")
+    round_trip, baseline = benchmark_app.latency(model, "micro", 3, 1, lines.append)
+    assert round_trip > 0 and baseline > 0 and "round trip" in lines[-2]
+    together, one_by_one = benchmark_app.hint_conversion(64, lines.append)
+    assert 0 < together and 0 < one_by_one and lines[-1].startswith("64 rgb hints")
+    held = benchmark_app.memory(model, 4, 1.0, 8, lines.append)
+    assert held["photos"] == 2 and held["bytes"] <= 8 * 2**20  # 4.5 MB each, 8 MB budget
+    assert lines[-1].startswith("memory: 4 uploads")

@@ -16,13 +16,13 @@ import base64
 import io
 import json
 import os
-import threading
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from coltran_tf.app.server import App, make_server
+from coltran_tf.app.api import App
+from coltran_tf.app.server import AppServer
 from coltran_tf.app.suggest import load_suggester
 from coltran_tf.icolorit.model import build_icolorit
 from conftest import REPO_ROOT, write_tiny_coltran
@@ -52,11 +52,9 @@ def url(tmp_path_factory):
     _require_browser()
     coltran_dir = write_tiny_coltran(tmp_path_factory.mktemp("coltran"))
     app = App(build_icolorit("micro"), "micro", coltran=load_suggester(coltran_dir))
-    server = make_server(app)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    server = AppServer(app).start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -224,6 +222,22 @@ def test_colorize_in_the_browser(page, tmp_path):
     }""", dropped)
     page.wait_for_function(f"state.session !== {json.dumps(session)} && state.result !== null")
     assert page.evaluate("[state.width, state.height, state.hints.length]") == [102, 102, 0]
+
+    # A TIFF with no type the browser knows (it cannot show TIFFs): the server reads it
+    # by its content and sends the page a copy for the before/after view.
+    tiff = tmp_path / "scan.tif"
+    Image.open(os.path.join(REPO_ROOT, "data", "camera.png")).resize((96, 80)).save(tiff)
+    session = page.evaluate("state.session")
+    page.evaluate("""(data) => {
+        const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], "SCAN.TIF", { type: "" }));
+        document.body.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer,
+                                                           bubbles: true, cancelable: true }));
+    }""", base64.b64encode(tiff.read_bytes()).decode())
+    page.wait_for_function(f"state.session !== {json.dumps(session)} && state.result !== null")
+    assert page.evaluate("[state.width, state.height, state.original.width]") == [96, 80, 96]
+    assert page.inner_text("#error") == ""
 
     # A file that is not an image: the page shows the server's message.
     not_image = tmp_path / "notes.png"

@@ -10,7 +10,6 @@ colours) and saves a screenshot of the page.
 
 import io
 import os
-import threading
 
 import _paths  # noqa: F401
 from absl import app, flags
@@ -29,16 +28,16 @@ def main(argv):
     from playwright.sync_api import sync_playwright
 
     from coltran_tf import demo
-    from coltran_tf.app.server import App, make_server
+    from coltran_tf.app.api import App
+    from coltran_tf.app.server import AppServer
     from coltran_tf.app.suggest import load_suggester
     from coltran_tf.icolorit.convert import load_weights
 
     f = flags.FLAGS
     weights = f.icolorit_weights or demo.icolorit_dir()
-    server = make_server(App(load_weights(weights), os.path.relpath(weights),
-                             coltran=load_suggester(f.coltran_dir or demo.coltran_dir())))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
+    server = AppServer(App(load_weights(weights), os.path.relpath(weights),
+                           coltran=load_suggester(f.coltran_dir or demo.coltran_dir()))).start()
+    url = server.url
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=f.chromium,
                                              args=["--no-sandbox", "--disable-gpu"])
@@ -64,7 +63,7 @@ def main(argv):
         page.evaluate("window.scrollTo(0, 0)")
         png = page.screenshot(full_page=True)
         browser.close()
-    server.shutdown()
+    server.stop()
     image = Image.open(io.BytesIO(png)).convert("RGB")
     os.makedirs(os.path.dirname(os.path.abspath(f.output)), exist_ok=True)
     image.save(f.output, quality=88)

@@ -36,14 +36,23 @@ flags.DEFINE_string("coltran_dir", None, "ColTran stages for suggestions: 'relea
                     "zip URL), or a directory with colorizer/ and optionally "
                     "color_upsampler/ (default with the demo iColoriT: the demo stages).")
 flags.DEFINE_bool("coltran", True, "Offer ColTran's suggestions (--nocoltran: none).")
-flags.DEFINE_integer("max_upload_mb", 25, "Largest accepted upload.")
+flags.DEFINE_integer("max_upload_mb", 25, "Largest accepted request body (an upload).")
 flags.DEFINE_integer("max_megapixels", 40, "Largest accepted image.")
+flags.DEFINE_integer("max_memory_mb", 2048, "Memory for uploaded photos (4 bytes per pixel "
+                     "and small extras each); least recently used photos are dropped to "
+                     "stay within it, and a photo larger than all of it is refused.")
+flags.DEFINE_integer("max_connections", 64, "Concurrent connections; more get 503.")
+flags.DEFINE_float("idle_timeout", 30.0, "Seconds before an idle or stalled connection is "
+                   "closed.")
+flags.DEFINE_list("allowed_hosts", [], "Names besides 127.0.0.1, localhost, [::1] and --host "
+                  "that the Host header may use (e.g. this machine's LAN name).")
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from coltran_tf.app.server import App, make_server
+    from coltran_tf.app.api import App
+    from coltran_tf.app.server import AppServer
     from coltran_tf.icolorit.convert import WeightsError, load_weights
 
     from coltran_tf.app.suggest import load_suggester
@@ -66,16 +75,16 @@ def main(argv):
     except (WeightsError, StageError, DemoWeightsMissing, FetchError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
-    server = make_server(App(model, weights, f.max_upload_mb * 2**20,
-                             f.max_megapixels * 1_000_000, coltran=coltran), f.host, f.port)
-    host, port = server.server_address[:2]
-    print(f"Serving on http://{host}:{port}/  (Ctrl+C to stop)", flush=True)
+    app_ = App(model, weights, f.max_upload_mb * 2**20, f.max_megapixels * 1_000_000,
+               f.max_memory_mb * 2**20, coltran=coltran)
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+        server = AppServer(app_, f.host, f.port, extra_hosts=f.allowed_hosts,
+                           idle_timeout=f.idle_timeout, max_connections=f.max_connections)
+    except OSError as error:
+        print(f"Error: cannot listen on {f.host}:{f.port} ({error}).", file=sys.stderr)
+        return 2
+    print(f"Serving on {server.url}/  (Ctrl+C to stop)", flush=True)
+    server.serve_forever()
     return 0
 
 

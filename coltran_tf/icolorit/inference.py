@@ -21,51 +21,97 @@ class HintError(ValueError):
     """A hint that cannot be used (names the hint and the fix)."""
 
 
-def _resize(array: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Float (H, W, C) -> (height, width, C), bilinear (PIL, per channel)."""
-    channels = [np.asarray(Image.fromarray(array[..., c].astype(np.float32), mode="F")
-                           .resize((width, height), Image.BILINEAR))
-                for c in range(array.shape[-1])]
-    return np.stack(channels, axis=-1)
-
-
 def hint_ab(color) -> np.ndarray:
     """A hint colour -> its (a, b): 3 values are sRGB 0..255, 2 values are (a, b)."""
-    color = np.asarray(color, np.float32).reshape(-1)
-    if color.size == 2:
-        return color
-    if color.size == 3:
-        if color.min() < 0 or color.max() > 255:
-            raise HintError(f"RGB hint colour {color.tolist()} must be in 0..255.")
-        return np.asarray(rgb_to_lab(color / 255.0))[1:]
-    raise HintError(f"A hint colour is [r, g, b] (0..255) or [a, b], got {color.tolist()}.")
+    return hints_ab([color])[0]
 
 
-def hint_channels(hints, height: int, width: int) -> np.ndarray:
-    """Hints [(y, x, colour), ...] in original (height, width) pixels ->
+def hints_ab(colors) -> np.ndarray:
+    """Hint colours -> (N, 2) (a, b), converted together (one colour conversion for
+    every rgb hint): [r, g, b] in 0..255 or [a, b]."""
+    ab = np.zeros((len(colors), 2), np.float32)
+    rgb_rows, rgb_values = [], []
+    for number, color in enumerate(colors):
+        color = np.asarray(color, np.float32).reshape(-1)
+        if color.size == 2:
+            ab[number] = color
+        elif color.size == 3:
+            if color.min() < 0 or color.max() > 255:
+                raise HintError(f"RGB hint colour {color.tolist()} must be in 0..255.")
+            rgb_rows.append(number)
+            rgb_values.append(color)
+        else:
+            raise HintError(f"A hint colour is [r, g, b] (0..255) or [a, b], got "
+                            f"{color.tolist()[:4]}.")
+    if rgb_rows:
+        ab[rgb_rows] = np.asarray(rgb_to_lab(np.stack(rgb_values) / 255.0))[:, 1:]
+    return ab
+
+
+def hint_grid(ys, xs, ab, height: int, width: int) -> np.ndarray:
+    """Hint positions (N,) in (height, width) pixels and their (N, 2) ab ->
     (224, 224, 3) [a_hint/110, b_hint/110, mask] on the 2x2 cell grid.
 
     A hint lands in the cell that holds its pixel after the squeeze to 224; a
     later hint in the same cell replaces an earlier one.
     """
     channels = np.zeros((CELLS, CELLS, 3), np.float32)
+    ys, xs = np.asarray(ys, np.float64), np.asarray(xs, np.float64)
+    if len(ys):
+        rows = (np.floor(ys * IMAGE_SIZE / height).astype(np.int64)) // HINT_SIZE
+        cols = (np.floor(xs * IMAGE_SIZE / width).astype(np.int64)) // HINT_SIZE
+        cells = rows * CELLS + cols
+        # The last hint of each cell: unique over the reversed order keeps first hits.
+        _, last = np.unique(cells[::-1], return_index=True)
+        keep = len(cells) - 1 - last
+        values = np.concatenate([np.asarray(ab, np.float32)[keep] / AB_NORM,
+                                 np.ones((len(keep), 1), np.float32)], axis=-1)
+        channels.reshape(-1, 3)[cells[keep]] = values
+    return np.repeat(np.repeat(channels, HINT_SIZE, axis=0), HINT_SIZE, axis=1)
+
+
+def hint_channels(hints, height: int, width: int) -> np.ndarray:
+    """Hints [(y, x, colour), ...] in original (height, width) pixels ->
+    (224, 224, 3) [a_hint/110, b_hint/110, mask] (see hint_grid)."""
+    ys, xs, colors = [], [], []
     for number, hint in enumerate(hints):
         try:
             y, x, color = hint
         except (TypeError, ValueError):
-            raise HintError(f"Hint {number}: expected (y, x, colour), got {hint!r}.") from None
+            raise HintError(f"Hint {number}: expected (y, x, colour), got "
+                            f"{repr(hint)[:40]}.") from None
         if not (0 <= y < height and 0 <= x < width):
             raise HintError(f"Hint {number} at (y={y}, x={x}) is outside the "
                             f"{width}x{height} image.")
-        row = int(y * IMAGE_SIZE / height) // HINT_SIZE
-        col = int(x * IMAGE_SIZE / width) // HINT_SIZE
-        channels[row, col] = [*(hint_ab(color) / AB_NORM), 1.0]
-    return np.repeat(np.repeat(channels, HINT_SIZE, axis=0), HINT_SIZE, axis=1)
+        ys.append(y)
+        xs.append(x)
+        colors.append(color)
+    return hint_grid(ys, xs, hints_ab(colors), height, width)
+
+
+_Y_ROW = np.array([0.212671, 0.715160, 0.072169], np.float32)  # sRGB linear -> Y (D65)
+_ROWS_PER_CHUNK = 1 << 20  # pixels per chunk of the full-resolution conversions
+
+
+def lightness_of(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> (H, W) float32 CIE L (the L of rgb_to_lab), computed in
+    row chunks so that no full-size float temporaries exist."""
+    height, width = rgb.shape[:2]
+    out = np.empty((height, width), np.float32)
+    step = max(1, _ROWS_PER_CHUNK // max(width, 1))
+    for top in range(0, height, step):
+        value = rgb[top:top + step].astype(np.float32) / 255.0
+        linear = np.where(value > 0.04045, ((value + 0.055) / 1.055) ** 2.4, value / 12.92)
+        y = linear @ _Y_ROW
+        f = np.where(y > 0.008856, np.cbrt(np.maximum(y, 1e-12)), 7.787 * y + 16.0 / 116.0)
+        out[top:top + step] = 116.0 * f - 16.0
+    return out
 
 
 class Prepared:
     """A photo ready for repeated colorization: its 224x224 L_n (the model's first
-    input channel) and its full-resolution L, computed once."""
+    input channel) and its full-resolution L (float32, 4 bytes per pixel: all it
+    keeps of the photo), computed once."""
 
     def __init__(self, rgb: np.ndarray):
         rgb = np.asarray(rgb, np.uint8)
@@ -74,18 +120,42 @@ class Prepared:
         self.height, self.width = rgb.shape[:2]
         small = np.asarray(Image.fromarray(rgb).resize((IMAGE_SIZE, IMAGE_SIZE),
                                                        Image.BILINEAR))
-        self.small_lightness = (np.asarray(rgb_to_lab(small / 255.0))[..., :1] - L_CENT) / L_NORM
-        self.lightness = np.asarray(rgb_to_lab(rgb / 255.0))[..., :1]
+        self.small_lightness = ((lightness_of(small)[..., None] - L_CENT) / L_NORM)
+        self.lightness = lightness_of(rgb)[..., None]  # (H, W, 1), no copy
+
+    @staticmethod
+    def bytes_for(height: int, width: int) -> int:
+        """What a Prepared photo of this size keeps in memory."""
+        return 4 * height * width + 4 * IMAGE_SIZE * IMAGE_SIZE
+
+    @property
+    def nbytes(self) -> int:
+        return self.lightness.nbytes + self.small_lightness.nbytes
 
     def model_input(self, hints) -> np.ndarray:
-        """(224, 224, 4) network input for these hints."""
-        return np.concatenate([self.small_lightness,
-                               hint_channels(hints, self.height, self.width)], axis=-1)
+        """(224, 224, 4) network input for these hints [(y, x, colour)]."""
+        return self.model_input_grid(hint_channels(hints, self.height, self.width))
+
+    def model_input_grid(self, grid: np.ndarray) -> np.ndarray:
+        """(224, 224, 4) network input for a hint grid (hint_grid)."""
+        return np.concatenate([self.small_lightness, grid], axis=-1)
 
     def compose(self, ab_normalized: np.ndarray) -> np.ndarray:
-        """(224, 224, 2) predicted ab / 110 -> (H, W, 3) uint8 at full resolution."""
-        return lab_to_uint8(self.lightness,
-                            _resize(ab_normalized * AB_NORM, self.height, self.width))
+        """(224, 224, 2) predicted ab / 110 -> (H, W, 3) uint8 at full resolution,
+        in row chunks (bounded temporaries at any photo size)."""
+        planes = [Image.fromarray(np.ascontiguousarray(ab_normalized[..., c] * AB_NORM,
+                                                       np.float32), mode="F")
+                  for c in range(2)]
+        out = np.empty((self.height, self.width, 3), np.uint8)
+        step = max(1, _ROWS_PER_CHUNK // max(self.width, 1))
+        scale = IMAGE_SIZE / self.height
+        for top in range(0, self.height, step):
+            bottom = min(top + step, self.height)
+            box = (0, top * scale, IMAGE_SIZE, bottom * scale)  # the same sample positions
+            ab = np.stack([np.asarray(p.resize((self.width, bottom - top), Image.BILINEAR,
+                                               box=box)) for p in planes], axis=-1)
+            out[top:bottom] = lab_to_uint8(self.lightness[top:bottom], ab)
+        return out
 
 
 def model_input(rgb: np.ndarray, hints) -> np.ndarray:

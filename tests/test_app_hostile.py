@@ -1,0 +1,329 @@
+"""The browser tool's server under hostile requests, on 127.0.0.1 only.
+
+Raw sockets where an HTTP client library would hide the problem (lengths,
+chunked bodies, stalls, Host and Origin headers, idle connections). Each test
+names the problem it guards against.
+"""
+
+import io
+import json
+import os
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from coltran_tf.app import api
+from coltran_tf.app.api import App, Photo, parse_hints
+from coltran_tf.app.server import AppServer
+from coltran_tf.icolorit.inference import hints_ab
+from coltran_tf.icolorit.model import build_icolorit
+from conftest import REPO_ROOT
+
+LIMIT = 1 << 20  # the upload limit of these servers
+IDLE = 1.5       # their idle timeout, seconds
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_icolorit("micro")
+
+
+@pytest.fixture(scope="module")
+def server(model):
+    running = AppServer(App(model, "micro", max_upload_bytes=LIMIT),
+                        idle_timeout=IDLE, max_connections=6).start()
+    yield running
+    running.stop()
+
+
+def _png(size=(64, 48), seed=0) -> bytes:
+    buffer = io.BytesIO()
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), np.uint8)
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _exchange(server, data: bytes, wait: float = 10.0) -> bytes:
+    """Sends raw bytes and reads until the server closes (or `wait` passes)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=wait) as sock:
+        sock.sendall(data)
+        return _read_all(sock)
+
+
+def _read_all(sock) -> bytes:
+    chunks = []
+    while True:
+        try:
+            chunk = sock.recv(1 << 16)
+        except (ConnectionResetError, socket.timeout):
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _status(reply: bytes) -> int:
+    return int(reply.split(b" ", 2)[1]) if reply.startswith(b"HTTP/1.1 ") else 0
+
+
+def _json(reply: bytes) -> dict:
+    return json.loads(reply.split(b"\r\n\r\n", 1)[1])
+
+
+def _request(server, path, body=b"", headers=None, method="POST") -> bytes:
+    headers = {"Host": f"127.0.0.1:{server.port}", "Connection": "close",
+               "Content-Length": str(len(body)), **(headers or {})}
+    head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n"
+                                                       for k, v in headers.items() if v is not None)
+    return _exchange(server, head.encode() + b"\r\n" + body)
+
+
+def _session(server, body=None, content_type="image/png") -> str:
+    reply = _request(server, "/api/session", body or _png(),
+                     {"Content-Type": content_type})
+    assert _status(reply) == 200, reply[:300]
+    return _json(reply)["session"]
+
+
+def _api(server, path, payload, content_type="application/json") -> bytes:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return _request(server, path, body, {"Content-Type": content_type})
+
+
+# 1. Bodies are capped whatever the headers say ------------------------------------
+
+def test_negative_non_numeric_and_huge_lengths_are_refused(server):
+    for length in ("-1", "abc"):
+        reply = _request(server, "/api/session", b"x" * 60_000, {"Content-Length": length})
+        assert _status(reply) == 400, reply[:200]
+    reply = _request(server, "/api/session", b"", {"Content-Length": str(10 * 2**30)})
+    assert _status(reply) == 413 and "larger than 1 MB" in _json(reply)["error"]
+
+
+def _chunked(body: bytes, piece: int = 4096) -> bytes:
+    parts = [b"%x\r\n%s\r\n" % (len(body[i:i + piece]), body[i:i + piece])
+             for i in range(0, len(body), piece)]
+    return b"".join(parts) + b"0\r\n\r\n"
+
+
+def test_chunked_bodies_are_read_and_capped(server):
+    headers = {"Content-Length": None, "Transfer-Encoding": "chunked",
+               "Content-Type": "image/png"}
+    ok = _request(server, "/api/session", _chunked(_png()), headers)
+    assert _status(ok) == 200 and _json(ok)["width"] == 64  # not silently empty
+    big = _request(server, "/api/session", _chunked(b"\0" * (LIMIT + 10_000)), headers)
+    assert _status(big) == 413 and "larger than" in _json(big)["error"]
+
+
+def test_a_body_larger_than_declared_limit_gets_413_not_a_reset(server):
+    reply = _request(server, "/api/session", b"\0" * (LIMIT + 1), {"Content-Type": "image/png"})
+    assert _status(reply) == 413 and reply.endswith(b"}")
+
+
+def test_a_lying_length_is_cut_off_when_the_body_stalls(server):
+    start = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(f"POST /api/session HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                     "Content-Type: image/png\r\nContent-Length: 5000\r\n\r\n0123456789"
+                     .encode())
+        reply = _read_all(sock)
+    assert _status(reply) == 408 and time.monotonic() - start < IDLE + 3
+
+
+# 2. Host, Origin and content types ---------------------------------------------------
+
+def test_foreign_host_names_are_refused(server):
+    for host in ("attacker.example", f"attacker.example:{server.port}", ""):
+        reply = _request(server, "/api/info", method="GET", headers={"Host": host})
+        assert _status(reply) == 400, host
+        assert b"model" not in reply  # nothing about the server leaks
+    for host in (f"127.0.0.1:{server.port}", f"localhost:{server.port}", f"[::1]:{server.port}"):
+        reply = _request(server, "/api/info", method="GET", headers={"Host": host})
+        assert _status(reply) == 200, host
+
+
+def test_requests_from_other_origins_get_403(server):
+    session = _session(server)
+    body = json.dumps({"session": session, "hints": []}).encode()
+    for origin in ("http://attacker.example", "null", f"http://localhost:{server.port + 1}"):
+        reply = _request(server, "/api/colorize", body, {"Content-Type": "application/json",
+                                                         "Origin": origin})
+        assert _status(reply) == 403 and "other web pages" in _json(reply)["error"]
+    same = _request(server, "/api/colorize", body, {"Content-Type": "application/json",
+                                                    "Origin": f"http://127.0.0.1:{server.port}"})
+    assert _status(same) == 200
+
+
+def test_json_endpoints_require_application_json(server):
+    session = _session(server)
+    for kind in ("text/plain", "application/x-www-form-urlencoded", None):
+        reply = _api(server, "/api/colorize", {"session": session}, content_type=kind)
+        assert _status(reply) == 415 and "application/json" in _json(reply)["error"]
+    reply = _api(server, "/api/colorize", {"session": session, "hints": []},
+                 content_type="Application/JSON; charset=utf-8")
+    assert _status(reply) == 200
+
+
+# 3. Idle connections and the connection cap ---------------------------------------------
+
+def test_idle_and_slow_connections_are_closed(server):
+    start = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as silent, \
+            socket.create_connection(("127.0.0.1", server.port), timeout=10) as slow:
+        slow.sendall(b"GET / HTTP/1.1\r\nHo")  # a header that never ends
+        assert _read_all(silent) == b"" and _read_all(slow) == b""
+    assert time.monotonic() - start < IDLE + 3
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as kept:
+        kept.sendall(f"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode())
+        assert _status(_read_all(kept)) == 200  # then closed when idle (keep-alive ends)
+    assert time.monotonic() - start < 2 * IDLE + 6
+
+
+def test_concurrent_connections_are_capped(server):
+    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(6)]
+    try:
+        time.sleep(0.3)
+        reply = _request(server, "/api/info", method="GET")
+        assert _status(reply) == 503
+    finally:
+        for sock in idle:
+            sock.close()
+    time.sleep(0.3)
+    assert _status(_request(server, "/api/info", method="GET")) == 200
+
+
+# 4. Memory: compact photos within a budget ---------------------------------------------------
+
+def test_photos_are_compact_accounted_and_evicted_within_the_budget(model, monkeypatch):
+    one = Photo.bytes_for(640, 480, None)
+    app = App(model, "micro", max_upload_bytes=8 * LIMIT, max_memory_bytes=3 * one + 1000)
+    running = AppServer(app, idle_timeout=IDLE).start()
+    try:
+        sessions = [_session(running, _png((640, 480), seed)) for seed in range(5)]
+        assert len(app.sessions) == 3 and app.sessions.total_bytes <= app.sessions.budget
+        photo = app.sessions.get(sessions[-1])
+        lightness = photo.prepared.lightness
+        assert lightness.dtype == np.float32 and lightness.shape == (480, 640, 1)
+        assert lightness.base is None or lightness.base.nbytes == lightness.nbytes  # no pin
+        assert photo.nbytes == one
+        reply = _api(running, "/api/colorize", {"session": sessions[0], "hints": []})
+        assert _status(reply) == 404 and "expired" in _json(reply)["error"]  # evicted first
+        assert _status(_api(running, "/api/colorize", {"session": sessions[-1]})) == 200
+
+        # A photo larger than the whole budget: refused from its header, never decoded.
+        monkeypatch.setattr(api, "decode_bytes", lambda data: pytest.fail("decoded"))
+        huge = io.BytesIO()
+        Image.new("L", (4000, 3000)).save(huge, "PNG")  # 12 MP in a few KB
+        reply = _request(running, "/api/session", huge.getvalue(), {"Content-Type": "image/png"})
+        assert _status(reply) == 413 and "--max_memory_mb" in _json(reply)["error"]
+        assert len(app.sessions) == 3
+    finally:
+        running.stop()
+
+
+# 5. Hints: validated per field, converted together, outside the model lock -------------------
+
+@pytest.mark.parametrize("hint, field", [
+    ({"y": float("nan"), "x": 1, "rgb": [1, 2, 3]}, "y"),
+    ({"y": 1, "x": float("inf"), "rgb": [1, 2, 3]}, "x"),
+    ({"y": 1, "x": 1, "ab": [500, 0]}, "ab"),
+    ({"y": 1, "x": 1, "ab": [float("nan"), 0]}, "ab"),
+    ({"y": 1, "x": 1, "rgb": "red"}, "rgb"),
+    ({"y": 1, "x": 1, "rgb": [[1, 2], [3]]}, "rgb"),
+    ({"y": 1, "x": 1, "rgb": [1, 2, 300]}, "rgb"),
+    ({"y": True, "x": 1, "rgb": [1, 2, 3]}, "y"),
+    ({"y": "1", "x": 1, "rgb": [1, 2, 3]}, "y"),
+], ids=["nan-y", "inf-x", "ab-range", "nan-ab", "rgb-string", "nested", "rgb-range", "bool",
+        "string-y"])
+def test_bad_hints_get_400_naming_index_and_field(server, hint, field):
+    session = _session(server)
+    hints = [{"y": 2, "x": 2, "rgb": [9, 9, 9]}, hint]
+    reply = _api(server, "/api/colorize", json.dumps({"session": session, "hints": hints})
+                 .encode())
+    message = _json(reply)["error"]
+    assert _status(reply) == 400 and message.startswith(f"Hint 1: {field} "), message
+
+
+def test_rgb_hints_convert_together_as_one_at_a_time():
+    rng = np.random.default_rng(0)
+    hints = [{"y": int(rng.integers(300)), "x": int(rng.integers(400)),
+              "rgb": [int(v) for v in rng.integers(0, 256, 3)]} for _ in range(4096)]
+    hints[7] = {"y": 5, "x": 6, "ab": [12.5, -40.0]}
+    ys, xs, ab = parse_hints(hints, 300, 400)
+    one_by_one = np.concatenate([hints_ab([h.get("rgb", h.get("ab"))]) for h in hints[:64]])
+    np.testing.assert_allclose(ab[:64], one_by_one, atol=1e-4)
+    assert ys[7] == 5 and xs[7] == 6 and tuple(ab[7]) == (12.5, -40.0)
+
+
+def test_hints_are_checked_outside_the_model_lock(server):
+    session = _session(server)
+    with server.app.model_lock:  # a long forward pass elsewhere
+        start = time.monotonic()
+        reply = _api(server, "/api/colorize", {"session": session,
+                                               "hints": [{"y": -1, "x": 0, "rgb": [1, 2, 3]}]})
+        assert _status(reply) == 400 and time.monotonic() - start < 5
+
+
+# 6. Malformed input never yields 500, errors quote short excerpts ---------------------------
+
+@pytest.mark.parametrize("body", [
+    b"\xff\xfe{not utf-8",
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"session": "x", "count": ' + b"9" * 5000 + b"}",
+    b'{"session": ',
+    b"[1, 2, 3]",
+], ids=["invalid-utf8", "deep-nesting", "5000-digits", "truncated", "not-an-object"])
+def test_malformed_json_is_a_400(server, body):
+    reply = _api(server, "/api/suggest", body)
+    assert _status(reply) == 400, reply[:300]
+    assert len(_json(reply)["error"]) < 200
+
+
+def test_errors_quote_only_an_excerpt_and_500s_echo_nothing(server, monkeypatch, capfd):
+    session = _session(server)
+    secret = "A" * 10_000
+    reply = _api(server, "/api/colorize", {"session": session,
+                                           "hints": [{"y": secret, "x": 1, "rgb": [1, 2, 3]}]})
+    assert _status(reply) == 400 and len(_json(reply)["error"]) < 300
+
+    def broken(request):
+        raise ValueError(f"internal trouble with {request['y']}")
+
+    monkeypatch.setattr(server.app, "gamut", broken)
+    reply = _api(server, "/api/gamut", {"session": session, "y": secret})
+    assert _status(reply) == 500 and secret[:100] not in reply.decode()
+    assert "ValueError" in _json(reply)["error"]
+    assert secret[:100] not in capfd.readouterr().err
+
+
+# 7. Uploads are sniffed, not judged by their declared type -------------------------------------
+
+def test_any_decodable_file_is_accepted_whatever_its_type(server):
+    for kind in ("application/octet-stream", "IMAGE/PNG", "text/plain", None):
+        assert _session(server, _png(), content_type=kind)
+    tiff = io.BytesIO()
+    Image.open(os.path.join(REPO_ROOT, "data", "camera.png")).save(tiff, "TIFF")
+    session = _session(server, tiff.getvalue(), content_type="image/tiff")
+    reply = _api(server, "/api/original", {"session": session})
+    assert _status(reply) == 200 and b"image/jpeg" in reply.split(b"\r\n\r\n")[0]
+    png_session = _session(server)
+    reply = _api(server, "/api/original", {"session": png_session})
+    assert _status(reply) == 404  # the browser shows PNGs itself
+
+
+def test_many_requests_leave_the_server_answering(server):
+    """A burst of bad requests from several threads, then a good one."""
+    def attack(i):
+        _request(server, "/api/colorize", b"{" * i, {"Content-Type": "application/json"})
+
+    threads = [threading.Thread(target=attack, args=(i,)) for i in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert _status(_request(server, "/api/info", method="GET")) == 200

@@ -31,15 +31,19 @@ from _timing import median_ms
 from absl import app, flags
 from PIL import Image
 
-flags.DEFINE_string("icolorit_weights", None, "iColoriT weights (default: random weights of "
-                    "--preset; latency does not depend on the weights).")
-flags.DEFINE_string("preset", "T", "Model preset when no weights are given (T, S, B, ...).")
-flags.DEFINE_integer("hints", 10, "Hints sent with each request.")
-flags.DEFINE_integer("repeats", 20, "Timed requests (median reported).")
-flags.DEFINE_integer("many_hints", 4096, "Hints of the conversion benchmark.")
-flags.DEFINE_integer("uploads", 24, "Photos uploaded in the memory benchmark (0: skip).")
-flags.DEFINE_float("upload_megapixels", 12.0, "Their size.")
-flags.DEFINE_integer("memory_mb", 512, "The photo memory budget of that server.")
+
+def _define_flags():
+    """Only when run as a script: importing the module (tests) defines no flags."""
+    flags.DEFINE_string("icolorit_weights", None, "iColoriT weights (default: random weights of "
+                        "--preset; latency does not depend on the weights).")
+    flags.DEFINE_string("preset", "T", "Model preset when no weights are given (T, S, B, ...).")
+    flags.DEFINE_integer("hints", 10, "Hints sent with each request.")
+    flags.DEFINE_integer("repeats", 20, "Timed requests (median reported).")
+    flags.DEFINE_integer("many_hints", 4096, "Hints of the conversion benchmark.")
+    flags.DEFINE_integer("uploads", 24, "Photos uploaded in the memory benchmark (0: skip).")
+    flags.DEFINE_float("upload_megapixels", 12.0, "Their size.")
+    flags.DEFINE_integer("memory_mb", 512, "The photo memory budget of that server.")
+
 
 GOAL_MS = 200.0
 
@@ -159,4 +163,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

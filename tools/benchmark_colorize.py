@@ -20,10 +20,14 @@ import time
 import _paths  # noqa: F401
 from absl import app, flags
 
-flags.DEFINE_enum("variant", "paper", ["paper", "demo", "tiny"], "Stage sizes (presets).")
-flags.DEFINE_integer("photos", 2, "Photos of data/ colorized in the timed run.")
-flags.DEFINE_integer("batch_size", 1, "colorize --batch_size.")
-flags.DEFINE_enum("mode", "sample", ["sample", "argmax"], "colorize --mode.")
+
+def _define_flags():
+    """Only when run as a script: importing the module (tests) defines no flags."""
+    flags.DEFINE_enum("variant", "paper", ["paper", "demo", "tiny"], "Stage sizes (presets).")
+    flags.DEFINE_integer("photos", 2, "Photos of data/ colorized in the timed run.")
+    flags.DEFINE_integer("batch_size", 1, "colorize --batch_size.")
+    flags.DEFINE_enum("mode", "sample", ["sample", "argmax"], "colorize --mode.")
+
 
 PHOTOS = ("camera.png", "chelsea.png", "astronaut.png", "coffee.png", "rocket.jpg",
           "brick.png")
@@ -88,4 +92,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

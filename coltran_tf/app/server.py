@@ -244,6 +244,7 @@ class AppServer:
         self.socket = socket.socket(family, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.socket.bind((host.strip("[]"), port))
+        self.socket.listen(128)  # connections queue until uvicorn accepts them
         self.app, self.host, self.port = app, host, self.socket.getsockname()[1]
         config = uvicorn.Config(
             build_asgi(app, allowed_hosts(host, extra_hosts), idle_timeout, workers),

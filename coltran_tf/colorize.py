@@ -33,6 +33,7 @@ import sys
 from absl import app, flags, logging
 
 from coltran_tf.configs import STAGES
+from coltran_tf.sampling.options import HELP, NORM_CONTEXTS, SAMPLERS, SamplerOptions
 
 flags.DEFINE_string("img_dir", None, "Folder of photos (searched recursively).")
 flags.DEFINE_string("store_dir", None, "Where the results go (created if needed).")
@@ -56,15 +57,13 @@ flags.DEFINE_enum("upsampler_mode", "argmax", ["argmax", "sample"],
                   "Color and spatial upsamplers (the paper uses argmax).")
 flags.DEFINE_integer("seed", 0, "Random seed: sample k of the n-th image (sorted paths) uses "
                      "seed + n * num_samples + k, so results do not depend on batching.")
-flags.DEFINE_enum("sampler", "cached", ["cached", "loop"], "Colorizer sampler: 'cached' (fast) "
-                  "or 'loop' (the original algorithm, minutes per image at paper size).")
-flags.DEFINE_enum("norm_context", "exact", ["exact", "reference"], "'exact': the distribution "
-                  "the model was trained on; 'reference': the original sampler's quirk (its "
-                  "conditional norms see only the current row), reproducing it bit for bit.")
-flags.DEFINE_float("temperature", 1.0, "Colorizer sampling temperature (<1: safer colours).")
-flags.DEFINE_integer("top_k", 0, "Sample among the k most likely colours per pixel (0: all).")
-flags.DEFINE_float("top_p", 1.0, "Sample within the smallest set of colours holding this "
-                   "probability mass per pixel (1: all).")
+_OPTIONS = SamplerOptions()
+flags.DEFINE_enum("sampler", _OPTIONS.sampler, list(SAMPLERS), HELP["sampler"])
+flags.DEFINE_enum("norm_context", _OPTIONS.norm_context, list(NORM_CONTEXTS),
+                  HELP["norm_context"])
+flags.DEFINE_float("temperature", _OPTIONS.temperature, HELP["temperature"])
+flags.DEFINE_integer("top_k", _OPTIONS.top_k, HELP["top_k"])
+flags.DEFINE_float("top_p", _OPTIONS.top_p, HELP["top_p"])
 flags.DEFINE_bool("overwrite", False, "Recompute results that exist instead of resuming.")
 flags.DEFINE_integer("sheet_rows", 32, "Images on contact_sheet.png (0 for none).")
 
@@ -100,9 +99,10 @@ def main(argv):
             raise app.UsageError(f"--{name} is required.")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
-    from coltran_tf.checkpoints.locate import StageError, load_stage
+    from coltran_tf.checkpoints.loading import StageError, load_model
     from coltran_tf.checkpoints.released import fetch_released, is_remote
-    from coltran_tf.sampling.colorize_folder import ColorizeError, Pipeline, colorize_folder
+    from coltran_tf.sampling.colorize_folder import ColorizeError, colorize_folder
+    from coltran_tf.sampling.pipeline import Pipeline
     from coltran_tf.utils.download import FetchError
 
     report = lambda line: print(line, flush=True)  # noqa: E731
@@ -112,16 +112,14 @@ def main(argv):
                 values["checkpoints"], {s: values[f"{s}_config"] for s in STAGES}, report)
         models, sources = {}, {}
         for stage, path in _stage_paths(values).items():
-            models[stage], _, sources[stage] = load_stage(stage, path, values[f"{stage}_config"],
-                                                          report)
-        pipeline = Pipeline(models["colorizer"], models["color_upsampler"],
-                            models["spatial_upsampler"], sources)
+            models[stage], _, sources[stage] = load_model(path, values[f"{stage}_config"],
+                                                          stage, report)
+        options = SamplerOptions.from_mapping(values)
+        pipeline = Pipeline(**models, options=options, sources=sources)
         summary = colorize_folder(
             pipeline, values["img_dir"], os.path.abspath(values["store_dir"]),
             num_samples=values["num_samples"], batch_size=values["batch_size"],
             mode=values["mode"], upsampler_mode=values["upsampler_mode"], seed=values["seed"],
-            sampler={key: values[key] for key in ("sampler", "norm_context", "temperature",
-                                                  "top_k", "top_p")},
             overwrite=values["overwrite"], sheet_rows=values["sheet_rows"], report=report)
     except (StageError, ColorizeError, FetchError, ValueError) as error:
         print(f"Error: {error}", file=sys.stderr)

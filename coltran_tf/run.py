@@ -65,10 +65,11 @@ def main(argv):
     logdir = os.path.abspath(flags.FLAGS.logdir)
     mode = flags.FLAGS.mode
     # Import TensorFlow-heavy modules only after flags parsed (fast --help).
-    from coltran_tf.train import evaluator, state, strategy, trainer
+    from coltran_tf.train import evaluator, state, trainer
+    from coltran_tf.utils import distribute
 
     if mode == "train":
-        dist = strategy.get_strategy(flags.FLAGS.accelerator_type, flags.FLAGS.master,
+        dist = distribute.get_strategy(flags.FLAGS.accelerator_type, flags.FLAGS.master,
                                      flags.FLAGS.devices_per_worker)
         os.makedirs(logdir, exist_ok=True)
         summary = trainer.train(config, logdir, dist, flags.FLAGS.steps_per_summaries,

@@ -1,4 +1,4 @@
-"""Staged ColTran sampling to TFRecords (spec §8).
+"""Staged ColTran sampling to TFRecords, as the original implementation samples.
 
   coltran-sample --config=configs/colorizer.py --mode=sample_test --logdir=DIR
   coltran-sample --config=color_upsampler --mode=sample_test \\

@@ -2,12 +2,22 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import contextlib  # noqa: E402
+import dataclasses  # noqa: E402
+import importlib  # noqa: E402
+import io  # noqa: E402
+import sys  # noqa: E402
+
 import pytest  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(REPO_ROOT), "shared")
 REFERENCE_FIXTURES = os.path.join(SHARED, "fixtures", "reference")
 MODEL_NAMES = ("coltran_core", "color_upsampler", "spatial_upsampler")
+STAGES = ("colorizer", "color_upsampler", "spatial_upsampler")
+COMMANDS = ("coltran_tf.colorize", "coltran_tf.run", "coltran_tf.sample", "coltran_tf.convert",
+            "coltran_tf.app.__main__", "coltran_tf.icolorit.colorize",
+            "coltran_tf.icolorit.train", "coltran_tf.icolorit.evaluate")
 
 
 class Interrupted(Exception):
@@ -31,17 +41,70 @@ def require_fixtures(*parts):
     return path
 
 
-def write_tiny_coltran(root) -> str:
-    """Tiny, untrained colorizer/ and color_upsampler/ model directories under root
-    (what the browser tool's --coltran_dir points at); returns root."""
+# -- the one factory of tiny ColTran models -----------------------------------------
+
+def tiny_config(stage: str, spatial_resolution: int = 128, low_resolution: int = 64):
+    """The `tiny` preset of a stage; the spatial upsampler works from
+    `low_resolution` to `spatial_resolution` (small canvases keep tests fast)."""
+    from coltran_tf.configs import get_preset
+
+    config = get_preset(stage, "tiny")
+    if stage == "spatial_upsampler":
+        config.resolution = [spatial_resolution, spatial_resolution]
+    config.downsample_res = low_resolution
+    return config
+
+
+def write_tiny_models(root, stages=STAGES, seed: int = 3, **sizes) -> str:
+    """Untrained tiny model directories `root/<stage>/` (what --checkpoints and the
+    browser tool's --coltran_dir point at); returns root."""
     import keras
 
-    from configs import color_upsampler, colorizer
     from coltran_tf.checkpoints.native import save_model_dir
     from coltran_tf.models.builder import build_model
 
-    keras.utils.set_random_seed(3)
-    for name, module in (("colorizer", colorizer), ("color_upsampler", color_upsampler)):
-        config = module.get_config("tiny")
-        save_model_dir(build_model(config), config, os.path.join(str(root), name))
+    keras.utils.set_random_seed(seed)
+    for stage in stages:
+        config = tiny_config(stage, **sizes)
+        save_model_dir(build_model(config), config, os.path.join(str(root), stage))
     return str(root)
+
+
+# -- commands in this process -----------------------------------------------------------
+
+@dataclasses.dataclass
+class CommandResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_command(module_name: str, *args: str) -> CommandResult:
+    """A command's flag parsing and main(), in this process: what its console
+    script does, without starting Python and TensorFlow again. Flags of the
+    commands run before are forgotten first (they share names)."""
+    from absl import app, flags
+
+    from coltran_tf.configs import expand_config_flag
+
+    values = flags.FLAGS
+    for name in list(values):
+        if values.find_module_defining_flag(name) in COMMANDS or name.startswith("config."):
+            delattr(values, name)
+    module = importlib.import_module(module_name)
+    if any(values.find_module_defining_flag(n) == module_name for n in values) is False:
+        module = importlib.reload(module)  # defines its flags again
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            argv = values(expand_config_flag([module_name, *args]))
+            code = module.main(argv)
+        except flags.Error as error:
+            print(f"FATAL Flags parsing error: {error}", file=sys.stderr)
+            code = 1
+        except app.UsageError as error:
+            print(error, file=sys.stderr)
+            code = error.exitcode
+        except SystemExit as error:
+            code = error.code
+    return CommandResult(int(code or 0), out.getvalue(), err.getvalue())

@@ -16,7 +16,7 @@ from PIL import Image
 from coltran_tf.app.api import App
 from coltran_tf.app.server import AppServer
 from coltran_tf.app.suggest import Suggestions, likely_colors, load_suggester, starting_hints
-from coltran_tf.checkpoints.locate import StageError
+from coltran_tf.checkpoints.loading import StageError
 from coltran_tf.icolorit.color import ab_gamut, fit_chroma, in_gamut, rgb_to_lab
 from coltran_tf.icolorit.model import build_icolorit
 from coltran_tf.utils import image_ops

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from coltran_tf.sampling import sample_colorizer
+from coltran_tf.sampling import sample_colorizer_loop
 from coltran_tf.sampling.cached_sampler import sample_colorizer_cached
 from test_colorizer_sampler import VARIANTS, _gray, _model, _teacher_forced_proba
 
@@ -27,7 +27,7 @@ def test_exact_mode_probabilities_equal_teacher_forcing(variant, stage):
 def test_reference_mode_equals_the_original_algorithm(variant):
     model, gray = _model(VARIANTS[variant]), _gray()
     cached = sample_colorizer_cached(model, gray, mode="argmax", norm_context="reference")
-    loop = sample_colorizer(model, gray, mode="argmax", norm_context="reference")
+    loop = sample_colorizer_loop(model, gray, mode="argmax", norm_context="reference")
     np.testing.assert_array_equal(cached["symbols"], loop["symbols"])
     assert np.abs(cached["proba"] - loop["proba"]).max() < 1e-5
 
@@ -55,22 +55,24 @@ def test_seeds_are_per_image_and_samples_batch_together():
     assert sample_colorizer_cached(model, gray, seeds=7)["symbols"].shape == (3, 6, 6)
 
 
-def test_stage_outputs_draw_all_samples_in_one_call_like_one_by_one():
+def test_pipeline_draws_all_samples_in_one_call_like_one_by_one():
     """`sample` batches num_samples together; the result equals drawing each
     sample alone with its own seeds (image i, sample k: seed + i * n + k)."""
-    from coltran_tf.sampling.cached_sampler import sample_coarse
-    from coltran_tf.sampling.staged import stage_outputs
+    from coltran_tf.sampling import sample_colorizer
+    from coltran_tf.sampling.pipeline import Pipeline
     from coltran_tf.utils import image_ops
 
     model = _model({})
     rgb = np.random.default_rng(2).integers(0, 256, (2, 6, 6, 3)).astype(np.int32)
     batch = {"targets": rgb, model.input_key: rgb}
-    extras = {}
-    together = stage_outputs(model, batch, None, "sample", 3, seed=10, extras=extras)
+    together = Pipeline(model).sample_stage_repeated("colorizer", batch, None, "sample", 3,
+                                                     seed=10)
     gray = np.asarray(image_ops.rgb_to_grayscale(rgb))
-    alone = [sample_coarse(model, gray, "sample", 10 + np.arange(2) * 3 + k) for k in range(3)]
-    np.testing.assert_array_equal(together, np.concatenate([a["auto_sample"] for a in alone], 2))
-    np.testing.assert_array_equal(extras["uncertainty"],
+    alone = [sample_colorizer(model, gray, "sample", 10 + np.arange(2) * 3 + k)
+             for k in range(3)]
+    np.testing.assert_array_equal(together["images"],
+                                  np.concatenate([a["auto_sample"] for a in alone], 2))
+    np.testing.assert_array_equal(together["uncertainty"],
                                   np.concatenate([a["uncertainty"] for a in alone], 2))
 
 
@@ -121,11 +123,11 @@ def test_sample_and_colorize_use_the_cached_sampler_by_default():
 
     from configs import colorizer
     from coltran_tf import colorize  # noqa: F401  (defines the --sampler flags)
-    from coltran_tf.sampling.cached_sampler import sampler_options
+    from coltran_tf.sampling.options import SamplerOptions
 
     for variant in (None, "tiny"):
-        options = sampler_options(colorizer.get_config(variant).sample)
-        assert options["sampler"] == "cached" and options["norm_context"] == "exact"
-    assert sampler_options({})["sampler"] == "cached"  # an original config without the key
+        options = SamplerOptions.from_mapping(colorizer.get_config(variant).sample)
+        assert options == SamplerOptions()
+    assert SamplerOptions.from_mapping({}).sampler == "cached"  # an original config
     defaults = {name: absl_flags.FLAGS[name].default for name in ("sampler", "norm_context")}
     assert defaults == {"sampler": "cached", "norm_context": "exact"}

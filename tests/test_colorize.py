@@ -10,10 +10,12 @@ import pytest
 from PIL import Image
 
 from configs import color_upsampler, colorizer, spatial_upsampler
-from coltran_tf.checkpoints import locate
+from coltran_tf.checkpoints import loading
 from coltran_tf.checkpoints.native import save_model_dir
 from coltran_tf.models.builder import build_model
 from coltran_tf.sampling import colorize_folder as cf
+from coltran_tf.sampling.pipeline import Pipeline
+from coltran_tf.utils.color import apply_chroma, luma
 from conftest import REFERENCE_FIXTURES, REPO_ROOT, Interrupted, interrupt_after, require_fixtures
 
 STAGES = {"colorizer": colorizer, "color_upsampler": color_upsampler,
@@ -35,9 +37,9 @@ def models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pipeline(models):
-    loaded = {name: locate.load_stage(name, str(models / name)) for name in STAGES}
-    return cf.Pipeline(*(loaded[name][0] for name in STAGES),
-                       sources={name: loaded[name][2] for name in STAGES})
+    loaded = {name: loading.load_model(str(models / name), stage=name) for name in STAGES}
+    return Pipeline(*(loaded[name][0] for name in STAGES),
+                    sources={name: loaded[name][2] for name in STAGES})
 
 
 def _photos(root):
@@ -93,8 +95,8 @@ def test_colorize_command_on_a_mixed_folder(models, tmp_path):
             assert full.shape == (height, width, 3)
             assert not cf.is_grayscale(full), f"{name} came out gray"
             if original.ndim == 3:  # the photo's own luminance is kept
-                luma = cf._luma(full.astype(np.float32)) - cf._luma(original.astype(np.float32))
-                assert np.median(np.abs(luma)) < 1.0, name
+                shift = luma(full.astype(np.float32)) - luma(original.astype(np.float32))
+                assert np.median(np.abs(shift)) < 1.0, name
     report = json.loads((store / "report.json").read_text())
     assert report["skipped"][0]["file"] == "broken.jpg"
     assert "not an image" in report["skipped"][0]["reason"]
@@ -153,12 +155,12 @@ def test_bad_inputs_name_the_problem(pipeline, models, tmp_path):
     (tmp_path / "empty" / "readme.txt").write_text("x")
     with pytest.raises(cf.ColorizeError, match=r"no image files \(1 other file"):
         cf.colorize_folder(pipeline, str(tmp_path / "empty"), str(tmp_path / "out"))
-    with pytest.raises(locate.StageError, match="holds a color_upsampler model"):
-        locate.load_stage("colorizer", str(models / "color_upsampler"))
-    with pytest.raises(locate.StageError, match="--spatial_upsampler=.*no such file"):
-        locate.load_stage("spatial_upsampler", str(tmp_path / "missing"))
-    with pytest.raises(locate.StageError, match="No checkpoint in directory"):
-        locate.load_stage("colorizer", str(tmp_path / "empty"))
+    with pytest.raises(loading.StageError, match="holds a color_upsampler model"):
+        loading.load_model(str(models / "color_upsampler"), stage="colorizer")
+    with pytest.raises(loading.StageError, match="--spatial_upsampler=.*no such file"):
+        loading.load_model(str(tmp_path / "missing"), stage="spatial_upsampler")
+    with pytest.raises(loading.StageError, match="No checkpoint in directory"):
+        loading.load_model(str(tmp_path / "empty"), stage="colorizer")
     broken = tmp_path / "only_broken"
     broken.mkdir()
     (broken / "a.png").write_bytes(b"")
@@ -201,8 +203,8 @@ def test_original_checkpoints_are_used_directly(tmp_path):
     assert Image.open(tmp_path / "out" / "final" / "coffee.png").size == (256, 256)
     assert Image.open(tmp_path / "out" / "fullres" / "coffee.png").size == (120, 80)
     # Without the configs the paper-size models do not fit these small checkpoints.
-    with pytest.raises(locate.StageError) as error:
-        locate.load_stage("color_upsampler", str(release / "color_upsampler"))
+    with pytest.raises(loading.StageError) as error:
+        loading.load_model(str(release / "color_upsampler"), stage="color_upsampler")
     message = str(error.value)
     assert str(release / "color_upsampler") in message and "--color_upsampler_config" in message
 
@@ -211,15 +213,15 @@ def test_chroma_transfer_keeps_the_luminance():
     rng = np.random.default_rng(0)
     original = rng.integers(30, 220, (37, 53, 3)).astype(np.uint8)
     colored = rng.integers(60, 200, (16, 16, 3)).astype(np.uint8)
-    result = cf.apply_chroma(original, colored)
+    result = apply_chroma(original, colored)
     assert result.shape == original.shape
-    luma = cf._luma(result.astype(np.float32)) - cf._luma(original.astype(np.float32))
+    shift = luma(result.astype(np.float32)) - luma(original.astype(np.float32))
     inside = (result > 0).all(-1) & (result < 255).all(-1)
-    assert np.abs(luma[inside]).max() <= 1.0
+    assert np.abs(shift[inside]).max() <= 1.0
     gray = np.repeat(np.full((16, 16, 1), 128, np.uint8), 3, axis=-1)
-    flat = cf.apply_chroma(original, gray)  # no chroma -> the original's gray
+    flat = apply_chroma(original, gray)  # no chroma -> the original's gray
     assert cf.is_grayscale(flat, tolerance=1)
-    assert np.abs(flat[..., 0].astype(float) - cf._luma(original.astype(np.float32))).max() <= 0.5
+    assert np.abs(flat[..., 0].astype(float) - luma(original.astype(np.float32))).max() <= 0.5
 
 
 def test_output_names_and_grayscale_detection():

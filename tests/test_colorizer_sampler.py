@@ -5,7 +5,7 @@ import pytest
 
 from coltran_tf.layers.conditioning import BASELINE_CONDITIONING
 from coltran_tf.models import ColTranCore
-from coltran_tf.sampling import sample_colorizer
+from coltran_tf.sampling import sample_colorizer_loop
 
 VARIANTS = {
     "paper": {},
@@ -42,7 +42,7 @@ def _teacher_forced_proba(model, gray, symbols):
 @pytest.mark.parametrize("mode", ["argmax", "sample"])
 def test_exact_mode_probabilities_equal_teacher_forcing(variant, mode):
     model, gray = _model(VARIANTS[variant]), _gray()
-    out = sample_colorizer(model, gray, mode=mode, norm_context="exact", seed=5)
+    out = sample_colorizer_loop(model, gray, mode=mode, norm_context="exact", seed=5)
     expected = _teacher_forced_proba(model, gray, out["symbols"])
     np.testing.assert_allclose(out["proba"], expected, rtol=0, atol=1e-5)
     if mode == "argmax":
@@ -54,46 +54,46 @@ def test_exact_mode_probabilities_equal_teacher_forcing(variant, mode):
 
 def test_reference_mode_differs_only_through_the_norm_context():
     model, gray = _model({}), _gray()
-    reference = sample_colorizer(model, gray, norm_context="reference")
+    reference = sample_colorizer_loop(model, gray, norm_context="reference")
     teacher = _teacher_forced_proba(model, gray, reference["symbols"])
     # The quirk changes the distribution (the fixture test shows it is the original's).
     assert np.abs(reference["proba"] - teacher).max() > 1e-4
     # Without conditional norms there is no quirk: both modes agree.
     plain = _model({"cond_ln": False})
-    a = sample_colorizer(plain, gray, norm_context="reference")
-    b = sample_colorizer(plain, gray, norm_context="exact")
+    a = sample_colorizer_loop(plain, gray, norm_context="reference")
+    b = sample_colorizer_loop(plain, gray, norm_context="exact")
     np.testing.assert_array_equal(a["symbols"], b["symbols"])
     np.testing.assert_allclose(a["proba"], b["proba"], atol=1e-6)
 
 
 def test_seeds_and_batching():
     model, gray = _model({}), _gray(batch=3)
-    one = sample_colorizer(model, gray, mode="sample", seed=11)
-    two = sample_colorizer(model, gray, mode="sample", seed=11)
-    other = sample_colorizer(model, gray, mode="sample", seed=12)
+    one = sample_colorizer_loop(model, gray, mode="sample", seed=11)
+    two = sample_colorizer_loop(model, gray, mode="sample", seed=11)
+    other = sample_colorizer_loop(model, gray, mode="sample", seed=12)
     np.testing.assert_array_equal(one["symbols"], two["symbols"])
     assert (one["symbols"] != other["symbols"]).any()
-    batched = sample_colorizer(model, gray, mode="argmax")
-    single = sample_colorizer(model, gray[1:2], mode="argmax")
+    batched = sample_colorizer_loop(model, gray, mode="argmax")
+    single = sample_colorizer_loop(model, gray[1:2], mode="argmax")
     np.testing.assert_array_equal(batched["symbols"][1:2], single["symbols"])
     np.testing.assert_allclose(batched["proba"][1:2], single["proba"], atol=1e-5)
 
 
 def test_parallel_head_output():
     model, gray = _model({}), _gray()
-    out = sample_colorizer(model, gray)
+    out = sample_colorizer_loop(model, gray)
     logits = np.asarray(model.parallel_head(model.encode(gray)))[..., 0, :]
     symbols = logits.argmax(-1)
     expected = np.stack([symbols // 64, (symbols // 8) % 8, symbols % 8], -1) * 32
     np.testing.assert_array_equal(out["parallel"], expected)
-    assert "parallel" not in sample_colorizer(_model({}, stage="decoder"), gray)
+    assert "parallel" not in sample_colorizer_loop(_model({}, stage="decoder"), gray)
 
 
 def test_bad_arguments():
     model = _model({})
     with pytest.raises(ValueError, match="mode"):
-        sample_colorizer(model, _gray(), mode="beam")
+        sample_colorizer_loop(model, _gray(), mode="beam")
     with pytest.raises(ValueError, match="norm_context"):
-        sample_colorizer(model, _gray(), norm_context="approximate")
+        sample_colorizer_loop(model, _gray(), norm_context="approximate")
     with pytest.raises(ValueError, match=r"\(B, 6, 6, 1\)"):
-        sample_colorizer(model, np.zeros((1, 8, 8, 1), np.int32))
+        sample_colorizer_loop(model, np.zeros((1, 8, 8, 1), np.int32))

@@ -17,7 +17,7 @@ from numpy.testing import assert_array_equal
 from PIL import Image
 
 from configs import color_upsampler, colorizer
-from coltran_tf.data import datasets, decode, preprocess
+from coltran_tf.data import datasets, decode, preprocess, sources
 from coltran_tf.utils import image_ops
 
 RES, LOW = 256, 64  # config resolution and downsample_res
@@ -47,8 +47,8 @@ def _folder_config(data_dir, valid=0.0, test=0.0, config=None):
     return config
 
 
-def _spec(config) -> datasets.DataSpec:
-    return datasets.DataSpec.from_config(config)
+def _spec(config) -> sources.SourceSpec:
+    return sources.SourceSpec.from_config(config)
 
 
 def _as_numpy(dataset, limit=None) -> list[dict]:
@@ -383,7 +383,7 @@ def _make_tree(root, names):
 
 def _splits(config) -> dict:
     spec = _spec(config)
-    return {split: datasets.folder_files(spec, split)[1] for split in datasets.SPLITS}
+    return {split: sources.folder_files(spec, split)[1] for split in sources.SPLITS}
 
 
 def test_folder_splits_are_deterministic_disjoint_and_stable(tmp_path):
@@ -422,7 +422,7 @@ def test_folder_labels_follow_sorted_subdirectories(tmp_path):
     _make_tree(tmp_path / "a_cats", ["._a_cats0.png"])  # macOS AppleDouble side file
     (tmp_path / "notes.txt").write_text("not an image")
     config = _folder_config(tmp_path)
-    _, files, labels = datasets.folder_files(_spec(config), "eval_train")
+    _, files, labels = sources.folder_files(_spec(config), "eval_train")
     assert len(files) == 6
     expected = {"a_cats": 0, "b_dogs": 1, "c_owls": 2}
     for name, label in zip(files, labels):
@@ -472,14 +472,14 @@ def test_skip_grayscale_keeps_only_colour_photos(tmp_path):
     config.dataset, config.data.data_dir = "folder", str(tmp_path)
     config.data.valid_percent = config.data.test_percent = 0.0
     stats = decode.DecodeStats()
-    everything = list(datasets.source(_spec(config), "train", stats, False, 0))
+    everything = list(sources.source(_spec(config), "train", stats, False, 0))
     config.data.skip_grayscale = True
-    colour = list(datasets.source(_spec(config), "train", stats, False, 0))
+    colour = list(sources.source(_spec(config), "train", stats, False, 0))
     assert len(everything) == 3 and len(colour) == 1
     assert np.asarray(colour[0][0]).std(axis=-1).mean() > 10
     demo = colorizer.get_config("demo")
     assert demo.dataset == "bundled" and demo.data.skip_grayscale
-    assert len(list(datasets.source(_spec(demo), "train", stats, False, 0))) >= 9
+    assert len(list(sources.source(_spec(demo), "train", stats, False, 0))) >= 9
 
 
 
@@ -487,13 +487,13 @@ def test_bundled_dataset_is_the_repository_data_folder():
     config = colorizer.get_config("tiny")
     assert config.dataset == "bundled"
     spec = _spec(config)
-    root, files, labels = datasets.folder_files(spec, "train")
+    root, files, labels = sources.folder_files(spec, "train")
     assert os.path.realpath(root) == os.path.realpath(
         os.path.join(os.path.dirname(os.path.dirname(__file__)), "data"))
     assert len(files) >= 8
     assert labels == [0] * len(files)
-    for split in datasets.SPLITS:
-        assert datasets.folder_files(spec, split)[1] == files, split
+    for split in sources.SPLITS:
+        assert sources.folder_files(spec, split)[1] == files, split
     modes = {Image.open(os.path.join(root, f)).mode for f in files}
     assert "L" in modes and "RGB" in modes, modes
     batches = _as_numpy(datasets.get_dataset(config, "valid", 2, training=False,
@@ -634,7 +634,7 @@ def test_training_pipeline_is_deterministic(tmp_path):
 
 
 def test_imagenet_split_names():
-    assert datasets.IMAGENET_SPLITS == {"train": "train[:-10000]", "valid": "train[-10000:]",
+    assert sources.IMAGENET_SPLITS == {"train": "train[:-10000]", "valid": "train[-10000:]",
                                         "test": "validation", "eval_train": "train"}
 
 

@@ -15,11 +15,12 @@ import pytest
 from PIL import Image
 
 from coltran_tf import demo
-from coltran_tf.checkpoints.locate import load_stage
+from coltran_tf.checkpoints.loading import load_model
 from coltran_tf.icolorit.convert import load_weights
 from coltran_tf.icolorit.inference import colorize as icolorit_colorize
 from coltran_tf.icolorit.model import PRESETS
 from coltran_tf.sampling import colorize_folder as cf
+from coltran_tf.sampling.pipeline import Pipeline
 from conftest import REPO_ROOT
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -38,7 +39,7 @@ def test_demo_weights_are_small_and_load():
         manifest = json.load(f)
     assert set(manifest["models"]) == {*demo.COLTRAN_STAGES, "icolorit"}
     for stage in demo.COLTRAN_STAGES:
-        model, _, _ = load_stage(stage, os.path.join(demo.coltran_dir(), stage))
+        model, _, _ = load_model(os.path.join(demo.coltran_dir(), stage), stage=stage)
         assert manifest["models"][stage]["bytes"] < 4 * 2**20
         # Training lowered the loss (the curves are committed beside the weights).
         entry = manifest["models"][stage]
@@ -101,9 +102,9 @@ def test_readme_first_command_colorizes_bundled_photos(tmp_path):
 def test_colorize_writes_every_output_atomically(tmp_path, monkeypatch):
     """Every image is written under a temporary name and renamed into place, so
     an interrupted run never leaves a half-written output."""
-    stages = {stage: load_stage(stage, os.path.join(demo.coltran_dir(), stage))[0]
+    stages = {stage: load_model(os.path.join(demo.coltran_dir(), stage), stage=stage)[0]
               for stage in demo.COLTRAN_STAGES}
-    pipeline = cf.Pipeline(*(stages[s] for s in demo.COLTRAN_STAGES), sources={"demo": "demo"})
+    pipeline = Pipeline(*(stages[s] for s in demo.COLTRAN_STAGES), sources={"demo": "demo"})
     images = tmp_path / "photos"
     images.mkdir()
     shutil.copy(os.path.join(REPO_ROOT, "data", "chelsea.png"), images)

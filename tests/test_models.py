@@ -125,15 +125,15 @@ def test_upsampler_sampling():
     gray = keras.ops.convert_to_numpy(model.inputs_from_batch({"targets_64": rgb})[0])
     bits = rgb // 32
     logits = np.asarray(model.upsample_logits(gray, bits))
-    argmax = np.asarray(model.sample(gray, bits))
+    argmax = np.asarray(model.sample_channels(gray, bits))
     assert argmax.dtype == np.uint8
     np.testing.assert_array_equal(argmax, logits.argmax(-1))
-    first = np.asarray(model.sample(gray, bits, mode="sample", seed=3))
-    again = np.asarray(model.sample(gray, bits, mode="sample", seed=3))
+    first = np.asarray(model.sample_channels(gray, bits, mode="sample", seed=3))
+    again = np.asarray(model.sample_channels(gray, bits, mode="sample", seed=3))
     np.testing.assert_array_equal(first, again)
     assert first.shape == (2, 64, 64, 3) and (first != argmax).any()
     with pytest.raises(ValueError, match="mode"):
-        model.sample(gray, bits, mode="greedy")
+        model.sample_channels(gray, bits, mode="greedy")
 
 
 def test_native_format_round_trip(tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from coltran_tf.checkpoints.convert import convert_reference_checkpoint
-from coltran_tf.checkpoints.fixture_check import verify_fixture_dir
+from coltran_tf.fixture_check import verify_fixture_dir
 from coltran_tf.checkpoints.native import load_model_dir
 from coltran_tf.checkpoints.reference import (ReferenceCheckpointMismatch,
                                               load_reference_checkpoint,

@@ -20,7 +20,7 @@ import pytest
 import tensorflow as tf
 
 from configs import color_upsampler, colorizer, spatial_upsampler
-from coltran_tf.checkpoints import locate
+from coltran_tf.checkpoints import loading
 from coltran_tf.checkpoints.convert import load_reference_model
 from coltran_tf.checkpoints.native import load_model_dir
 from coltran_tf.data import datasets
@@ -113,12 +113,12 @@ def test_export_holds_the_ema_weights_and_loads_for_inference(tmp_path):
     assert any(not np.array_equal(e, r) for e, r in zip(model.trainable_variables,
                                                         train_state.model.trainable_variables))
     # The logdir itself (config.json + checkpoints) also serves as a stage's model.
-    staged_model, _, description = locate.load_stage("color_upsampler", str(tmp_path))
+    staged_model, _, description = loading.load_model(str(tmp_path), stage="color_upsampler")
     assert description.startswith("training checkpoint")
     for loaded, shadow in zip(staged_model.trainable_variables, train_state.ema.shadows):
         np.testing.assert_array_equal(loaded, shadow)
-    with pytest.raises(locate.StageError, match="holds a color_upsampler model"):
-        locate.load_stage("colorizer", str(tmp_path))
+    with pytest.raises(loading.StageError, match="holds a color_upsampler model"):
+        loading.load_model(str(tmp_path), stage="colorizer")
     # export_weights="raw" (the demo configs) exports the trained weights instead.
     config.export_weights = "raw"
     raw_dir = state_lib.export_model(train_state, config, str(tmp_path / "raw"))

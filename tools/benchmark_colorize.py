@@ -36,7 +36,7 @@ PHOTOS = ("camera.png", "chelsea.png", "astronaut.png", "coffee.png", "rocket.jp
 def _pipeline(variant: str, root: str, report):
     import keras
 
-    from coltran_tf.checkpoints.locate import load_stage
+    from coltran_tf.checkpoints.loading import load_model
     from coltran_tf.checkpoints.native import save_model_dir
     from coltran_tf.configs import STAGES, get_preset
     from coltran_tf.models.builder import build_model
@@ -47,7 +47,7 @@ def _pipeline(variant: str, root: str, report):
     for stage in STAGES:
         config = get_preset(stage, "" if variant == "paper" else variant)
         path = save_model_dir(build_model(config), config, os.path.join(root, stage))
-        model, _, sources[stage] = load_stage(stage, path)  # as the command loads it
+        model, _, sources[stage] = load_model(path, stage=stage)  # as the command does
         models.append(model)
         report(f"{stage}: {model.count_params():,} parameters ({variant})")
     return Pipeline(*models, sources=sources)

@@ -118,7 +118,7 @@ def measure(spec: str) -> dict:
         res = model.resolution
         gray = rng.integers(0, 256, (batch, res, res, 1)).astype(np.int32)
         blurry = rng.integers(0, 256, (batch, res, res, 3)).astype(np.int32)
-        seconds = _timed(lambda: model.sample(gray, blurry, "argmax"))
+        seconds = _timed(lambda: model.sample_channels(gray, blurry, "argmax"))
         return {"seconds": seconds, "peak_gb": _peak_memory_gb()}
     model = _colorizer(variant)
     if kind == "macs":

@@ -18,6 +18,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from coltran_tf.sampling import sheets
+from coltran_tf.utils.images import save_png
 
 config_flags.DEFINE_config_file("config", None, "Optional experiment config whose dataset "
                                 "gave the samples (adds grayscale and ground-truth columns).")
@@ -33,14 +34,14 @@ flags.DEFINE_enum("mode", "sample_test", ["sample_train", "sample_valid", "sampl
 
 
 def _dataset_columns(config, count: int, mode: str):
-    from coltran_tf.data import datasets
+    from coltran_tf.data import datasets, keys
     from coltran_tf.utils.image_ops import rgb_to_grayscale
 
     sample = config.sample
     data = datasets.get_dataset(config, mode[len("sample_"):], int(sample.batch_size),
                                 training=False).unbatch()
     data = data.skip(int(sample.skip_batches) * int(sample.batch_size)).take(count)
-    truth = [example["targets"].numpy().astype(np.uint8) for example in data]
+    truth = [example[keys.targets()].numpy().astype(np.uint8) for example in data]
     gray = [np.asarray(rgb_to_grayscale(t.astype(np.int32)), np.uint8) for t in truth]
     return [gray, truth]
 
@@ -61,7 +62,7 @@ def main(argv):
         columns = [stage[:count] for stage in stages]
         if flags.FLAGS.config is not None:
             columns = _dataset_columns(flags.FLAGS.config, count, flags.FLAGS.mode) + columns
-        sheets.save_png(sheets.contact_sheet(columns), flags.FLAGS.contact_sheet)
+        save_png(sheets.contact_sheet(columns), flags.FLAGS.contact_sheet)
         print(f"Wrote a contact sheet of {count} rows and {len(columns)} columns to "
               f"{flags.FLAGS.contact_sheet}")
 

@@ -56,7 +56,7 @@ def main(argv):
     from coltran_tf.icolorit.convert import WeightsError, load_weights
 
     from coltran_tf.app.suggest import load_suggester
-    from coltran_tf.checkpoints.locate import StageError
+    from coltran_tf.checkpoints.loading import StageError
     from coltran_tf.checkpoints.released import fetch_released, is_remote
     from coltran_tf.demo import DemoWeightsMissing, coltran_dir, icolorit_dir
     from coltran_tf.utils.download import FetchError

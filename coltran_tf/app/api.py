@@ -29,7 +29,7 @@ from coltran_tf.data.decode import decode_bytes
 from coltran_tf.data.preprocess import resize_area
 from coltran_tf.icolorit.color import AB_NORM, ab_gamut
 from coltran_tf.icolorit.inference import Prepared, forward, hint_grid, hints_ab
-from coltran_tf.sampling.colorize_folder import apply_chroma
+from coltran_tf.utils.color import apply_chroma
 
 MAX_HINTS = 4096
 MAX_EXCERPT = 40
@@ -270,7 +270,7 @@ class App:
             raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                            f"The image has {width * height / 1e6:.0f} megapixels; the limit is "
                            f"{self.max_pixels / 1e6:.0f}.")
-        side = 4 * self.coltran.resolution if self.coltran else None
+        side = self.coltran.input_side if self.coltran else None
         needed = Photo.bytes_for(width, height, side)
         if needed > self.sessions.budget:
             raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,

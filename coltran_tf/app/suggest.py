@@ -15,13 +15,10 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
-import tensorflow as tf
 from PIL import Image
 
-from coltran_tf.data.preprocess import resize_area
 from coltran_tf.icolorit.color import fit_chroma, lab_to_uint8, rgb_to_lab
-from coltran_tf.sampling.cached_sampler import sample_coarse
-from coltran_tf.sampling.staged import stage_outputs
+from coltran_tf.sampling.pipeline import Pipeline, PipelineError
 from coltran_tf.utils import image_ops
 
 TOP_SYMBOLS = 16  # per-pixel candidates kept from the averaged distribution
@@ -39,35 +36,38 @@ class Suggestions:
 
 
 class ColTranSuggester:
-    """The colorizer (and optionally the color upsampler) behind the suggestions."""
+    """ColTran's pipeline (the colorizer, optionally the color upsampler) behind
+    the suggestions."""
 
     def __init__(self, colorizer, color_upsampler=None, name: str = "ColTran"):
-        if color_upsampler is not None and color_upsampler.resolution != colorizer.resolution:
-            raise ValueError(f"The color upsampler works at {color_upsampler.resolution}x"
-                             f"{color_upsampler.resolution}, the colorizer at "
-                             f"{colorizer.resolution}; use stages trained together.")
-        self.colorizer, self.color_upsampler, self.name = colorizer, color_upsampler, name
+        try:
+            self.pipeline = Pipeline(colorizer, color_upsampler)
+        except PipelineError as error:
+            raise ValueError(f"{error} The suggestions need stages trained together.") from None
+        self.name = name
         self.lock = threading.Lock()  # one sampling at a time (memory, compiled-function cache)
 
     @property
     def resolution(self) -> int:
-        return self.colorizer.resolution
+        return self.pipeline.low
+
+    @property
+    def input_side(self) -> int:
+        """The side photos are squeezed to first (as colorize does): the images the
+        colorizer's inputs were downsampled from."""
+        return self.pipeline.high
 
     def sample(self, rgb: np.ndarray, count: int, seed: int) -> Suggestions:
         """`count` colourings of an (H, W, 3) uint8 photo, sample k drawn with seed + k
         (so a colouring does not depend on how many are asked for)."""
-        low = self.resolution
-        targets = resize_area(rgb[None], 4 * low)  # as colorize with the paper's 256 px
-        small = resize_area(targets, low)
-        gray = image_ops.rgb_to_grayscale(small)
+        batch = self.pipeline.prepare(np.repeat(rgb[None], count, axis=0))
         with self.lock:
-            sampled = sample_coarse(self.colorizer, np.repeat(np.asarray(gray), count, axis=0),
-                                    "sample", seed + np.arange(count))
-            colors = np.asarray(sampled["auto_sample"], np.uint8)
-            if self.color_upsampler is not None:
-                batch = {"targets": tf.repeat(targets, count, axis=0),
-                         f"targets_{low}": tf.repeat(small, count, axis=0)}
-                colors = stage_outputs(self.color_upsampler, batch, colors, "argmax", 1, seed)
+            sampled = self.pipeline.sample_stage("colorizer", batch, None, "sample",
+                                                 seed + np.arange(count))
+            colors = sampled["images"]
+            if self.pipeline.color_upsampler is not None:
+                colors = self.pipeline.sample_stage("color_upsampler", batch, colors, "argmax",
+                                                    seed)["images"]
         mean = np.asarray(sampled["proba"], np.float32).mean(axis=0)  # (R, R, 512)
         top = np.argsort(-mean, axis=-1)[..., :TOP_SYMBOLS]
         return Suggestions(colors=colors, certainty=np.asarray(sampled["uncertainty"]),
@@ -79,7 +79,7 @@ def load_suggester(coltran_dir: str) -> ColTranSuggester:
     """A suggester from a directory holding colorizer/ and (optionally)
     color_upsampler/: released checkpoints, training logdirs or model
     directories, as `colorize --checkpoints` takes them."""
-    from coltran_tf.checkpoints.locate import StageError, load_stage
+    from coltran_tf.checkpoints.loading import StageError, load_model
 
     if not os.path.isdir(coltran_dir):
         raise StageError(f"--coltran_dir={coltran_dir!r} is not a directory; point it at one "
@@ -89,9 +89,9 @@ def load_suggester(coltran_dir: str) -> ColTranSuggester:
     if not os.path.exists(colorizer_path):
         raise StageError(f"--coltran_dir={coltran_dir!r} has no colorizer/; the suggestions "
                          "need at least the colorizer stage there.")
-    colorizer = load_stage("colorizer", colorizer_path)[0]
+    colorizer = load_model(colorizer_path, stage="colorizer")[0]
     upsampler_path = os.path.join(coltran_dir, "color_upsampler")
-    upsampler = (load_stage("color_upsampler", upsampler_path)[0]
+    upsampler = (load_model(upsampler_path, stage="color_upsampler")[0]
                  if os.path.exists(upsampler_path) else None)
     return ColTranSuggester(colorizer, upsampler, name=coltran_dir)
 

@@ -1,4 +1,4 @@
-"""Loading checkpoints written by the original ColTran (spec COLTRAN.md §9).
+"""Loading checkpoints written by the original ColTran implementation.
 
 A reference checkpoint is a TF object checkpoint whose root children are named
 by Keras-2 variable names, plus EMA shadows (`.../ExponentialMovingAverage:0`)

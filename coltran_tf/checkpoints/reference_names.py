@@ -3,7 +3,7 @@
 The original's checkpoints are keyed by Keras-2 variable names, several of
 them global auto-names (`dense_17`, `self_attention_nd_3`,
 `conditional_layer_norm_5`) whose numbers depend on how many layers the
-process had built before (spec COLTRAN.md §9). Both sides are therefore put in
+process had built before (Keras 2 numbers layers globally). Both sides are therefore put in
 a canonical form in which every auto-numbered component is replaced by its
 rank among its siblings of the same kind: `dense_14` -> `dense#8` when it is
 the ninth numbered `dense` under the same parent. Explicitly named layers

@@ -188,6 +188,7 @@ def resolve_checkpoint(spec: str | None, config, report=print) -> str | None:
     directory of the stage that `config` builds; anything else is returned as is."""
     if not is_remote(spec):
         return spec
-    stages = {"coltran_core": "colorizer", "color_upsampler": "color_upsampler",
-              "spatial_upsampler": "spatial_upsampler"}
-    return released_stage_dir(spec, stages[config.model.name], config, report)
+    from coltran_tf.checkpoints.loading import STAGES as MODEL_NAMES
+
+    stage = next(s for s in STAGES if config.model.name == MODEL_NAMES[s])
+    return released_stage_dir(spec, stage, config, report)

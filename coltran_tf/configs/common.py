@@ -2,6 +2,8 @@
 
 import ml_collections
 
+from coltran_tf.sampling.options import SamplerOptions
+
 VARIANTS = ("tiny", "baseline", "demo")
 PAPER = "paper"  # no variant: the paper's configuration
 # Training steps of the bundled demo weights (coltran_tf/demo/README.md).
@@ -21,7 +23,9 @@ def parse_arg(arg: str | None) -> set:
 
 def training_defaults(batch_size: int, max_train_steps: int, tiny: bool = False,
                       demo: bool = False) -> ml_collections.ConfigDict:
-    """Top-level keys every ColTran experiment has (spec COLTRAN.md §1, §7).
+    """Top-level keys every ColTran experiment has (the original's, Kumar et al.
+    2021, App. A: RMSprop at 3e-4, Polyak averaging 0.999, 256 px crops, 64 px
+    colorizer inputs).
 
     The original's keys keep their names; ours are `random_channel` (set by
     the upsamplers), `seed`, `data.*` (where images come from and how they are split),
@@ -79,16 +83,15 @@ def check_size_variants(variants: set) -> None:
 
 
 def sample_config(log_dir: str, mode: str, with_gen_data_dir: bool) -> ml_collections.ConfigDict:
-    """The `config.sample` block of the staged sampler (spec §8)."""
+    """The `config.sample` block of the staged sampler (the original's keys)."""
     sample = ml_collections.ConfigDict({
         "num_outputs": 1, "num_samples": 1, "batch_size": 1, "mode": mode,
         "skip_batches": 0, "gen_file": "gen0", "log_dir": log_dir,
     })
     if with_gen_data_dir:
         sample.gen_data_dir = ""
-    else:  # the colorizer's sampler (coltran_tf/sampling/cached_sampler.py)
-        sample.update({"sampler": "cached", "norm_context": "exact", "temperature": 1.0,
-                       "top_k": 0, "top_p": 1.0, "save_uncertainty": False})
+    else:  # the colorizer's sampler options (sampling/options.py holds their defaults)
+        sample.update({**SamplerOptions().as_dict(), "save_uncertainty": False})
     return sample
 
 

@@ -3,10 +3,11 @@
 Folder and TFRecord datasets decode with Pillow inside `tf.data` (through
 `tf.numpy_function`) so that grayscale, alpha, palette, 16-bit, float and CMYK
 files are all converted the same way, and a corrupt file is skipped and
-counted instead of ending a long run (spec COLTRAN.md §1 takes RGB 0..255).
+counted instead of ending a long run (the models take RGB 0..255).
 """
 
 import io
+import os
 import threading
 
 import numpy as np
@@ -78,6 +79,24 @@ def to_rgb(image: Image.Image) -> np.ndarray:
     if array.ndim != 3 or array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"decoded to an empty image of shape {array.shape}")
     return array
+
+
+def find_images(root: str, exclude: str | None = None,
+                follow_links: bool = True) -> tuple[list[str], int]:
+    """(sorted relative paths of the image files under `root`, recursively; the
+    number of other files). Hidden files and folders are skipped, and `exclude`
+    (e.g. an output folder inside the input)."""
+    exclude = os.path.abspath(exclude) if exclude else None
+    found, others = [], 0
+    for directory, subdirs, names in os.walk(root, followlinks=follow_links):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith(".")
+                            and os.path.abspath(os.path.join(directory, d)) != exclude)
+        for name in names:
+            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
+                found.append(os.path.relpath(os.path.join(directory, name), root))
+            else:
+                others += 1
+    return sorted(found), others
 
 
 def decode_bytes(data: bytes) -> np.ndarray:

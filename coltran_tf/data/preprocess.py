@@ -1,4 +1,5 @@
-"""The original ColTran preprocessing (spec COLTRAN.md §1), as graph ops.
+"""The original ColTran preprocessing (Kumar et al. 2021, Sec. 5 and App. A: a
+central or random square crop, area-resized to 256 and to 64), as graph ops.
 
 Every function works eagerly and inside `tf.data`. Randomness is stateless and
 seeded per example, so that a pipeline is reproducible whatever its
@@ -6,6 +7,8 @@ parallelism, and one device or many see exactly the same examples.
 """
 
 import tensorflow as tf
+
+from coltran_tf.data import keys
 
 
 def square_crop(image, training: bool, seed=None):
@@ -48,21 +51,21 @@ def make_example(image, label, seed, *, resolution: int, downsample: bool,
     seed = tf.cast(seed, tf.int64)
     crop = square_crop(image, training, seed=seed)
     targets = resize_area(crop, resolution)
-    example = {"targets": targets, "label": tf.cast(label, tf.int32)}
+    example = {keys.targets(): targets, keys.LABEL: tf.cast(label, tf.int32)}
     if downsample:
         low = resize_area(targets, downsample_res)
-        example[f"targets_{downsample_res}"] = low
-        example[f"targets_{downsample_res}_up_back"] = resize_area(low, resolution)
+        example[keys.targets(downsample_res)] = low
+        example[keys.targets(downsample_res, up_back=True)] = resize_area(low, resolution)
     if random_channel and training:
         channel_seed = tf.random.experimental.stateless_fold_in(seed, 1)
         channel = tf.random.stateless_uniform([], seed=channel_seed, minval=0, maxval=3,
                                               dtype=tf.int32)
         targets_slice = tf.gather(targets, channel[None], axis=-1)  # static (R, R, 1)
-        example["targets_slice"] = targets_slice
-        example["channel_index"] = channel
+        example[keys.targets(channel_slice=True)] = targets_slice
+        example[keys.CHANNEL_INDEX] = channel
         if downsample:
             low_slice = resize_area(targets_slice, downsample_res)
-            example[f"targets_slice_{downsample_res}"] = low_slice
-            example[f"targets_slice_{downsample_res}_up_back"] = resize_area(low_slice,
-                                                                              resolution)
+            example[keys.targets(downsample_res, channel_slice=True)] = low_slice
+            example[keys.targets(downsample_res, channel_slice=True, up_back=True)] = \
+                resize_area(low_slice, resolution)
     return example

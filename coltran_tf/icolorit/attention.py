@@ -1,5 +1,5 @@
 """Multi-head self-attention with q/v biases and a relative position bias table
-(iColoriT, spec §1.5)."""
+(iColoriT, Yun et al. 2023, Sec. 3.2)."""
 
 import keras
 import numpy as np
@@ -16,7 +16,7 @@ def relative_position_index(grid: int) -> np.ndarray:
 
 
 class TruncatedAtOneStd(keras.initializers.Initializer):
-    """Normal(0, stddev) truncated at +-stddev (the official RPB init, spec §1.7;
+    """Normal(0, stddev) truncated at +-stddev (the official RPB init;
     Keras' TruncatedNormal cuts at 2 stddev)."""
 
     def __init__(self, stddev: float = 0.02, seed=None):

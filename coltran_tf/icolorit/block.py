@@ -1,4 +1,4 @@
-"""Pre-norm ViT block of iColoriT (spec §1.5): z += attn(LN1 z); z += MLP(LN2 z)."""
+"""Pre-norm ViT block of iColoriT (Yun et al. 2023, Sec. 3.2): z += attn(LN1 z); z += MLP(LN2 z)."""
 
 import keras
 from keras import ops

@@ -1,4 +1,4 @@
-"""sRGB <-> CIE Lab (D65) exactly as the official iColoriT code (spec §2).
+"""sRGB <-> CIE Lab (D65) exactly as the official iColoriT code converts.
 
 All functions take and return channels-last tensors (..., 3) and work on
 NumPy arrays and backend tensors alike (keras.ops).
@@ -29,7 +29,7 @@ def rgb_to_lab(rgb):
 
 
 def lab_to_rgb(lab):
-    """(..., 3) Lab -> (..., 3) RGB; negatives clamped to 0, no upper clip (spec §2)."""
+    """(..., 3) Lab -> (..., 3) RGB; negatives clamped to 0, no upper clip (as the official code)."""
     lab = ops.cast(lab, "float32")
     fy = (lab[..., 0] + 16.0) / 116.0
     fx = lab[..., 1] / 500.0 + fy

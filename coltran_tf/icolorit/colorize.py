@@ -32,7 +32,7 @@ def main(argv):
     from coltran_tf.data.decode import read_image
     from coltran_tf.icolorit.convert import WeightsError, load_weights
     from coltran_tf.icolorit.inference import HintError, colorize, read_hints
-    from coltran_tf.sampling.sheets import save_png
+    from coltran_tf.utils.images import save_png
 
     flags_ = flags.FLAGS
     if not flags_.image or not flags_.weights:

@@ -1,7 +1,7 @@
-"""Training and evaluation inputs (spec ICOLORIT.md §3.1, §4).
+"""Training and evaluation inputs (Yun et al. 2023, Sec. 3.1 and 4.1).
 
-Sources: `config.dataset` = folder | tfrecord | imagenet | bundled (the ColTran
-pipeline's readers: unreadable files are skipped and counted) or
+Sources: `config.dataset` = folder | tfrecord | imagenet | bundled (the shared
+readers of data/sources.py: unreadable files are skipped and counted) or
 `tfds:<name>` for any TFDS dataset with an `image` feature.
 Training: RandomResizedCrop(224) (area 0.08..1, ratio 3/4..4/3, bilinear; if no
 crop fits in 10 tries, the whole image), Lab, and a random hint mask.
@@ -11,20 +11,9 @@ Evaluation: the image squeezed to 224x224 (bilinear), no hints.
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from coltran_tf.data import datasets as coltran_data
-from coltran_tf.data import decode
+from coltran_tf.data import decode, sources
 from coltran_tf.icolorit.color import normalize_lab, rgb_to_lab
 from coltran_tf.icolorit.hints import random_hint_mask
-
-
-def _spec(config) -> coltran_data.DataSpec:
-    data = config.data
-    return coltran_data.DataSpec(
-        dataset=config.dataset, data_dir=data.data_dir, manual_dir=data.manual_dir,
-        valid_percent=float(data.valid_percent), test_percent=float(data.test_percent),
-        shuffle_buffer=int(data.shuffle_buffer), num_epochs=-1, seed=int(config.seed),
-        resolution=int(config.image_size), downsample=False, downsample_res=0,
-        random_channel=False, skip_grayscale=bool(data.get("skip_grayscale", False)))
 
 
 def image_source(config, split: str, training: bool, stats: decode.DecodeStats,
@@ -37,12 +26,12 @@ def image_source(config, split: str, training: bool, stats: decode.DecodeStats,
                             shuffle_files=training)
         return dataset.map(lambda ex: tf.image.grayscale_to_rgb(ex["image"])
                            if ex["image"].shape[-1] == 1 else ex["image"])
-    if config.dataset not in coltran_data.DATASETS:
-        raise coltran_data.DataError(
+    if config.dataset not in sources.DATASETS:
+        raise sources.DataError(
             f"config.dataset={config.dataset!r}; choose one of "
-            f"{list(coltran_data.DATASETS)} or 'tfds:<name>'.")
-    spec = _spec(config)
-    return coltran_data.source(spec, split, stats, training, seed).map(lambda image, _: image)
+            f"{list(sources.DATASETS)} or 'tfds:<name>'.")
+    spec = sources.SourceSpec.from_config(config)
+    return sources.source(spec, split, stats, training, seed).map(lambda image, _: image)
 
 
 def random_resized_crop(image, seed, size: int, scale, ratio):

@@ -35,7 +35,7 @@ flags.DEFINE_string("lpips_weights", None, "Adds LPIPS: an .npz of lpips.LPIPS(n
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from coltran_tf.data.datasets import DataError, list_image_files
+    from coltran_tf.data.sources import DataError, list_image_files
     from coltran_tf.icolorit.convert import WeightsError, load_weights
     from coltran_tf.icolorit.evaluation import (EvaluationError, evaluate_folder, image_dir,
                                                 write_results)

@@ -1,5 +1,5 @@
 """PSNR@N, B-PSNR@N and PEV@N on a folder of photos with fixed hint files
-(spec ICOLORIT.md §5.1): the official protocol.
+(Yun et al. 2023, Sec. 4.1): the official protocol.
 
 Per image: PIL bilinear resize to 224x224 (squeezed); hints read from
 `<hint_dir>/h2-n<N>/<stem>.txt` with the ground truth's 2x2 Lab mean as
@@ -12,14 +12,14 @@ import os
 import numpy as np
 from PIL import Image
 
-from coltran_tf.data.datasets import list_image_files
+from coltran_tf.data.sources import list_image_files
 from coltran_tf.data.decode import read_image
 from coltran_tf.icolorit.color import AB_NORM, lab_to_uint8, normalize_lab, rgb_to_lab
 from coltran_tf.icolorit.hints import EVAL_HINT_COUNTS, read_hint_file
 from coltran_tf.icolorit.inference import forward
 from coltran_tf.icolorit.metrics import METRICS
 from coltran_tf.icolorit.model import IMAGE_SIZE, network_input
-from coltran_tf.sampling.sheets import save_png
+from coltran_tf.utils.images import save_png
 from coltran_tf.utils.files import write_json
 
 

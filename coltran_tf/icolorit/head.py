@@ -1,4 +1,4 @@
-"""The local stabilizing head (spec §1.6): reflect pad 1, 3x3 conv d -> 2P², tanh,
+"""The local stabilizing head (Yun et al. 2023, Sec. 3.3): reflect pad 1, 3x3 conv d -> 2P², tanh,
 then pixel shuffle in depth_to_space order k = (p1 * P + p2) * 2 + c."""
 
 import keras

@@ -1,4 +1,4 @@
-"""Hints: training simulation (spec §3.1), the official fixed hint files (§3.2)
+"""Hints: training simulation (Yun et al. 2023, Sec. 3.1), the official fixed hint files (Sec. 4.1)
 and user hints in original-image coordinates.
 
 A hint mask is (112, 112) over the 2x2 cells of the 224x224 model input,

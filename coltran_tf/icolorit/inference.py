@@ -1,6 +1,6 @@
 """Colorize one photo of any size from point hints in its own coordinates.
 
-The model sees the photo squeezed to 224x224 (spec §2: resize ignoring the
+The model sees the photo squeezed to 224x224 (as the official demo: resize ignoring the
 aspect ratio); the predicted ab is resized back and joined with the photo's
 own full-resolution L, so the result keeps every detail of the original.
 """

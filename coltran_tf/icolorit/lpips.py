@@ -8,7 +8,7 @@ Weights: an .npz of `lpips.LPIPS(net='vgg').state_dict()` (keys
              for k, v in lpips.LPIPS(net='vgg').state_dict().items()})"
 
 Like the official iColoriT evaluation, images are fed as given (it passes
-[0, 1] images to a network that expects [-1, 1]; spec §5.2).
+[0, 1] images to a network that expects [-1, 1]).
 """
 
 import numpy as np

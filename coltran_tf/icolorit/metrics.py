@@ -1,4 +1,4 @@
-"""Evaluation metrics as the official code computes them (spec ICOLORIT.md §5.2).
+"""Evaluation metrics as the official code computes them (Yun et al. 2023, Sec. 4.1).
 
 Images are (224, 224, 3) RGB in [0, 1] (predictions 8-bit quantized first).
 """

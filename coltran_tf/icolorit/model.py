@@ -1,4 +1,4 @@
-"""The iColoriT model (spec §1): 4-channel input -> patch embedding + fixed 1-D
+"""The iColoriT model (Yun et al. 2023, Sec. 3): 4-channel input -> patch embedding + fixed 1-D
 sinusoidal positions -> pre-norm ViT blocks with relative position bias ->
 final LayerNorm -> local stabilizing head -> normalized ab."""
 
@@ -12,7 +12,7 @@ from coltran_tf.icolorit.head import LocalStabilizingHead, pixel_shuffle
 IMAGE_SIZE = 224
 HINT_SIZE = 2  # hints are 2x2 cells on the even grid: 112 x 112 cells
 
-# Spec §1.1. "micro" is a test size, not a paper model.
+# Yun et al. 2023, Sec. 4 and Table 1. "micro" is a test size, not a paper model.
 PRESETS = {
     "T": {"patch_size": 16, "hidden_size": 192, "depth": 12, "num_heads": 3},
     "S": {"patch_size": 16, "hidden_size": 384, "depth": 12, "num_heads": 6},
@@ -30,7 +30,7 @@ OFFICIAL_NAMES = {  # registered names of the official code -> preset
 
 def sinusoidal_positions(tokens: int, hidden: int) -> np.ndarray:
     """(N, d) float32: angle = p / 10000^(2 floor(j/2) / d), sin at even j, cos at
-    odd j (interleaved), built in float64 (spec §1.4)."""
+    odd j (interleaved), built in float64 (Sec. 3.2: sinusoidal position encoding)."""
     position = np.arange(tokens, dtype=np.float64)[:, None]
     exponent = 2 * (np.arange(hidden) // 2) / hidden
     angle = position / np.power(10000.0, exponent)[None]
@@ -119,7 +119,7 @@ def build_icolorit(preset: str | dict = "T", **overrides) -> IColoriT:
 
 
 def network_input(lab_n, mask_not_hint):
-    """The official forward's input construction (spec §1.3, avg_hint=True).
+    """The official forward's input construction (Sec. 3.1; avg_hint=True).
 
     Args:
       lab_n: (B, 224, 224, 3) normalized Lab of the full-colour image.

@@ -27,9 +27,9 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     import sys
 
-    from coltran_tf.data.datasets import DataError
+    from coltran_tf.data.sources import DataError
     from coltran_tf.icolorit.training import train
-    from coltran_tf.train.strategy import get_strategy
+    from coltran_tf.utils.distribute import get_strategy
 
     f = flags.FLAGS
     strategy = get_strategy(f.accelerator_type, f.master, f.devices_per_worker)

@@ -1,4 +1,4 @@
-"""iColoriT training loop (spec ICOLORIT.md §4): Huber loss on ab, AdamW with
+"""iColoriT training loop (Yun et al. 2023, Sec. 3.4 and 4): Huber loss on ab, AdamW with
 linear warmup + cosine decay, any tf.distribute strategy, resumable."""
 
 import json
@@ -19,7 +19,7 @@ from coltran_tf.utils.files import write_json
 
 
 def huber_loss(predicted_ab, target_ab, delta: float = 0.01):
-    """The official loss (spec §4): per element e²/(2δ) if |e| < δ else |e| - δ/2,
+    """The official loss (Sec. 3.4; the code's form): per element e²/(2δ) if |e| < δ else |e| - δ/2,
     summed over (a, b), averaged over batch and pixels. Not Keras' Huber (which
     is δ times this, averaged over channels)."""
     error = tf.abs(tf.cast(predicted_ab, tf.float32) - tf.cast(target_ab, tf.float32))
@@ -30,7 +30,7 @@ def huber_loss(predicted_ab, target_ab, delta: float = 0.01):
 @keras.saving.register_keras_serializable(package="coltran_tf")
 class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
     """0 -> peak linearly over `warmup_steps`, then min + ½(peak - min)(1 + cos(π i / T))
-    for i = step - warmup, T = total - warmup (per iteration, spec §4)."""
+    for i = step - warmup, T = total - warmup (per iteration, as the official code)."""
 
     def __init__(self, peak: float, minimum: float, warmup_steps: int, total_steps: int):
         self.peak, self.minimum = peak, minimum

@@ -1,4 +1,4 @@
-"""Keras 3 building blocks of ColTran (spec COLTRAN.md §3)."""
+"""Keras 3 building blocks of ColTran (Kumar et al. 2021, Sec. 3-4)."""
 
 from coltran_tf.layers.axial_attention import AxialAttention
 from coltran_tf.layers.axial_encoder import AxialEncoder, AxialEncoderLayer

@@ -1,14 +1,19 @@
 """Multi-head axial (row or column) self-attention with optional conditioning.
 
-Spec COLTRAN.md §3: q, k, v and output projections without biases, a relative
+Axial attention (Ho et al. 2019) as ColTran uses it (Kumar et al. 2021,
+Sec. 3 and 4.2): q, k, v and output projections without biases, a relative
 position bias table of shape (heads, 2L) per layer, "future" masking with
--1e6, and conditional attention (a projection of a context per conditioned
-tensor among q, k, v, either [scale, shift] or an additive shift).
+-1e6, and conditional attention (Sec. 4.3: a projection of a context per
+conditioned tensor among q, k, v, either [scale, shift] or an additive shift).
+The layer also owns its incremental decoding: one position along the
+attended axis at a time against a key/value cache (`call(..., cache=...)`),
+and a fused single-pixel step for the inner decoder's sampling loop.
 """
 
 import keras
 from keras import ops
 
+from coltran_tf.layers import decoding
 from coltran_tf.layers.activations import check_choice, get_activation
 from coltran_tf.layers.projection import Projection
 
@@ -165,10 +170,100 @@ class AxialAttention(keras.layers.Layer):
         weights = ops.softmax(logits, axis=-1)
         return ops.einsum("...hqk,...khe->...qhe", weights, v)
 
-    def call(self, inputs, context=None, training=False):
-        """(B, H, W, D) inputs (and context (B, H, W, C)) -> (B, H, W, D)."""
+    def call(self, inputs, context=None, cache=None, cache_update_index=None,
+             in_place=True, training=False):
+        """(B, H, W, D) inputs (and context (B, H, W, C)) -> (B, H, W, D).
+
+        With a `cache` (masked attention only), `inputs` hold one position of
+        the attended axis, (B, 1, W, D) for column attention: its keys and
+        values are written at `cache_update_index`, it attends to the cached
+        positions up to that index, and (outputs, new cache) is returned.
+        """
+        if cache is not None:
+            return self._decode_position(inputs, context, cache, cache_update_index, in_place)
         q, k, v = (self.to_sequence(t) for t in self.project(inputs, context))
         return self.output_projection(self.from_sequence(self.attend(q, k, v)))
+
+    # -- incremental decoding -------------------------------------------------------
+
+    def empty_cache(self, batch, lines=None):
+        """Zero (keys, values) for decoding position by position, each
+        (B, [lines,] heads, L, depth): `lines` parallel sequences (the columns
+        of a row for column attention), or one per batch entry (pixel steps)."""
+        shape = (batch, self.num_heads, self.length, self.depth)
+        if lines is not None:
+            shape = (batch, lines) + shape[1:]
+        return ops.zeros(shape), ops.zeros(shape)
+
+    def _decode_position(self, inputs, context, cache, index, in_place):
+        if self.mask != "future":
+            raise ValueError(f"{self.name}: decoding with a cache needs masked attention.")
+        keys, values = cache
+        q, k, v = (self.to_sequence(t) for t in self.project(inputs, context=context))
+        keys = decoding.write(keys, k[:, :, 0], index, 3, in_place)  # (B, lines, h, L, e)
+        values = decoding.write(values, v[:, :, 0], index, 3, in_place)
+        bias = self.position_bias(1, self.length, index)[:, 0]  # (h, L)
+        logits = ops.matmul(ops.swapaxes(q, 2, 3), ops.swapaxes(keys, -1, -2))
+        weights = ops.softmax(logits + bias[:, None], axis=-1)  # (B, lines, h, 1, L)
+        attended = ops.swapaxes(ops.matmul(weights, values), 2, 3)  # (B, lines, 1, h, e)
+        return self.output_projection(self.from_sequence(attended)), (keys, values)
+
+    def step_constants(self):
+        """Per-image tensors of the fused single-pixel step: the q|k|v kernel
+        (D, 3D), the output kernel (D, D) and, per query position, the relative
+        position bias plus the future mask, (L, heads, 1, L)."""
+        hidden = self.hidden_size
+        kernel = ops.concatenate([ops.reshape(getattr(self, w).kernel, (hidden, hidden))
+                                  for w in ("q", "k", "v")], axis=1)
+        output = ops.reshape(self.output_projection.kernel, (hidden, hidden))
+        bias = self.position_bias(self.length, self.length)  # (h, Lq, Lk)
+        return kernel, output, ops.transpose(bias, (1, 0, 2))[:, :, None]
+
+    def step_conditions(self, context):
+        """Per-line (scale, shift), each (L, B, 3D), such that
+        q|k|v = (x @ kernel) * scale + shift at each position: the conditioning
+        of `context` (B, 1, L, C) and q's depth^-0.5 folded in (the order of
+        `project`)."""
+        hidden = self.hidden_size
+        conditions = self.condition(context) if self.is_conditional else {}
+        ones = ops.ones_like(decoding.columns_first(context)[..., :hidden])
+        scales, shifts = [], []
+        for which in ("q", "k", "v"):
+            factor = self.depth**-0.5 if which == "q" else 1.0
+            if which not in conditions:
+                scale, shift = ones, ops.zeros_like(ones)
+            elif self.cond_scale:
+                scale, shift = ops.split(conditions[which], 2, axis=-1)
+                scale = decoding.columns_first(self._act(scale))
+                shift = decoding.columns_first(self._act(shift))
+            else:
+                scale, shift = ones, decoding.columns_first(conditions[which])
+            scales.append(scale * factor)
+            shifts.append(shift * factor)
+        return ops.concatenate(scales, -1), ops.concatenate(shifts, -1)
+
+    def step(self, x, index, cache, constants, conditions, in_place=True):
+        """One pixel of a masked row attention on flat tensors.
+
+        Args:
+          x: (B, D) the inputs at position `index`.
+          index: scalar int tensor, the position along the row.
+          cache: (keys, values), each (B, heads, L, depth).
+          constants: step_constants(); conditions: step_conditions() of the row.
+
+        Returns:
+          ((B, D) outputs, new cache).
+        """
+        kernel, output, bias = constants
+        scale, shift = conditions
+        qkv = ops.matmul(x, kernel) * scale[index] + shift[index]
+        q, k, v = (ops.reshape(t, (-1, self.num_heads, self.depth))
+                   for t in ops.split(qkv, 3, axis=-1))
+        keys = decoding.write(cache[0], k, index, 2, in_place)
+        values = decoding.write(cache[1], v, index, 2, in_place)
+        logits = ops.matmul(q[:, :, None], ops.swapaxes(keys, -1, -2)) + bias[index]
+        attended = ops.matmul(ops.softmax(logits, axis=-1), values)
+        return ops.matmul(ops.reshape(attended, (-1, self.hidden_size)), output), (keys, values)
 
     def get_config(self):
         config = super().get_config()

@@ -1,4 +1,5 @@
-"""The factorised-attention encoder (spec COLTRAN.md §4.1, §6)."""
+"""The axial-attention encoder of the colorizer and of both upsamplers (Kumar et
+al. 2021, Sec. 4.1 and 4.4: row then column attention per layer, no masks)."""
 
 import keras
 

@@ -1,4 +1,5 @@
-"""Conditional LayerNorm (spec COLTRAN.md §3)."""
+"""Conditional LayerNorm (Kumar et al. 2021, Sec. 4.2: scale and shift from the
+spatially pooled conditioning context)."""
 
 import keras
 from keras import ops

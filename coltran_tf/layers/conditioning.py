@@ -21,7 +21,7 @@ CONDITIONING_DEFAULTS = {
     "cond_att_init": "glorot_uniform",
 }
 
-# ColTran-B (paper §5.2): conditioning by addition only.
+# ColTran-B (Kumar et al. 2021, Sec. 5.2): conditioning by addition only.
 BASELINE_CONDITIONING = {
     "cond_mlp": "", "cond_ln": False,
     "cond_att_q": False, "cond_att_k": False, "cond_att_v": False,

@@ -2,7 +2,15 @@
 
 Every block takes `context` (what attention and MLP are conditioned on) and
 `norm_context` (what the conditional LayerNorm pools), which differ in the
-inner decoder (spec COLTRAN.md §4.5).
+inner decoder (Kumar et al. 2021, Sec. 4.2-4.3: the inner decoder conditions
+on the encoder output and the outer decoder's context, its layer norms on
+the encoder output).
+
+Both block kinds share one decoding interface, so the decoders step through
+them without asking which kind they are: `empty_cache`, `norm_conditions`,
+`decode_row` (a whole row against the rows above: the outer decoder) and
+`step_constants` / `step_state` / `step` (one pixel against the pixels on the
+left: the inner decoder).
 """
 
 import keras
@@ -12,6 +20,10 @@ from coltran_tf.layers.conditioning import cond_att_kwargs, cond_ln_kwargs, reso
 from coltran_tf.layers.feed_forward import ConditionalFeedForward, FeedForward
 from coltran_tf.layers.position_embedding import PositionEmbedding
 from coltran_tf.layers.residual import PostLNResidual
+
+
+def _norm_conditions(residual, norm_context):
+    return residual.norm.condition(norm_context) if residual.conditional else None
 
 
 def _residual(hidden_size, dropout, height, width, conditioning):
@@ -47,6 +59,39 @@ class DecoderAttentionBlock(keras.layers.Layer):
         y = self.attention(x, context=att_context)
         return self.residual(x, y, context=norm_context, conditions=norm_conditions,
                              training=training)
+
+    # -- incremental decoding -------------------------------------------------------
+
+    def norm_conditions(self, norm_context):
+        """The conditional norm's (scale, shift) for `norm_context` (None if plain)."""
+        return _norm_conditions(self.residual, norm_context)
+
+    def empty_cache(self, batch, lines=None):
+        """(keys, values) of a masked attention; () for unmasked (nothing to keep)."""
+        return self.attention.empty_cache(batch, lines) if self.mask == "future" else ()
+
+    def decode_row(self, x, context, row, cache, norm_conditions, in_place=True):
+        """Row `row` (B, 1, W, D): unmasked row attention over the row itself, or
+        masked column attention over the cached rows above. -> (out, cache)."""
+        if cache:
+            y, cache = self.attention(x, context=context, cache=cache, cache_update_index=row,
+                                      in_place=in_place)
+        else:
+            y = self.attention(x, context=context if self.attention.is_conditional else None)
+        return self.residual(x, y, conditions=norm_conditions), cache
+
+    def step_constants(self):
+        return self.attention.step_constants()
+
+    def step_state(self, context, constants):
+        """What every pixel step of one row needs: constants and the row's conditions."""
+        return constants, self.attention.step_conditions(context)
+
+    def step(self, x, index, cache, state, norm_conditions, in_place=True):
+        """Pixel `index` (B, D) of a row -> ((B, D), cache)."""
+        constants, conditions = state
+        y, cache = self.attention.step(x, index, cache, constants, conditions, in_place)
+        return self.residual(x, y, conditions=norm_conditions), cache
 
     def get_config(self):
         config = super().get_config()
@@ -85,6 +130,27 @@ class DecoderMLPBlock(keras.layers.Layer):
         y = self.mlp(x, context) if self.is_conditional else self.mlp(x)
         return self.residual(x, y, context=norm_context, conditions=norm_conditions,
                              training=training)
+
+    # -- incremental decoding (see DecoderAttentionBlock) -----------------------------
+
+    def norm_conditions(self, norm_context):
+        return _norm_conditions(self.residual, norm_context)
+
+    def empty_cache(self, batch, lines=None):
+        return ()
+
+    def decode_row(self, x, context, row, cache, norm_conditions, in_place=True):
+        y = self.mlp(x, context) if self.is_conditional else self.mlp(x)
+        return self.residual(x, y, conditions=norm_conditions), cache
+
+    def step_constants(self):
+        return None
+
+    def step_state(self, context, constants):
+        return self.mlp.step_conditions(context) if self.is_conditional else None
+
+    def step(self, x, index, cache, state, norm_conditions, in_place=True):
+        return self.residual(x, self.mlp.step(x, index, state), conditions=norm_conditions), cache
 
     def get_config(self):
         config = super().get_config()

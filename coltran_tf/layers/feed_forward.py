@@ -1,7 +1,13 @@
-"""Position-wise feed-forward network and its conditional variant (spec §3)."""
+"""Position-wise feed-forward network and its conditional variant.
+
+Kumar et al. 2021, Sec. 4.3 ("conditional MLP"): the hidden output is
+modulated by an affine or additive projection of the conditioning context.
+"""
 
 import keras
+from keras import ops
 
+from coltran_tf.layers import decoding
 from coltran_tf.layers.activations import check_choice, get_activation
 
 COND_MLP_MODES = ("affine", "shift")
@@ -20,6 +26,10 @@ class FeedForward(keras.layers.Layer):
 
     def call(self, inputs):
         return self.project(self.expand(inputs))
+
+    def step(self, x, index, conditions=None):
+        """One pixel (B, D) of an incremental decoder (no conditioning)."""
+        return self(x)
 
     def get_config(self):
         config = super().get_config()
@@ -58,6 +68,23 @@ class ConditionalFeedForward(keras.layers.Layer):
 
     def call(self, inputs, context):
         return self.modulate(self.mlp(inputs), self.cond(context))
+
+    def step_conditions(self, context):
+        """Per-line (scale or None, shift), each (L, B, D), of a row `context`
+        (B, 1, L, C): what `modulate` applies at each position."""
+        cond = decoding.columns_first(self.cond(context))
+        if self.mode == "shift":
+            return None, cond
+        shift, scale = ops.split(cond, 2, axis=-1)
+        return self._act(scale), self._act(shift)
+
+    def step(self, x, index, conditions):
+        """One pixel (B, D) at position `index` with step_conditions() of its row."""
+        scale, shift = conditions
+        y = self.mlp(x)
+        if scale is None:
+            return y + shift[index]
+        return y * scale[index] + shift[index]
 
     def get_config(self):
         config = super().get_config()

@@ -1,8 +1,10 @@
-"""ColTran's inner decoder: pixels to the left in the current row (spec §4.5)."""
+"""ColTran's inner decoder: pixels to the left in the current row (Kumar et al.
+2021, Sec. 4.2)."""
 
 import keras
 from keras import ops
 
+from coltran_tf.layers import decoding
 from coltran_tf.layers.decoder_blocks import (AxialDecoder, DecoderAttentionBlock,
                                                DecoderMLPBlock)
 
@@ -21,7 +23,7 @@ class InnerDecoder(AxialDecoder):
     at (i, j) depends on pixels (i, < j) and on `upper` at row i. While
     sampling, the inputs may be a single row (B, 1, W, D) with `row` giving its
     index; `norm_context` overrides what the conditional norms pool (the
-    reference sampler feeds only the current row of z there, spec §5).
+    reference sampler feeds only the current row of z there).
     """
 
     def layer_blocks(self, i, common):
@@ -42,3 +44,55 @@ class InnerDecoder(AxialDecoder):
         for block in self.blocks:
             x = block(x, context=context, norm_context=norm_context, training=training)
         return x
+
+    # -- incremental decoding: one pixel at a time -------------------------------------
+
+    def empty_caches(self, batch):
+        """Per block, the keys and values of the pixels decoded so far in the row
+        ((B, heads, W, depth) each) or () (nothing to keep)."""
+        return tuple(block.empty_cache(batch) for block in self.blocks)
+
+    def norm_conditions(self, norm_context):
+        """Per block, its conditional norm's (scale, shift) pooled over
+        `norm_context`: the image's z, or the current row's (the original
+        sampler's quirk)."""
+        return [block.norm_conditions(norm_context) for block in self.blocks]
+
+    def step_constants(self):
+        """Per block, what its pixel steps need once per image (weights, biases)."""
+        return [block.step_constants() for block in self.blocks]
+
+    def start_row(self, z_row, upper_row, row, constants, norm_conditions):
+        """What every pixel of row `row` needs: each input's additive offset
+        (position embedding [+ z + upper], (W, B, D)), each block's conditioning
+        at every column, and the norms' conditions as (B, D)."""
+        position = self.position_embedding
+        table = ops.take(position.row_embedding, row, axis=0) + position.column_embedding
+        offsets = decoding.columns_first(ops.broadcast_to(table, (1, 1, self.width,
+                                                                  self.hidden_size)))
+        if self.skip:
+            offsets = offsets + decoding.columns_first(z_row + upper_row)
+        context = ops.concatenate([z_row, upper_row], axis=-1)  # (B, 1, W, 2D)
+        states = [block.step_state(context, c) for block, c in zip(self.blocks, constants)]
+        norms = [decoding.flat_conditions(n) for n in norm_conditions]
+        return offsets, states, norms
+
+    def step(self, previous, col, caches, row_state, in_place=True):
+        """Pixel `col` of the row that start_row() began.
+
+        Args:
+          previous: (B, D) the embedding of pixel `col` - 1 (zeros at column 0:
+            the shift right of `call`).
+          col: scalar int tensor.
+          caches: empty_caches(), as returned by the previous step.
+
+        Returns:
+          ((B, D) the decoder's output at the pixel, updated caches).
+        """
+        offsets, states, norms = row_state
+        x = previous + offsets[col]
+        updated = []
+        for block, cache, state, conditions in zip(self.blocks, caches, states, norms):
+            x, cache = block.step(x, col, cache, state, conditions, in_place)
+            updated.append(cache)
+        return x, tuple(updated)

@@ -1,4 +1,5 @@
-"""Factorised 2-D position embedding (spec COLTRAN.md §3)."""
+"""Factorised 2-D position embedding: a learned row table plus a learned column
+table, as in the Axial Transformer (Ho et al. 2019) that ColTran builds on."""
 
 import keras
 from keras import ops

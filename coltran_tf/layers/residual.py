@@ -1,4 +1,4 @@
-"""Post-LN residual connection: x <- Norm(x + Dropout(y)) (spec COLTRAN.md §3)."""
+"""Post-LN residual connection: x <- Norm(x + Dropout(y)), as every ColTran block."""
 
 import keras
 

@@ -103,7 +103,7 @@ def _colorizer_kwargs(config, model_cfg, resolution, downsample) -> dict:
         conditioning={k: dec[k] for k in CONDITIONING_DEFAULTS if k in dec},
         loss_factor=config.get("loss_factor", 0.99),
         encoder_loss_factor=config.get("encoder_loss_factor", 0.01),
-        downsample=downsample,
+        downsample=downsample, source_resolution=int(config["resolution"][0]),
     )
 
 

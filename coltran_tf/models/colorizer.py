@@ -1,8 +1,9 @@
-"""ColTran core: the autoregressive colorizer (spec COLTRAN.md §4)."""
+"""ColTran core: the autoregressive colorizer (Kumar et al. 2021, Sec. 4.1-4.3)."""
 
 import keras
 from keras import ops
 
+from coltran_tf.data import keys
 from coltran_tf.layers.axial_encoder import AxialEncoder
 from coltran_tf.layers.conditioning import resolve_conditioning
 from coltran_tf.layers.inner_decoder import InnerDecoder
@@ -25,6 +26,8 @@ class ColTranCore(keras.Model):
     `stage="decoder"` drops the parallel head (and its loss).
     """
 
+    PIPELINE_STAGE = "colorizer"  # its place in sampling.pipeline.Pipeline
+
     def __init__(self, resolution: int = 64, hidden_size: int = 512,
                  stage: str = "encoder_decoder", encoder_ff_size: int = 512,
                  encoder_num_heads: int = 4, num_encoder_layers: int = 4,
@@ -33,7 +36,7 @@ class ColTranCore(keras.Model):
                  num_inner_layers: int = 2, decoder_dropout: float = 0.0,
                  skip: bool = True, conditioning: dict | None = None,
                  loss_factor: float = 0.99, encoder_loss_factor: float = 0.01,
-                 downsample: bool = True, **kwargs):
+                 downsample: bool = True, source_resolution: int = 256, **kwargs):
         kwargs.setdefault("name", "coltran_core")
         super().__init__(**kwargs)
         if stage not in STAGES:
@@ -55,6 +58,9 @@ class ColTranCore(keras.Model):
         self.loss_factor = loss_factor
         self.encoder_loss_factor = encoder_loss_factor
         self.downsample = downsample
+        # The side of the images its inputs are area-downsampled from (the
+        # spatial upsampler's resolution in the pipeline).
+        self.source_resolution = source_resolution
         self.num_symbols = image_ops.NUM_COARSE_SYMBOLS
         res = resolution
 
@@ -84,7 +90,12 @@ class ColTranCore(keras.Model):
 
     @property
     def input_key(self) -> str:
-        return f"targets_{self.resolution}" if self.downsample else "targets"
+        return keys.targets(self.resolution if self.downsample else None)
+
+    def sample_inputs(self, batch, previous=None):
+        """(gray,): the batch's grayscale at the colorizer's resolution (the first
+        stage has no previous one)."""
+        return (image_ops.rgb_to_grayscale(batch[self.input_key]),)
 
     # -- pieces (also used by the samplers) -----------------------------------
 
@@ -118,7 +129,7 @@ class ColTranCore(keras.Model):
         return outputs
 
     def compute_outputs(self, batch, training=False):
-        """Logits from an example dict of the data pipeline (spec §1)."""
+        """Logits from an example dict of the data pipeline (data/keys.py)."""
         return self(batch[self.input_key], training=training)
 
     def batch_loss(self, batch, outputs, training=False):
@@ -147,5 +158,6 @@ class ColTranCore(keras.Model):
             decoder_dropout=self.decoder_dropout, skip=self.skip,
             conditioning=self.conditioning, loss_factor=self.loss_factor,
             encoder_loss_factor=self.encoder_loss_factor, downsample=self.downsample,
+            source_resolution=self.source_resolution,
         )
         return config

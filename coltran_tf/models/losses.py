@@ -1,4 +1,5 @@
-"""Losses in bits per dimension, as the original computes them (spec §4, §6)."""
+"""Losses in bits per dimension, as the original computes them (negative
+log-likelihood in bits, divided by the number of predicted values)."""
 
 import keras
 from keras import ops

@@ -1,4 +1,4 @@
-"""Shared body of the two ColTran upsamplers (spec COLTRAN.md §6)."""
+"""Shared body of the two ColTran upsamplers (Kumar et al. 2021, Sec. 4.4)."""
 
 import keras
 from keras import ops
@@ -73,6 +73,11 @@ class ChannelUpsampler(keras.Model):
         """(gray, channels, channel_index, labels) from an example dict."""
         raise NotImplementedError
 
+    def sample_inputs(self, batch, previous=None):
+        """(gray, channels) to sample from, given an example dict and the previous
+        stage's output (None: condition on the batch itself)."""
+        raise NotImplementedError
+
     def call(self, batch, training=False):
         gray, channels, channel_index, _ = self.inputs_from_batch(batch, training)
         return {"logits": self.upsample_logits(gray, channels, channel_index, training)}
@@ -86,8 +91,16 @@ class ChannelUpsampler(keras.Model):
         loss = bits_per_dim(labels, outputs["logits"])
         return {"loss": loss, "loss_bits_per_dim": loss}
 
-    def sample(self, gray, channels, mode: str = "argmax", seed=None,
-               max_pixels: int = 65536):
+    def sample(self, batch, previous=None, mode: str = "argmax", seed=None):
+        """This stage's output for an example dict and the previous stage's output
+        (None: conditioned on the batch's ground truth): (B, R, R, 3) uint8.
+        The colorizer's sampler (sampling.sample_colorizer) takes the same
+        batch; the pipeline chains all three (sampling/pipeline.py)."""
+        return self.sample_channels(*self.sample_inputs(batch, previous), mode=mode,
+                                    seed=seed)
+
+    def sample_channels(self, gray, channels, mode: str = "argmax", seed=None,
+                        max_pixels: int = 65536):
         """One parallel pass -> (B, H, W, C) uint8, by argmax or categorical sampling.
 
         Memory stays bounded whatever the batch: images are processed in

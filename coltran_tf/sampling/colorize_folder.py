@@ -21,56 +21,29 @@ settings, and a re-run with other ones is refused instead of mixing results.
 """
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from coltran_tf.data.decode import IMAGE_EXTENSIONS, is_grayscale, read_image
-from coltran_tf.data.preprocess import resize_area
-from coltran_tf.sampling.cached_sampler import SAMPLER_DEFAULTS, sample_coarse
-from coltran_tf.sampling.sheets import contact_sheet, save_png
-from coltran_tf.sampling.staged import stage_outputs, uncertainty_image
-from coltran_tf.utils.progress import Rate, format_duration
-from coltran_tf.utils import image_ops
+from coltran_tf.data.decode import IMAGE_EXTENSIONS, find_images, is_grayscale, read_image
+from coltran_tf.sampling.pipeline import Pipeline
+from coltran_tf.sampling.sheets import contact_sheet
+from coltran_tf.sampling.staged import uncertainty_image
+from coltran_tf.utils.color import apply_chroma
 from coltran_tf.utils.files import settings_changes, write_json
+from coltran_tf.utils.images import TMP_SUFFIX, save_png
+from coltran_tf.utils.progress import Rate, format_duration
 
 STAGE_DIRS = ("uncertainty", "stage1", "stage2", "final", "fullres")  # in writing order
 RUN_FILE = "run.json"
 REPORT_FILE = "report.json"
 SHEET_FILE = "contact_sheet.png"
-_TMP_SUFFIX = ".tmp.png"
 
 
 class ColorizeError(ValueError):
     """Input or settings that stop a colorize run before it starts."""
-
-
-@dataclass
-class Pipeline:
-    """The three stage models and where they came from."""
-    colorizer: object
-    color_upsampler: object
-    spatial_upsampler: object
-    sources: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        low, high = self.colorizer.resolution, self.spatial_upsampler.resolution
-        if self.color_upsampler.resolution != low or self.spatial_upsampler.low_resolution != low:
-            raise ColorizeError(
-                f"The stages do not fit together: colorizer {low}x{low}, color upsampler "
-                f"{self.color_upsampler.resolution}x{self.color_upsampler.resolution}, "
-                f"spatial upsampler from {self.spatial_upsampler.low_resolution} to {high}. "
-                "Use models trained with the same downsample_res.")
-
-    @property
-    def low(self) -> int:
-        return self.colorizer.resolution
-
-    @property
-    def high(self) -> int:
-        return self.spatial_upsampler.resolution
 
 
 # -- inputs --------------------------------------------------------------------
@@ -80,16 +53,7 @@ def list_images(img_dir: str, exclude: str | None = None) -> list[str]:
     if not os.path.isdir(img_dir):
         raise ColorizeError(f"--img_dir={img_dir!r} is not a directory; point it at a folder "
                             "of photos.")
-    exclude = os.path.abspath(exclude) if exclude else None
-    found, others = [], 0
-    for root, dirs, files in os.walk(img_dir):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".")
-                         and os.path.abspath(os.path.join(root, d)) != exclude)
-        for name in sorted(files):
-            if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."):
-                found.append(os.path.relpath(os.path.join(root, name), img_dir))
-            else:
-                others += 1
+    found, others = find_images(img_dir, exclude=exclude)
     if not found:
         raise ColorizeError(
             f"--img_dir={img_dir!r} holds no image files ({others} other file(s)); "
@@ -107,34 +71,6 @@ def output_stems(relpaths: list[str]) -> dict:
     return {rel: (stem if counts[stem.lower()] == 1
                   else f"{stem}_{os.path.splitext(rel)[1][1:].lower()}")
             for rel, stem in stems.items()}
-
-
-# -- colour ----------------------------------------------------------------------
-
-def _luma(rgb):
-    return rgb @ np.array([0.299, 0.587, 0.114], np.float32)
-
-
-def apply_chroma(original: np.ndarray, colored: np.ndarray) -> np.ndarray:
-    """Original's luminance + the chroma of `colored` resized to its size.
-
-    Args:
-      original: (H, W, 3) uint8, any size.
-      colored: (h, w, 3) uint8, the model's output.
-
-    Returns:
-      (H, W, 3) uint8. Its BT.601 luma equals the original's wherever the
-      result is inside the RGB cube.
-    """
-    colored = colored.astype(np.float32)
-    chroma = np.stack([colored @ np.array([-0.168736, -0.331264, 0.5], np.float32),
-                       colored @ np.array([0.5, -0.418688, -0.081312], np.float32)], axis=-1)
-    height, width = original.shape[:2]
-    chroma = tf.image.resize(chroma, [height, width], method="bilinear", antialias=True).numpy()
-    y = _luma(original.astype(np.float32))
-    cb, cr = chroma[..., 0], chroma[..., 1]
-    rgb = np.stack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], -1)
-    return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
 
 
 # -- the run ------------------------------------------------------------------------
@@ -174,7 +110,7 @@ def _remove_leftovers(store_dir: str) -> None:
     for stage in STAGE_DIRS:
         for root, _, files in os.walk(os.path.join(store_dir, stage)):
             for name in files:
-                if name.endswith(_TMP_SUFFIX):
+                if name.endswith(TMP_SUFFIX):
                     os.remove(os.path.join(root, name))
 
 
@@ -191,10 +127,9 @@ def _cached_stage1(path: str, low: int):
     return image
 
 
-def _run_batch(pipeline, items, store_dir, num_samples, mode, upsampler_mode, sampler, seed):
-    low, high = pipeline.low, pipeline.high
-    targets = tf.stack([resize_area(item.rgb, high) for item in items])
-    batch = {"targets": targets, f"targets_{low}": resize_area(targets, low)}
+def _run_batch(pipeline, items, store_dir, num_samples, mode, upsampler_mode, seed):
+    low = pipeline.low
+    batch = pipeline.prepare([item.rgb for item in items])
     paths = {stage: [_path(store_dir, stage, item.stem, item.k, num_samples) for item in items]
              for stage in STAGE_DIRS}
     coarse = np.zeros((len(items), low, low, 3), np.uint8)
@@ -206,15 +141,17 @@ def _run_batch(pipeline, items, store_dir, num_samples, mode, upsampler_mode, sa
         else:
             coarse[i] = cached
     if todo:
-        gray = image_ops.rgb_to_grayscale(tf.gather(batch[f"targets_{low}"], todo))
-        sampled = sample_coarse(pipeline.colorizer, gray, mode,
-                                [items[i].seed for i in todo], sampler)
-        coarse[todo] = sampled[f"auto_{mode}"]
+        subset = {key: tf.gather(value, todo) for key, value in batch.items()}
+        sampled = pipeline.sample_stage("colorizer", subset, None, mode,
+                                        [items[i].seed for i in todo])
+        coarse[todo] = sampled["images"]
         for j, i in enumerate(todo):  # the map first: a stage-1 image implies its map
             save_png(uncertainty_image(sampled["uncertainty"][j]), paths["uncertainty"][i])
             save_png(coarse[i], paths["stage1"][i])
-    colors = stage_outputs(pipeline.color_upsampler, batch, coarse, upsampler_mode, 1, seed)
-    final = stage_outputs(pipeline.spatial_upsampler, batch, colors, upsampler_mode, 1, seed)
+    colors = pipeline.sample_stage("color_upsampler", batch, coarse, upsampler_mode,
+                                   seed)["images"]
+    final = pipeline.sample_stage("spatial_upsampler", batch, colors, upsampler_mode,
+                                  seed)["images"]
     for i, item in enumerate(items):
         save_png(colors[i], paths["stage2"][i])
         save_png(final[i], paths["final"][i])
@@ -244,13 +181,12 @@ def _write_sheet(store_dir, img_dir, done_files, stems, num_samples, max_rows):
 
 def colorize_folder(pipeline: Pipeline, img_dir: str, store_dir: str, num_samples: int = 1,
                     batch_size: int = 4, mode: str = "sample", upsampler_mode: str = "argmax",
-                    seed: int = 0, sampler: dict | None = None, overwrite: bool = False,
-                    sheet_rows: int = 32,
+                    seed: int = 0, overwrite: bool = False, sheet_rows: int = 32,
                     report=print) -> dict:
     """Colorizes every image under img_dir into store_dir; returns a summary.
 
     Args:
-      pipeline: the three stages.
+      pipeline: the three stages, and how the colorizer samples (its options).
       num_samples: colourings per image (coloured independently).
       batch_size: outputs computed together.
       mode: the colorizer's "sample" (diverse) or "argmax" (most likely colours).
@@ -258,13 +194,15 @@ def colorize_folder(pipeline: Pipeline, img_dir: str, store_dir: str, num_sample
       seed: sample k of the n-th image (sorted paths) uses seed + n * num_samples
         + k, whatever the batching or an interruption (upsamplers in "sample"
         mode: seed + the batch's index).
-      sampler: the colorizer's sampler options (cached_sampler.SAMPLER_DEFAULTS).
       overwrite: recompute outputs that exist (and accept changed settings).
       sheet_rows: at most this many images in contact_sheet.png (0: none).
 
     Returns:
-      {"colorized": [relative paths], "resumed": int, "skipped": [(path, reason)],
-       "grayscale": int, "color": int, "contact_sheet": path or None}.
+      (also written to report.json) {"colorized": [relative paths of every image
+      done, this run or earlier], "resumed": images finished by an earlier run,
+      "reused_stage1": stage-1 images of an earlier run reused, "skipped":
+      [{"file", "reason"}], "contact_sheet": path or None, "grayscale" / "color":
+      images of each kind colorized this run}.
     """
     if num_samples < 1 or batch_size < 1:
         raise ColorizeError(f"--num_samples={num_samples} and --batch_size={batch_size} must "
@@ -274,7 +212,7 @@ def colorize_folder(pipeline: Pipeline, img_dir: str, store_dir: str, num_sample
     order = {rel: n for n, rel in enumerate(relpaths)}
     settings = {"models": pipeline.sources, "num_samples": num_samples, "mode": mode,
                 "upsampler_mode": upsampler_mode, "seed": seed,
-                "sampler": {**SAMPLER_DEFAULTS, **(sampler or {})}}
+                "sampler": pipeline.options.as_dict()}
     _check_run_file(store_dir, settings, overwrite)
     _remove_leftovers(store_dir)
 
@@ -303,7 +241,7 @@ def colorize_folder(pipeline: Pipeline, img_dir: str, store_dir: str, num_sample
     def flush(items):
         nonlocal done_outputs, reused, batch_index
         reused += _run_batch(pipeline, items, store_dir, num_samples, mode, upsampler_mode,
-                             sampler, seed + batch_index)
+                             seed + batch_index)
         batch_index += 1
         done_outputs += len(items)
         per_sec, eta = rate.update(done_outputs)

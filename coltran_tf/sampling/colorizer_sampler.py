@@ -1,6 +1,6 @@
-"""The straightforward autoregressive colorizer sampler (spec COLTRAN.md §5).
+"""The original colorizer sampling algorithm, as one compiled loop.
 
-It follows the original algorithm: the encoder once; for every row, the inner
+It follows the original implementation of Kumar et al. (2021): the encoder once; for every row, the inner
 decoder over the whole row once per pixel; after every row, the outer decoder
 over the whole image. The loop is one compiled `tf.function` (no per-pixel
 Python dispatch), but its work is that of the original, about W times the
@@ -20,10 +20,9 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from coltran_tf.sampling.options import NORM_CONTEXTS
+from coltran_tf.sampling.symbols import SAMPLE_MODES
 from coltran_tf.utils import image_ops
-
-SAMPLE_MODES = ("argmax", "sample")
-NORM_CONTEXTS = ("exact", "reference")
 
 
 def _check(mode, norm_context):
@@ -102,9 +101,11 @@ def _compiled(model, mode, norm_context, num_rows=None):
     return functions[mode, norm_context, num_rows]
 
 
-def sample_colorizer(model, gray, mode: str = "argmax", norm_context: str = "exact",
-                     seed: int | None = None, num_rows: int | None = None) -> dict:
-    """Samples coarse colours for grayscale images with the straightforward loop.
+def sample_colorizer_loop(model, gray, mode: str = "argmax", norm_context: str = "exact",
+                          seed: int | None = None, num_rows: int | None = None) -> dict:
+    """Samples coarse colours for grayscale images with the original algorithm
+    (minutes per image at paper size; `sampling.sample_colorizer` is the fast
+    entry point).
 
     Args:
       model: a built ColTranCore.

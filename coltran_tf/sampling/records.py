@@ -1,4 +1,4 @@
-"""The staged sampler's TFRecord files, in the original's schema (spec §8).
+"""The staged sampler's TFRecord files, in the original's schema.
 
 One `tf.train.Example` per image: `image`, an int64 list of length H*W*3
 (row-major, RGB last; with num_samples > 1 the samples are concatenated along

@@ -7,6 +7,7 @@ import numpy as np
 from PIL import Image
 
 from coltran_tf.sampling.records import gen_files, read_records, record_length
+from coltran_tf.utils.images import save_png
 
 
 def infer_resolution(directory: str, num_samples: int = 1) -> int:
@@ -27,19 +28,6 @@ def read_images(directory: str, num_samples: int = 1) -> list[tuple[np.ndarray, 
         images, labels = read_records(path, side, side * num_samples)
         out.extend(zip(images, labels))
     return out
-
-
-def save_png(image: np.ndarray, path: str) -> None:
-    """Writes a PNG atomically (PATH.tmp.png, then rename), creating its directory."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    staging = path + ".tmp.png"
-    try:
-        Image.fromarray(np.asarray(image, np.uint8)).save(staging)
-        os.replace(staging, path)
-    except BaseException:
-        if os.path.exists(staging):
-            os.remove(staging)
-        raise
 
 
 def write_pngs(directory: str, output_dir: str, num_samples: int = 1,

@@ -1,4 +1,5 @@
-"""The staged sampler: each ColTran stage as a shardable job (spec §8).
+"""The staged sampler: each ColTran stage as a shardable job, as the original
+implementation samples (one job per stage, TFRecords between them).
 
 Stage 1 (colorizer) samples coarse colours for grayscale images of a split;
 stage 2 (color upsampler) and stage 3 (spatial upsampler) read the previous
@@ -13,16 +14,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from coltran_tf.data import datasets
-from coltran_tf.data.preprocess import resize_area
+from coltran_tf.checkpoints.loading import load_weights
+from coltran_tf.data import datasets, keys
 from coltran_tf.models.builder import build_model
-from coltran_tf.sampling.cached_sampler import sample_coarse, sampler_options
-from coltran_tf.sampling.sheets import save_png
+from coltran_tf.sampling.options import SamplerOptions
+from coltran_tf.sampling.pipeline import STAGES, Pipeline
 from coltran_tf.sampling.records import PARTIAL_SUFFIX, read_gen_dir, read_records, write_records
-from coltran_tf.utils.progress import Rate, format_duration
-from coltran_tf.train.state import load_for_inference
-from coltran_tf.utils import image_ops
 from coltran_tf.utils.files import settings_changes, write_json
+from coltran_tf.utils.images import save_png
+from coltran_tf.utils.progress import Rate, format_duration
 
 MODES = ("sample_train", "sample_valid", "sample_test")
 UNCERTAINTY_DIR = "uncertainty"  # per-image PNGs of the colorizer's max probability
@@ -52,67 +52,6 @@ def plan_shard(sample, num_hosts: int = 1, host_index: int = 0) -> Shard:
     per_host = math.ceil(total / num_hosts)
     count = max(0, min(per_host, total - host_index * per_host))
     return Shard(int(sample.skip_batches) + host_index * per_host, count, f"gen{host_index}")
-
-
-def stage_outputs(model, batch, previous, mode: str, num_samples: int, seed: int,
-                  sampler: dict | None = None, extras: dict | None = None):
-    """(B, R, R * num_samples, 3) uint8 outputs of one stage for one batch.
-
-    Args:
-      model: the stage's model (colorizer, color or spatial upsampler).
-      batch: example dict with the keys of the data pipeline (`targets`,
-        `targets_64`, ...); the model reads its grayscale input there.
-      previous: (B, 64, 64, 3) output of the previous stage, or None to
-        condition an upsampler on the batch's ground truth.
-      mode: "argmax" or "sample".
-      seed: the colorizer samples image i, sample k with seed + i * num_samples
-        + k (so an image's sample does not depend on its batch); upsamplers
-        use seed + k.
-      sampler: the colorizer's sampler options (cached_sampler.SAMPLER_DEFAULTS).
-      extras: if given, the colorizer stores "uncertainty" (B, R, R *
-        num_samples) there: the per-pixel max probability.
-    """
-    if model.name == "coltran_core":
-        outputs, uncertainty = _colorizer_outputs(model, batch, mode, num_samples, seed, sampler)
-        if extras is not None:
-            extras["uncertainty"] = np.concatenate(uncertainty, axis=2)
-        return np.concatenate(outputs, axis=2)
-    outputs = []
-    for k in range(num_samples):
-        if model.name == "color_upsampler":
-            rgb = previous if previous is not None else batch[model.input_key]
-            gray = image_ops.rgb_to_grayscale(batch[model.input_key])
-            out = model.sample(gray, image_ops.convert_bits(rgb, 8, 3), mode, seed=seed + k)
-        else:
-            blurry = (resize_area(previous, model.resolution) if previous is not None
-                      else batch[model.blurry_key])
-            gray = image_ops.rgb_to_grayscale(batch["targets"])
-            out = model.sample(gray, blurry, mode, seed=seed + k)
-        outputs.append(np.asarray(out, np.uint8))
-    return np.concatenate(outputs, axis=2)
-
-
-def _colorizer_outputs(model, batch, mode, num_samples, seed, sampler):
-    """([num_samples x (B, R, R, 3) uint8], [num_samples x (B, R, R) uncertainty]).
-
-    The cached sampler's per-image seeds make a sample independent of its
-    batch, so all samples are drawn in one call (image i, sample k = row
-    k * B + i of the repeated batch); the loop sampler takes one call per sample.
-    """
-    gray = np.asarray(image_ops.rgb_to_grayscale(batch[model.input_key]))
-    batch_size = gray.shape[0]
-    seeds = seed + np.arange(batch_size)[None] * num_samples + np.arange(num_samples)[:, None]
-    if (sampler or {}).get("sampler", "cached") == "cached":
-        sampled = sample_coarse(model, np.tile(gray, (num_samples, 1, 1, 1)), mode,
-                                seeds.reshape(-1), sampler)
-        return (np.split(np.asarray(sampled[f"auto_{mode}"], np.uint8), num_samples),
-                np.split(sampled["uncertainty"], num_samples))
-    outputs, uncertainty = [], []
-    for k in range(num_samples):
-        sampled = sample_coarse(model, gray, mode, seeds[k], sampler)
-        outputs.append(np.asarray(sampled[f"auto_{mode}"], np.uint8))
-        uncertainty.append(sampled["uncertainty"])
-    return outputs, uncertainty
 
 
 def uncertainty_image(uncertainty) -> np.ndarray:
@@ -156,22 +95,26 @@ def run_stage(config, logdir: str, mode: str, checkpoint: str | None = None,
     if os.path.exists(path):
         report(f"{path} already exists (a finished shard); nothing to do.")
         return path
-    model, source = load_for_inference(build_model(config), config, checkpoint or logdir)
+    model, source = load_weights(build_model(config), checkpoint or logdir)
+    stage = model.PIPELINE_STAGE
+    is_colorizer = stage == STAGES[0]
+    options = SamplerOptions.from_mapping(sample) if is_colorizer else SamplerOptions()
+    pipeline = Pipeline.of(model, options=options, sources={stage: source})
     batch_size, num_samples = int(sample.batch_size), int(sample.num_samples)
     data = datasets.get_dataset(config, mode[len("sample_"):], batch_size, training=False)
     data = data.skip(shard.skip_batches).take(shard.num_batches)
-    gen_dir = sample.get("gen_data_dir", "")
+    gen_dir = sample.get("gen_data_dir", "")  # the colorizer's config has none
     previous = (read_gen_dir(gen_dir, int(config.downsample_res), batch_size,
                              shard.skip_batches, shard.num_batches) if gen_dir else None)
     partial = os.path.join(out_dir, f".{shard.gen_file}{PARTIAL_SUFFIX}")
-    sampler = sampler_options(sample) if model.name == "coltran_core" else None
-    save_uncertainty = bool(sample.get("save_uncertainty", False)) and sampler is not None
+    save_uncertainty = is_colorizer and bool(sample.get("save_uncertainty", False))
     _open_partial(partial, {
         "split": mode, "skip_batches": shard.skip_batches, "num_batches": shard.num_batches,
         "batch_size": batch_size, "num_samples": num_samples, "mode": str(sample.mode),
-        "seed": int(config.seed), "model": source, "sampler": sampler,
+        "seed": int(config.seed), "model": source,
+        "sampler": options.as_dict() if is_colorizer else None,
         "gen_data_dir": os.path.abspath(gen_dir) if gen_dir else ""})
-    condition = ("" if model.name == "coltran_core" else
+    condition = ("" if is_colorizer else
                  f" conditioned on {gen_dir}" if gen_dir else " conditioned on ground truth")
     report(f"Sampling {shard.num_batches} batch(es) of {batch_size} with {source}{condition} "
            f"-> {path}")
@@ -187,14 +130,13 @@ def run_stage(config, logdir: str, mode: str, checkpoint: str | None = None,
             rate.resumed(len(out))
             report(f"batch {batch_index}: done by an earlier run, reusing {chunk}")
         else:
-            extras = {}
-            out = stage_outputs(model, batch, None if prev is None else prev[0],
-                                str(sample.mode), num_samples,
-                                int(config.seed) + batch_index * batch_size * num_samples,
-                                sampler, extras)
-            batch_labels = batch["label"].numpy().tolist()
+            sampled = pipeline.sample_stage_repeated(
+                stage, batch, None if prev is None else prev[0], str(sample.mode), num_samples,
+                int(config.seed) + batch_index * batch_size * num_samples)
+            out = sampled["images"]
+            batch_labels = batch[keys.LABEL].numpy().tolist()
             if save_uncertainty:  # before the chunk, so a reused chunk has its maps
-                for i, (map_, label) in enumerate(zip(extras["uncertainty"], batch_labels)):
+                for i, (map_, label) in enumerate(zip(sampled["uncertainty"], batch_labels)):
                     save_png(uncertainty_image(map_), os.path.join(
                         out_dir, UNCERTAINTY_DIR,
                         f"{batch_index * batch_size + i:05d}_label{label}.png"))

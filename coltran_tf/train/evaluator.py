@@ -1,4 +1,4 @@
-"""Evaluation in bits/dim (spec COLTRAN.md §7).
+"""Evaluation in bits/dim (the likelihood the paper reports, Kumar et al. 2021, Table 1).
 
 Either follows a training run (each new checkpoint of `logdir`, evaluated
 with its EMA weights, until one reaches max_train_steps or no new one comes
@@ -20,7 +20,7 @@ from coltran_tf.checkpoints.reference import resolve_checkpoint_path
 from coltran_tf.data import datasets, decode
 from coltran_tf.models.builder import build_model
 from coltran_tf.utils.progress import format_duration
-from coltran_tf.train.state import load_for_inference
+from coltran_tf.checkpoints.loading import load_weights
 from coltran_tf.train.trainer import loss_names
 
 RESULTS_FILE = "results.jsonl"
@@ -104,7 +104,7 @@ def evaluate(config, logdir: str, split: str, checkpoint: str | None = None,
         results.append({"step": step, "checkpoint": source, **values})
 
     if checkpoint:
-        eval_model, source = load_for_inference(model, config, checkpoint)
+        eval_model, source = load_weights(model, checkpoint)
         step = _step_of(resolve_checkpoint_path(checkpoint)) if not is_model_dir(checkpoint) else 0
         run(eval_model, step, source)
     else:
@@ -112,7 +112,7 @@ def evaluate(config, logdir: str, split: str, checkpoint: str | None = None,
         report(f"Waiting for checkpoints in {logdir}"
                + (f" (giving up after {wait:.0f}s without one)" if wait >= 0 else ""))
         for prefix in tf.train.checkpoints_iterator(logdir, timeout=None if wait < 0 else wait):
-            eval_model, source = load_for_inference(model, config, prefix)
+            eval_model, source = load_weights(model, prefix)
             step = _step_of(prefix)
             run(eval_model, step, source)
             if step >= int(config.max_train_steps):

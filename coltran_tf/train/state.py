@@ -6,16 +6,12 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
-from coltran_tf.checkpoints.native import is_model_dir, load_model_dir, save_model_dir
-from coltran_tf.checkpoints.reference import load_reference_checkpoint, resolve_checkpoint_path
+from coltran_tf.checkpoints.loading import CheckpointMismatch
+from coltran_tf.checkpoints.native import save_model_dir
 from coltran_tf.models.builder import build_model
 from coltran_tf.train.optimizers import PolyakAverage, build_optimizer
 
 EXPORT_DIR = "export"
-
-
-class CheckpointMismatch(ValueError):
-    """A training checkpoint that does not fit the model of the current config."""
 
 
 @dataclass
@@ -63,11 +59,6 @@ def restore_latest(state: TrainState, logdir: str) -> str | None:
     return latest
 
 
-def is_training_checkpoint(prefix: str) -> bool:
-    """True for checkpoints written by our trainer (they hold `ema/shadows`)."""
-    return any(name.startswith("ema/shadows/") for name, _ in tf.train.list_variables(prefix))
-
-
 EXPORT_WEIGHTS = ("ema", "raw")
 
 
@@ -105,30 +96,3 @@ def export_model(state: TrainState, config, directory: str,
 
 def default_export_dir(logdir: str) -> str:
     return os.path.join(logdir, EXPORT_DIR)
-
-
-def load_for_inference(model, config, path: str) -> tuple:
-    """(model, description) with `path`'s weights (EMA where there are some).
-
-    `path` is an exported model directory, a training checkpoint of ours
-    (prefix or directory; its EMA weights), or an original ColTran checkpoint
-    (converted on the fly, EMA weights). `model` is built from `config`.
-    """
-    if is_model_dir(path):
-        loaded, _ = load_model_dir(path)
-        return loaded, f"model directory {path}"
-    prefix = resolve_checkpoint_path(path)
-    if is_training_checkpoint(prefix):
-        ema = PolyakAverage(model.trainable_variables, decay=config.polyak_decay)
-        try:
-            status = tf.train.Checkpoint(model=model, ema=ema).restore(prefix)
-            status.assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as error:
-            raise CheckpointMismatch(
-                f"The training checkpoint {prefix} does not match the model of this config "
-                f"({error}); use it with the config it was trained with.") from error
-        status.expect_partial()  # the optimizer slots are not needed here
-        ema.copy_to(model.trainable_variables)
-        return model, f"training checkpoint {prefix} (EMA)"
-    load_reference_checkpoint(model, prefix, use_ema=True)
-    return model, f"original ColTran checkpoint {prefix} (EMA)"

@@ -1,4 +1,4 @@
-"""The training loop (spec COLTRAN.md §7).
+"""The training loop (the three ColTran models train independently, as in the paper).
 
 Several steps run inside one `tf.function` (`steps_per_summaries`), each step
 being one `strategy.run` of forward, backward, RMSprop update and Polyak
@@ -25,7 +25,7 @@ from coltran_tf.checkpoints.native import CONFIG_FILE, config_to_dict
 from coltran_tf.data import datasets, decode
 from coltran_tf.train import state as state_lib
 from coltran_tf.utils.progress import GracefulStop, Rate, format_duration
-from coltran_tf.train.strategy import is_chief, task_id
+from coltran_tf.utils.distribute import is_chief, task_id
 from coltran_tf.utils.files import write_json
 
 

@@ -2,7 +2,7 @@
 
 Everything here is written with `keras.ops` so that the models stay backend
 neutral; each function reproduces the original's integer arithmetic bit for bit
-(spec COLTRAN.md §1-§2), because the results feed one-hot encodings.
+(the original's quantisation to 3 bits per channel), because the results feed one-hot encodings.
 """
 
 import math
@@ -42,7 +42,7 @@ def rgb_to_grayscale(rgb):
 
 
 def convert_bits(x, n_bits_in: int = 8, n_bits_out: int = 3):
-    """Requantises integers from `n_bits_in` to `n_bits_out` bits (spec §2).
+    """Requantises integers from `n_bits_in` to `n_bits_out` bits (the original's floor division).
 
     Downwards: float division by 2^(in-out) then truncation (floor for >= 0).
     Upwards: multiplication by 2^(out-in).

@@ -20,7 +20,7 @@ import numpy as np
 from coltran_tf.checkpoints.convert import convert_reference_checkpoint
 from coltran_tf.checkpoints.native import load_model_dir
 from coltran_tf.models.builder import model_resolution
-from coltran_tf.sampling import sample_colorizer
+from coltran_tf.sampling.colorizer_sampler import sample_colorizer_loop
 from coltran_tf.sampling.cached_sampler import sample_colorizer_cached
 from coltran_tf.utils import image_ops
 
@@ -83,7 +83,7 @@ class _Computer:
         if "sample" not in self._cache:
             model = self.models["ema"]
             gray = image_ops.rgb_to_grayscale(self.inputs[model.input_key])
-            sample = sample_colorizer if self.sampler == "loop" else sample_colorizer_cached
+            sample = sample_colorizer_loop if self.sampler == "loop" else sample_colorizer_cached
             out = sample(model, gray, mode="argmax", norm_context="reference")
             self._cache["sample"] = {k: np.asarray(v) for k, v in out.items()}
         return self._cache["sample"]
@@ -115,13 +115,9 @@ class _Computer:
             return {"sample_proba_at_pixels": lambda: _at_pixels(proba, self.pixel_index),
                     "sample_proba_argmax": lambda: proba.argmax(-1),
                     "sample_proba_max": lambda: proba.max(-1)}[name]()
-        if name == "sample_bit_up_argmax":
-            rgb = self.inputs[model.input_key]
-            return np.asarray(model.sample(image_ops.rgb_to_grayscale(rgb),
-                                           image_ops.convert_bits(rgb, 8, 3)))
-        if name == "sample_high_res_argmax":
-            gray = image_ops.rgb_to_grayscale(self.inputs["targets"])
-            return np.asarray(model.sample(gray, self.inputs[model.blurry_key]))
+        if name in ("sample_bit_up_argmax", "sample_high_res_argmax"):
+            # The original's upsamplers condition on the batch's ground truth.
+            return np.asarray(model.sample(self.inputs, mode="argmax"))
         raise KeyError(name)
 
 

@@ -74,7 +74,7 @@ def _stage_paths(values) -> dict:
         try:
             values = {**values, "checkpoints": coltran_dir()}
         except DemoWeightsMissing as error:
-            raise app.UsageError(f"{error} (or pass --checkpoints=DIR).")
+            raise app.UsageError(f"{error} (or pass --checkpoints=DIR).") from None
         print("Using the bundled demo weights (small models trained briefly on data/; pass "
               "--checkpoints=released for the paper's, see README).", flush=True)
     paths = {}
@@ -133,8 +133,10 @@ def main(argv):
 
 def run():
     """The `coltran-colorize` console script."""
+    from coltran_tf.utils import cli
+
     flags.mark_flags_as_required(["img_dir", "store_dir"])
-    app.run(main)
+    cli.run(main, __name__)
 
 
 if __name__ == "__main__":

@@ -68,8 +68,9 @@ def main(argv):
 def run():
     """The `coltran-convert` console script."""
     from coltran_tf.configs import expand_config_flag
+    from coltran_tf.utils import cli
 
-    app.run(main, argv=expand_config_flag(sys.argv))
+    cli.run(main, __name__, expand_config_flag(sys.argv))
 
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ import numpy as np
 from coltran_tf.checkpoints.convert import convert_reference_checkpoint
 from coltran_tf.checkpoints.native import load_model_dir
 from coltran_tf.models.builder import model_resolution
-from coltran_tf.sampling.colorizer_sampler import sample_colorizer_loop
 from coltran_tf.sampling.cached_sampler import sample_colorizer_cached
+from coltran_tf.sampling.colorizer_sampler import sample_colorizer_loop
 from coltran_tf.utils import image_ops
 
 FLOAT_TOLERANCE = 1e-4  # logits and probabilities (absolute)

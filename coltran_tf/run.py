@@ -52,6 +52,47 @@ def _report(line: str) -> None:
     print(line, flush=True)
 
 
+def _train(config, logdir: str) -> None:
+    from coltran_tf.train import trainer
+    from coltran_tf.utils import distribute
+
+    dist = distribute.get_strategy(flags.FLAGS.accelerator_type, flags.FLAGS.master,
+                                   flags.FLAGS.devices_per_worker)
+    os.makedirs(logdir, exist_ok=True)
+    summary = trainer.train(config, logdir, dist, flags.FLAGS.steps_per_summaries,
+                            report=_report)
+    if summary["stopped_by"]:
+        _report(f"Stopped by {summary['stopped_by']} at step {summary['step']}; run the "
+                "same command again to resume.")
+
+
+def _export(config, logdir: str) -> None:
+    from coltran_tf.train import state
+
+    train_state = state.build_train_state(config)
+    source = flags.FLAGS.checkpoint or logdir
+    if os.path.isdir(source):
+        restored = state.restore_latest(train_state, source)
+        if restored is None:
+            raise app.UsageError(f"No training checkpoint in {source!r} to export.")
+    else:
+        train_state.checkpoint.restore(source).assert_existing_objects_matched()
+        restored = source
+    out = state.export_model(train_state, config,
+                             flags.FLAGS.export_dir or state.default_export_dir(logdir),
+                             {"checkpoint": str(restored)})
+    _report(f"Exported the {state.export_kind(config).upper()} weights of step "
+            f"{train_state.step} to {out}")
+
+
+def _evaluate(config, logdir: str, split: str) -> None:
+    from coltran_tf.checkpoints.released import resolve_checkpoint
+    from coltran_tf.train import evaluator
+
+    checkpoint = resolve_checkpoint(flags.FLAGS.checkpoint, config, _report)
+    evaluator.evaluate(config, logdir, split, checkpoint, report=_report)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -64,52 +105,31 @@ def main(argv):
         logging.set_verbosity(logging.WARNING)  # progress lines are printed; -v 0 for INFO
     logdir = os.path.abspath(flags.FLAGS.logdir)
     mode = flags.FLAGS.mode
-    # Import TensorFlow-heavy modules only after flags parsed (fast --help).
-    from coltran_tf.train import evaluator, state, trainer
-    from coltran_tf.utils import distribute
+    # TensorFlow-heavy modules are imported only after the flags are parsed (fast --help).
+    from coltran_tf.checkpoints.loading import StageError
+    from coltran_tf.data.sources import DataError
+    from coltran_tf.utils.download import FetchError
 
-    if mode == "train":
-        dist = distribute.get_strategy(flags.FLAGS.accelerator_type, flags.FLAGS.master,
-                                     flags.FLAGS.devices_per_worker)
-        os.makedirs(logdir, exist_ok=True)
-        summary = trainer.train(config, logdir, dist, flags.FLAGS.steps_per_summaries,
-                                report=_report)
-        if summary["stopped_by"]:
-            _report(f"Stopped by {summary['stopped_by']} at step {summary['step']}; run the "
-                    "same command again to resume.")
-    elif mode == "export":
-        train_state = state.build_train_state(config)
-        source = flags.FLAGS.checkpoint or logdir
-        if os.path.isdir(source):
-            restored = state.restore_latest(train_state, source)
-            if restored is None:
-                raise app.UsageError(f"No training checkpoint in {source!r} to export.")
+    try:
+        if mode == "train":
+            _train(config, logdir)
+        elif mode == "export":
+            _export(config, logdir)
         else:
-            train_state.checkpoint.restore(source).assert_existing_objects_matched()
-            restored = source
-        out = state.export_model(train_state, config,
-                               flags.FLAGS.export_dir or state.default_export_dir(logdir),
-                               {"checkpoint": str(restored)})
-        _report(f"Exported the {state.export_kind(config).upper()} weights of step "
-                f"{train_state.step} to {out}")
-    else:
-        from coltran_tf.checkpoints.released import resolve_checkpoint
-        from coltran_tf.utils.download import FetchError
-
-        try:
-            checkpoint = resolve_checkpoint(flags.FLAGS.checkpoint, config, _report)
-        except (FetchError, ValueError) as error:
-            print(f"Error: {error}", file=sys.stderr)
-            return 2
-        evaluator.evaluate(config, logdir, mode[len("eval_"):], checkpoint, report=_report)
+            _evaluate(config, logdir, mode[len("eval_"):])
+    except (DataError, FetchError, StageError, ValueError) as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def run():
     """The `coltran-train` console script."""
     from coltran_tf.configs import expand_config_flag
+    from coltran_tf.utils import cli
 
     flags.mark_flags_as_required(["config"])
-    app.run(main, argv=expand_config_flag(sys.argv))
+    cli.run(main, __name__, expand_config_flag(sys.argv))
 
 
 if __name__ == "__main__":

@@ -11,13 +11,13 @@ import sys  # noqa: E402
 import pytest  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOOLS = os.path.join(REPO_ROOT, "tools")
+if TOOLS not in sys.path:
+    sys.path.append(TOOLS)  # the tools' modules, for run_command
 SHARED = os.path.join(os.path.dirname(REPO_ROOT), "shared")
 REFERENCE_FIXTURES = os.path.join(SHARED, "fixtures", "reference")
 MODEL_NAMES = ("coltran_core", "color_upsampler", "spatial_upsampler")
 STAGES = ("colorizer", "color_upsampler", "spatial_upsampler")
-COMMANDS = ("coltran_tf.colorize", "coltran_tf.run", "coltran_tf.sample", "coltran_tf.convert",
-            "coltran_tf.app.__main__", "coltran_tf.icolorit.colorize",
-            "coltran_tf.icolorit.train", "coltran_tf.icolorit.evaluate")
 
 
 class Interrupted(Exception):
@@ -82,23 +82,28 @@ class CommandResult:
 def run_command(module_name: str, *args: str) -> CommandResult:
     """A command's flag parsing and main(), in this process: what its console
     script does, without starting Python and TensorFlow again. Flags of the
-    commands run before are forgotten first (they share names)."""
+    commands run before are forgotten first (they share names). Tools of
+    tools/ run the same way by their module name."""
     from absl import app, flags
 
     from coltran_tf.configs import expand_config_flag
 
     values = flags.FLAGS
     for name in list(values):
-        if values.find_module_defining_flag(name) in COMMANDS or name.startswith("config."):
+        owner = values.find_module_defining_flag(name) or ""
+        if owner.startswith(("coltran_tf.", "benchmark_", "check_gen_dir", "tfrecords_to_",
+                             "verify_")) or name.startswith("config."):
             delattr(values, name)
-    module = importlib.import_module(module_name)
-    if any(values.find_module_defining_flag(n) == module_name for n in values) is False:
-        module = importlib.reload(module)  # defines its flags again
-    out, err = io.StringIO(), io.StringIO()
+    if module_name in sys.modules:
+        module = importlib.reload(sys.modules[module_name])  # defines its flags again
+    else:
+        module = importlib.import_module(module_name)
+    out, err, saved_argv = io.StringIO(), io.StringIO(), sys.argv
+    argv = expand_config_flag([module_name, *args])
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            argv = values(expand_config_flag([module_name, *args]))
-            code = module.main(argv)
+            sys.argv = argv  # ml_collections finds --config.KEY overrides there
+            code = module.main(values(argv))
         except flags.Error as error:
             print(f"FATAL Flags parsing error: {error}", file=sys.stderr)
             code = 1
@@ -107,4 +112,6 @@ def run_command(module_name: str, *args: str) -> CommandResult:
             code = error.exitcode
         except SystemExit as error:
             code = error.code
+        finally:
+            sys.argv = saved_argv
     return CommandResult(int(code or 0), out.getvalue(), err.getvalue())

@@ -4,7 +4,6 @@ gamut and ColTran's suggestions."""
 import io
 import json
 import os
-import sys
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +19,7 @@ from coltran_tf.checkpoints.loading import StageError
 from coltran_tf.icolorit.color import ab_gamut, fit_chroma, in_gamut, rgb_to_lab
 from coltran_tf.icolorit.model import build_icolorit
 from coltran_tf.utils import image_ops
-from conftest import write_tiny_coltran
+from conftest import STAGES, write_tiny_models
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,7 +35,7 @@ def url():
 @pytest.fixture(scope="module")
 def coltran_url(tmp_path_factory):
     """A server with ColTran suggestions from tiny stages (as --coltran_dir loads them)."""
-    suggester = load_suggester(write_tiny_coltran(tmp_path_factory.mktemp("coltran")))
+    suggester = load_suggester(write_tiny_models(tmp_path_factory.mktemp("coltran"), STAGES[:2]))
     server = AppServer(App(build_icolorit("micro"), "micro", coltran=suggester)).start()
     yield server.url
     server.stop()
@@ -275,11 +274,7 @@ def test_starting_hints_take_each_cells_most_certain_pixel():
 
 def test_benchmark_app_measures_latency_hints_and_memory():
     """tools/benchmark_app.py's three measurements, in-process on a micro model."""
-    sys.path.insert(0, os.path.join(REPO, "tools"))
-    try:
-        import benchmark_app
-    finally:
-        sys.path.pop(0)
+    import benchmark_app  # tools/ (conftest puts it on the path)
     lines, model = [], build_icolorit("micro")
     round_trip, baseline = benchmark_app.latency(model, "micro", 3, 1, lines.append)
     assert round_trip > 0 and baseline > 0 and "round trip" in lines[-2]

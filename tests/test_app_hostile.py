@@ -59,7 +59,7 @@ def _read_all(sock) -> bytes:
     while True:
         try:
             chunk = sock.recv(1 << 16)
-        except (ConnectionResetError, socket.timeout):
+        except (TimeoutError, ConnectionResetError):
             break
         if not chunk:
             break

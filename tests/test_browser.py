@@ -25,7 +25,7 @@ from coltran_tf.app.api import App
 from coltran_tf.app.server import AppServer
 from coltran_tf.app.suggest import load_suggester
 from coltran_tf.icolorit.model import build_icolorit
-from conftest import REPO_ROOT, write_tiny_coltran
+from conftest import REPO_ROOT, STAGES, write_tiny_models
 
 CHROMIUM = "/usr/bin/chromium"
 PHOTO = os.path.join(REPO_ROOT, "data", "chelsea.png")
@@ -50,7 +50,7 @@ def _require_browser():
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
     _require_browser()
-    coltran_dir = write_tiny_coltran(tmp_path_factory.mktemp("coltran"))
+    coltran_dir = write_tiny_models(tmp_path_factory.mktemp("coltran"), STAGES[:2])
     app = App(build_icolorit("micro"), "micro", coltran=load_suggester(coltran_dir))
     server = AppServer(app).start()
     yield server.url
@@ -118,7 +118,8 @@ def test_colorize_in_the_browser(page, tmp_path):
     page.wait_for_selector("#likely .swatch")
     assert page.locator("#likely .swatch").count() >= 1
     page.wait_for_function("""() => {
-        const g = document.getElementById("gamut").getContext("2d").getImageData(0, 0, 129, 129).data;
+        const g = document.getElementById("gamut").getContext("2d")
+            .getImageData(0, 0, 129, 129).data;
         for (let i = 3; i < g.length; i += 4) if (g[i] > 0) return true;
         return false; }""")
     before_pick = page.evaluate("state.hints[0].rgb")

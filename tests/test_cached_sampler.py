@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from test_colorizer_sampler import VARIANTS, _gray, _model, _teacher_forced_proba
 
 from coltran_tf.sampling import sample_colorizer_loop
 from coltran_tf.sampling.cached_sampler import sample_colorizer_cached
-from test_colorizer_sampler import VARIANTS, _gray, _model, _teacher_forced_proba
 
 
 @pytest.mark.parametrize("stage", ["encoder_decoder", "decoder"])
@@ -95,6 +95,7 @@ def test_temperature_top_k_and_top_p_reshape_the_distribution():
             sample_colorizer_cached(model, gray, **bad)
 
 
+@pytest.mark.slow  # compares two timings (the eager and the compiled original algorithm)
 def test_benchmark_sampler_prints_the_samplers_and_their_ratios():
     import os
     import subprocess
@@ -121,9 +122,9 @@ def test_benchmark_sampler_prints_the_samplers_and_their_ratios():
 def test_sample_and_colorize_use_the_cached_sampler_by_default():
     from absl import flags as absl_flags
 
-    from configs import colorizer
     from coltran_tf import colorize  # noqa: F401  (defines the --sampler flags)
     from coltran_tf.sampling.options import SamplerOptions
+    from configs import colorizer
 
     for variant in (None, "tiny"):
         options = SamplerOptions.from_mapping(colorizer.get_config(variant).sample)

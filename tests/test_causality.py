@@ -75,7 +75,7 @@ def _build(model):
     model.parallel_head(model.encode(gray))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _model(variant):
     keras.utils.set_random_seed(42)
     model = ColTranCore(resolution=RES, hidden_size=HIDDEN, encoder_ff_size=16,
@@ -195,7 +195,7 @@ def _decoder_inputs(seed):
     return [rng.standard_normal((2, DH, DW, HIDDEN)).astype("float32") for _ in range(3)]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _decoder(kind, variant):
     keras.utils.set_random_seed(11)
     cls = OuterDecoder if kind == "outer" else InnerDecoder

@@ -2,36 +2,32 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from configs import color_upsampler, colorizer, spatial_upsampler
 from coltran_tf.checkpoints import loading
-from coltran_tf.checkpoints.native import save_model_dir
-from coltran_tf.models.builder import build_model
 from coltran_tf.sampling import colorize_folder as cf
 from coltran_tf.sampling.pipeline import Pipeline
 from coltran_tf.utils.color import apply_chroma, luma
-from conftest import REFERENCE_FIXTURES, REPO_ROOT, Interrupted, interrupt_after, require_fixtures
-
-STAGES = {"colorizer": colorizer, "color_upsampler": color_upsampler,
-          "spatial_upsampler": spatial_upsampler}
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO_ROOT)
+from conftest import (
+    REFERENCE_FIXTURES,
+    REPO_ROOT,
+    STAGES,
+    Interrupted,
+    interrupt_after,
+    require_fixtures,
+    run_command,
+    write_tiny_models,
+)
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """Tiny models of the three stages (spatial at 128 px to keep tests fast)."""
     root = tmp_path_factory.mktemp("models")
-    for name, module in STAGES.items():
-        config = module.get_config("tiny")
-        if name == "spatial_upsampler":
-            config.resolution = [128, 128]
-        save_model_dir(build_model(config), config, str(root / name))
+    write_tiny_models(root)
     return root
 
 
@@ -66,11 +62,9 @@ def _outputs(store, stage):
 def test_colorize_command_on_a_mixed_folder(models, tmp_path):
     sizes = _photos(tmp_path / "photos")
     store = tmp_path / "photos" / "colorized"  # inside img_dir: never read back as input
-    result = subprocess.run(
-        [sys.executable, "-m", "coltran_tf.colorize", f"--img_dir={tmp_path / 'photos'}",
-         f"--store_dir={store}", f"--checkpoints={models}", "--num_samples=2",
-         "--batch_size=3"], cwd=REPO_ROOT, env=ENV, capture_output=True, text=True,
-        timeout=600)
+    result = run_command("coltran_tf.colorize", f"--img_dir={tmp_path / 'photos'}",
+                         f"--store_dir={store}", f"--checkpoints={models}", "--num_samples=2",
+                         "--batch_size=3")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert "images/s" in out and "ETA" in out
@@ -164,16 +158,12 @@ def test_bad_inputs_name_the_problem(pipeline, models, tmp_path):
     broken = tmp_path / "only_broken"
     broken.mkdir()
     (broken / "a.png").write_bytes(b"")
-    result = subprocess.run(
-        [sys.executable, "-m", "coltran_tf.colorize", f"--img_dir={broken}",
-         f"--store_dir={tmp_path / 'out'}", f"--checkpoints={models}"],
-        cwd=REPO_ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    result = run_command("coltran_tf.colorize", f"--img_dir={broken}",
+                         f"--store_dir={tmp_path / 'out'}", f"--checkpoints={models}")
     assert result.returncode == 1 and "a.png: ValueError: empty file" in result.stdout
     # One stage named, the others not: no silent mix with the demo weights.
-    result = subprocess.run(
-        [sys.executable, "-m", "coltran_tf.colorize", f"--img_dir={broken}",
-         f"--store_dir={tmp_path / 'out2'}", f"--colorizer={models / 'colorizer'}"],
-        cwd=REPO_ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    result = run_command("coltran_tf.colorize", f"--img_dir={broken}",
+                         f"--store_dir={tmp_path / 'out2'}", f"--colorizer={models / 'colorizer'}")
     assert result.returncode != 0 and "pass --checkpoints=DIR" in result.stderr
     assert "No model for the color_upsampler stage" in result.stderr
 
@@ -193,11 +183,9 @@ def test_original_checkpoints_are_used_directly(tmp_path):
     photos.mkdir()
     Image.open(os.path.join(REPO_ROOT, "data", "coffee.png")).resize((120, 80)).save(
         photos / "coffee.png")
-    command = [sys.executable, "-m", "coltran_tf.colorize", f"--img_dir={photos}",
-               f"--store_dir={tmp_path / 'out'}", f"--checkpoints={release}",
-               "--mode=argmax"]
-    result = subprocess.run(command + configs, cwd=REPO_ROOT, env=ENV, capture_output=True,
-                            text=True, timeout=600)
+    result = run_command("coltran_tf.colorize", f"--img_dir={photos}",
+                         f"--store_dir={tmp_path / 'out'}", f"--checkpoints={release}",
+                         "--mode=argmax", *configs)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "original ColTran checkpoint" in result.stdout
     assert Image.open(tmp_path / "out" / "final" / "coffee.png").size == (256, 256)
@@ -237,11 +225,7 @@ def test_output_names_and_grayscale_detection():
 
 def test_benchmark_colorize_times_the_whole_pipeline():
     """tools/benchmark_colorize.py (the README's seconds per photo), in-process at tiny size."""
-    sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))
-    try:
-        import benchmark_colorize
-    finally:
-        sys.path.pop(0)
+    import benchmark_colorize  # tools/ (conftest puts it on the path)
     lines = []
     result = benchmark_colorize.benchmark("tiny", photos=1, report=lines.append)
     assert result["photos"] == 1 and 0 < result["per_photo"] < result["first"] + 60

@@ -1,7 +1,9 @@
-"""Unit tests of the ColTran building blocks (spec COLTRAN.md §1-§3).
+"""Unit tests of the building blocks: one harness over every ColTran and iColoriT
+layer (get_config round trip, serialisation, fixed sub-layer names, one
+training step), then numerical tests.
 
 Every numerical test compares a layer against an independent float64 numpy
-implementation of the spec, with all weights set to random values (so that a
+implementation, with all weights set to random values (so that a
 swapped split order, a wrong relative-bias index or a missing scale shows up).
 Sizes are tiny; canvases are deliberately non-square (H=4, W=6) so that row
 and column lengths cannot be confused.
@@ -16,6 +18,9 @@ import tensorflow as tf
 from numpy.testing import assert_allclose, assert_array_equal
 
 from coltran_tf import layers as L
+from coltran_tf.icolorit import attention as icolorit_attention
+from coltran_tf.icolorit import block as icolorit_block
+from coltran_tf.icolorit import head as icolorit_head
 from coltran_tf.layers.activations import get_activation
 from coltran_tf.layers.conditioning import (
     BASELINE_CONDITIONING,
@@ -82,24 +87,24 @@ def _x(rng, h=H, w=W, d=D):
 LAYER_CASES = {
     "AxialAttention": (
         lambda: L.AxialAttention(D, HEADS, "row", W),
-        lambda l, r: l(_x(r)),
+        lambda layer, r: layer(_x(r)),
         ["q", "k", "v", "output"], {},
     ),
     "AxialAttention-cond": (
         lambda: L.AxialAttention(D, HEADS, "column", H, mask="future", cond_q=True,
                                  cond_k=True, cond_v=True, cond_scale=False,
                                  cond_act="tanh"),
-        lambda l, r: l(_x(r), context=_x(r, d=C)),
+        lambda layer, r: layer(_x(r), context=_x(r, d=C)),
         ["q", "k", "v", "output", "cond_q", "cond_k", "cond_v"], {},
     ),
     "AxialAttention-cond-k-only": (
         lambda: L.AxialAttention(D, HEADS, "row", W, cond_k=True),
-        lambda l, r: l(_x(r), context=_x(r, d=C)),
+        lambda layer, r: layer(_x(r), context=_x(r, d=C)),
         ["q", "k", "v", "output", "cond_k"], {},
     ),
     "AxialEncoderLayer": (
         lambda: L.AxialEncoderLayer(D, FF, HEADS, H, W, dropout=0.1),
-        lambda l, r: l(_x(r)),
+        lambda layer, r: layer(_x(r)),
         ["row_attention", "row_attention_residual", "row_mlp", "row_mlp_residual",
          "column_attention", "column_attention_residual", "column_mlp",
          "column_mlp_residual"],
@@ -108,7 +113,7 @@ LAYER_CASES = {
     ),
     "AxialEncoder": (
         lambda: L.AxialEncoder(D, FF, HEADS, 1, H, W),
-        lambda l, r: l(_x(r)),
+        lambda layer, r: layer(_x(r)),
         ["position_embedding", "layer_0"],
         {"layer_0": ["row_attention", "row_attention_residual", "row_mlp",
                      "row_mlp_residual", "column_attention", "column_attention_residual",
@@ -116,18 +121,18 @@ LAYER_CASES = {
     ),
     "ConditionalLayerNorm": (
         lambda: L.ConditionalLayerNorm(D, H, W),
-        lambda l, r: l(_x(r), context=_x(r, d=C)),
+        lambda layer, r: layer(_x(r), context=_x(r, d=C)),
         ["normalize", "dense"], {},
     ),
     "ConditionalLayerNorm-options": (
         lambda: L.ConditionalLayerNorm(D, H, W, spatial_average="mean", sequence="cs",
                                        out_init="zeros", out_act="tanh", epsilon=1e-5),
-        lambda l, r: l(_x(r), context=_x(r, d=C)),
+        lambda layer, r: layer(_x(r), context=_x(r, d=C)),
         ["normalize", "dense"], {},
     ),
     "DecoderAttentionBlock": (
         lambda: L.DecoderAttentionBlock(D, HEADS, "column", "future", H, W),
-        lambda l, r: l(_x(r), context=_x(r), norm_context=_x(r)),
+        lambda layer, r: layer(_x(r), context=_x(r), norm_context=_x(r)),
         ["attention", "residual"],
         {"attention": ["q", "k", "v", "output", "cond_q", "cond_k", "cond_v"],
          "residual": ["dropout", "norm"]},
@@ -135,91 +140,117 @@ LAYER_CASES = {
     "DecoderAttentionBlock-baseline": (
         lambda: L.DecoderAttentionBlock(D, HEADS, "row", None, H, W,
                                         conditioning=BASELINE_CONDITIONING),
-        lambda l, r: l(_x(r)),
+        lambda layer, r: layer(_x(r)),
         ["attention", "residual"],
         {"attention": ["q", "k", "v", "output"], "residual": ["dropout", "norm"]},
     ),
     "DecoderMLPBlock": (
         lambda: L.DecoderMLPBlock(D, FF, H, W, dropout=0.1),
-        lambda l, r: l(_x(r), context=_x(r), norm_context=_x(r)),
+        lambda layer, r: layer(_x(r), context=_x(r), norm_context=_x(r)),
         ["mlp", "residual"], {"mlp": ["mlp", "cond"], "residual": ["dropout", "norm"]},
     ),
     "DecoderMLPBlock-shift": (
         lambda: L.DecoderMLPBlock(D, FF, H, W, conditioning=SHIFT_CONDITIONING),
-        lambda l, r: l(_x(r), context=_x(r), norm_context=_x(r)),
+        lambda layer, r: layer(_x(r), context=_x(r), norm_context=_x(r)),
         ["mlp", "residual"], {"mlp": ["mlp", "cond"]},
     ),
     "DecoderMLPBlock-baseline": (
         lambda: L.DecoderMLPBlock(D, FF, H, W, conditioning=BASELINE_CONDITIONING),
-        lambda l, r: l(_x(r)),
+        lambda layer, r: layer(_x(r)),
         ["mlp", "residual"], {"mlp": ["expand", "project"]},
     ),
     "ConditionalFeedForward": (
         lambda: L.ConditionalFeedForward(D, FF, "affine", "sigmoid"),
-        lambda l, r: l(_x(r), _x(r, d=C)),
+        lambda layer, r: layer(_x(r), _x(r, d=C)),
         ["mlp", "cond"], {"mlp": ["expand", "project"]},
     ),
     "ConditionalFeedForward-shift": (
         lambda: L.ConditionalFeedForward(D, FF, "shift"),
-        lambda l, r: l(_x(r), _x(r, d=C)),
+        lambda layer, r: layer(_x(r), _x(r, d=C)),
         ["mlp", "cond"], {},
     ),
     "FeedForward": (
         lambda: L.FeedForward(D, FF),
-        lambda l, r: l(_x(r)),
+        lambda layer, r: layer(_x(r)),
         ["expand", "project"], {},
     ),
     "InnerDecoder": (
         lambda: L.InnerDecoder(D, FF, HEADS, 1, H, W),
-        lambda l, r: l(_x(r), _x(r), _x(r)),
+        lambda layer, r: layer(_x(r), _x(r), _x(r)),
         ["position_embedding", "row_attention_0", "row_mlp_0"],
         {"row_attention_0": ["attention", "residual"], "row_mlp_0": ["mlp", "residual"]},
     ),
     "InnerDecoder-variant": (
         lambda: L.InnerDecoder(D, FF, HEADS, 1, H, W, dropout=0.1, skip=False,
                                conditioning=SHIFT_CONDITIONING),
-        lambda l, r: l(_x(r), _x(r), _x(r)),
+        lambda layer, r: layer(_x(r), _x(r), _x(r)),
         ["position_embedding", "row_attention_0", "row_mlp_0"], {},
     ),
     "LayerNorm": (
         lambda: L.LayerNorm(epsilon=1e-5),
-        lambda l, r: l(_x(r)),
+        lambda layer, r: layer(_x(r)),
         [], {},
     ),
     "OuterDecoder": (
         lambda: L.OuterDecoder(D, FF, HEADS, 1, H, W),
-        lambda l, r: l(_x(r), _x(r)),
+        lambda layer, r: layer(_x(r), _x(r)),
         ["position_embedding", "row_attention_0", "row_mlp_0", "column_attention_0",
          "column_mlp_0"], {},
     ),
     "OuterDecoder-baseline": (
         lambda: L.OuterDecoder(D, FF, HEADS, 1, H, W, conditioning=BASELINE_CONDITIONING),
-        lambda l, r: l(_x(r), _x(r)),
+        lambda layer, r: layer(_x(r), _x(r)),
         ["position_embedding", "row_attention_0", "row_mlp_0", "column_attention_0",
          "column_mlp_0"], {},
     ),
     "PositionEmbedding": (
         lambda: L.PositionEmbedding(H, W, D),
-        lambda l, r: l(_x(r)),
+        lambda layer, r: layer(_x(r)),
         [], {},
     ),
     "PostLNResidual": (
         lambda: L.PostLNResidual(D, 0.1),
-        lambda l, r: l(_x(r), _x(r)),
+        lambda layer, r: layer(_x(r), _x(r)),
         ["dropout", "norm"], {},
     ),
     "PostLNResidual-cond": (
         lambda: L.PostLNResidual(D, 0.0, conditional=True, height=H, width=W,
                                  cond_ln_kwargs=COND_LN_KWARGS),
-        lambda l, r: l(_x(r), _x(r), context=_x(r, d=C)),
+        lambda layer, r: layer(_x(r), _x(r), context=_x(r, d=C)),
         ["dropout", "norm"], {"norm": ["normalize", "dense"]},
     ),
     "SymbolEmbedding": (
         lambda: L.SymbolEmbedding(16, D, use_bias=True),
-        lambda l, r: l(np.array([[1, 2, 15]])),
+        lambda layer, r: layer(np.array([[1, 2, 15]])),
         [], {},
     ),
 }
+
+
+# iColoriT's layers: tokens of a 3x3 patch grid.
+GRID = 3
+ICOLORIT_LAYERS = {
+    "RelativeAttention": icolorit_attention.RelativeAttention,
+    "TransformerBlock": icolorit_block.TransformerBlock,
+    "LocalStabilizingHead": icolorit_head.LocalStabilizingHead,
+}
+LAYER_CASES.update({
+    "RelativeAttention": (
+        lambda: icolorit_attention.RelativeAttention(D, HEADS, GRID),
+        lambda layer, r: layer(_rand(r, B, GRID * GRID, D)),
+        ["qkv", "proj"], {},
+    ),
+    "TransformerBlock": (
+        lambda: icolorit_block.TransformerBlock(D, HEADS, GRID, mlp_ratio=2, drop_path=0.1),
+        lambda layer, r: layer(_rand(r, B, GRID * GRID, D)),
+        ["norm1", "attn", "norm2", "fc1", "fc2"], {"attn": ["qkv", "proj"]},
+    ),
+    "LocalStabilizingHead": (
+        lambda: icolorit_head.LocalStabilizingHead(2, GRID, D),
+        lambda layer, r: layer(_rand(r, B, GRID * GRID, D)),
+        ["conv"], {},
+    ),
+})
 
 
 UNBUILT_CASES = ("InnerDecoder-variant", "OuterDecoder-baseline")
@@ -227,7 +258,31 @@ UNBUILT_CASES = ("InnerDecoder-variant", "OuterDecoder-baseline")
 
 def test_layer_cases_cover_every_public_layer():
     covered = {name.split("-")[0] for name in LAYER_CASES}
-    assert covered == set(L.__all__)
+    assert covered == set(L.__all__) | set(ICOLORIT_LAYERS)
+
+
+@pytest.mark.parametrize("case", sorted(set(LAYER_CASES) - set(UNBUILT_CASES)))
+def test_one_training_step_moves_every_layer(case):
+    """Gradients reach the layer's weights and one SGD step changes them."""
+    factory, build, _, _ = LAYER_CASES[case]
+    rng = np.random.default_rng(1)
+    layer = factory()
+    build(layer, rng)  # creates the variables
+    if not layer.trainable_variables:
+        pytest.skip(f"{case} has no trainable weights")
+    before = [np.array(v) for v in layer.trainable_variables]
+    with tf.GradientTape() as tape:
+        out = tf.cast(build(layer, np.random.default_rng(1)), tf.float32)
+        direction = np.random.default_rng(2).normal(size=out.shape).astype(np.float32)
+        loss = tf.reduce_mean(out * direction)  # linear: a gradient even where out is 0
+    grads = tape.gradient(loss, layer.trainable_variables)
+    assert np.isfinite(float(loss))
+    keras.optimizers.SGD(0.5).apply([g if g is not None else tf.zeros_like(v)
+                                     for g, v in zip(grads, layer.trainable_variables)],
+                                    layer.trainable_variables)
+    changed = [not np.allclose(b, np.array(v)) for b, v in zip(before,
+                                                               layer.trainable_variables)]
+    assert any(changed), case
 
 
 @pytest.mark.filterwarnings(r"ignore:`build\(\)` was called on layer:UserWarning")

@@ -6,10 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from configs import color_upsampler, colorizer, spatial_upsampler
 from coltran_tf.checkpoints.native import load_model_dir, save_model_dir
 from coltran_tf.models import ColorUpsampler, ColTranCore, SpatialUpsampler, build_model
 from coltran_tf.models.losses import bits_per_dim
+from configs import color_upsampler, colorizer, spatial_upsampler
 
 
 def _batch(resolution=64, low=64, seed=0):

@@ -7,9 +7,9 @@ import sys
 import tomllib
 
 import pytest
-from conftest import REPO_ROOT
 
 from coltran_tf import configs
+from conftest import REPO_ROOT
 
 SCRIPTS = ("coltran-colorize", "coltran-train", "coltran-sample", "coltran-app",
            "coltran-convert", "icolorit-colorize", "icolorit-train", "icolorit-evaluate")
@@ -52,9 +52,12 @@ def test_a_wheel_installed_elsewhere_works_from_any_directory(tmp_path):
     wheel_dir, target, work = tmp_path / "wheel", tmp_path / "site", tmp_path / "elsewhere"
     work.mkdir()
     shutil.copy(os.path.join(REPO_ROOT, "data", "camera.png"), work / "photo.png")
+    source = tmp_path / "source"  # setuptools builds in the source tree: not in the checkout
+    shutil.copytree(REPO_ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", "build", "dist", "*.egg-info", "__pycache__", "test-artifacts", "colorized"))
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", wheel_dir,
-                    REPO_ROOT], check=True, capture_output=True)
+                    source], check=True, capture_output=True)
     (wheel,) = os.listdir(wheel_dir)
     subprocess.run([*pip, "install", "--no-deps", "--target", target, wheel_dir / wheel],
                    check=True, capture_output=True)
@@ -63,7 +66,7 @@ def test_a_wheel_installed_elsewhere_works_from_any_directory(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(target), "TF_CPP_MIN_LOG_LEVEL": "3",
            "COLTRAN_TF_HOME": str(tmp_path / "cache")}
     where = subprocess.run([sys.executable, "-c", "import coltran_tf.configs, "
-                            "coltran_tf.data.datasets as d; print(coltran_tf.configs.__file__,"
+                            "coltran_tf.data.sources as d; print(coltran_tf.configs.__file__,"
                             " d.BUNDLED_DIR)"], cwd=work, env=env, capture_output=True,
                            text=True, check=True)
     assert where.stdout.split() == [str(target / "coltran_tf" / "configs" / "__init__.py"),
@@ -75,3 +78,15 @@ def test_a_wheel_installed_elsewhere_works_from_any_directory(tmp_path):
     assert run.returncode == 0, run.stderr
     assert str(target / "coltran_tf" / "demo") in run.stdout
     assert (work / "out" / "fullres" / "photo.png").exists()
+
+
+def test_every_command_explains_its_flags():
+    """`--help` of each console script (quick: commands import TensorFlow only
+    after their flags are parsed)."""
+    for script in SCRIPTS:
+        path = shutil.which(script)
+        assert path, f"{script} is not on PATH: pip install --no-deps -e ."
+        result = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=120)
+        assert result.returncode in (0, 1), (script, result.stderr[-1000:])  # absl: 1
+        own = [line for line in result.stdout.splitlines() if line.startswith("  --")]
+        assert len(own) >= 3, (script, result.stdout[-500:])  # its own flags, explained

@@ -1,15 +1,13 @@
 """The staged sampler's TFRecords: the original's schema, gen<N> order, checks."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from coltran_tf.sampling import records
-from conftest import REPO_ROOT
+from conftest import run_command
 
 
 def _images(count, res=8, seed=0):
@@ -114,15 +112,11 @@ def test_check_gen_dir_finds_missing_duplicate_and_malformed_shards(tmp_path):
     with pytest.raises(records.GenDataError, match="same gen index"):
         records.read_gen_dir(str(tmp_path), resolution=8)
 
-    result = subprocess.run([sys.executable, "tools/check_gen_dir.py", str(tmp_path),
-                             "--resolution=8"], cwd=REPO_ROOT, capture_output=True, text=True,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
+    result = run_command("check_gen_dir", str(tmp_path), "--resolution=8")
     assert result.returncode == 1 and "PROBLEM: missing shards: gen2" in result.stdout
     os.remove(tmp_path / "gen3.tfrecords")
     os.remove(tmp_path / "gen01.tfrecords")
     os.remove(tmp_path / ".gen4.tfrecords.x.tmp")
-    result = subprocess.run([sys.executable, "tools/check_gen_dir.py", str(tmp_path),
-                             "--resolution=8", "--expected_records=4"], cwd=REPO_ROOT,
-                            capture_output=True, text=True,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
+    result = run_command("check_gen_dir", str(tmp_path), "--resolution=8",
+                         "--expected_records=4")
     assert result.returncode == 0 and result.stdout.strip().endswith("OK"), result.stdout

@@ -2,22 +2,23 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from reference_style import write_reference_style_checkpoint
 
 from coltran_tf.checkpoints.convert import convert_reference_checkpoint
-from coltran_tf.fixture_check import verify_fixture_dir
 from coltran_tf.checkpoints.native import load_model_dir
-from coltran_tf.checkpoints.reference import (ReferenceCheckpointMismatch,
-                                              load_reference_checkpoint,
-                                              parse_checkpoint_keys, plan_mapping,
-                                              unescape_key)
+from coltran_tf.checkpoints.reference import (
+    ReferenceCheckpointMismatch,
+    load_reference_checkpoint,
+    parse_checkpoint_keys,
+    plan_mapping,
+    unescape_key,
+)
+from coltran_tf.fixture_check import verify_fixture_dir
 from coltran_tf.models import ColTranCore, build_model
-from conftest import MODEL_NAMES, REPO_ROOT, require_fixtures
-from reference_style import write_reference_style_checkpoint
+from conftest import MODEL_NAMES, require_fixtures, run_command
 
 
 def _layout(variant, name):
@@ -29,10 +30,14 @@ def test_unescape_key():
     assert unescape_key("a.Sb..c.Sd:0") == "a/b.c/d:0"
 
 
-@pytest.mark.parametrize("sampler", ["loop", "cached"])
+@pytest.mark.parametrize("sampler", [pytest.param("loop", marks=pytest.mark.slow), "cached"])
 def test_tiny_fixture_matches_the_original(sampler):
     """Every array of every expected.npz: logits, losses, parallel head, samplers
-    (the colorizer's original algorithm and the cached one, reference mode)."""
+    (the colorizer's original algorithm and the cached one, reference mode).
+
+    The loop sampler's run is slow (-m slow): the default suite checks the cached
+    sampler here and that both samplers agree in reference mode
+    (test_cached_sampler.py)."""
     results = verify_fixture_dir(require_fixtures("tiny"), report=lambda line: None,
                                  sampler=sampler)
     assert len(results) >= 37
@@ -186,21 +191,14 @@ def test_convert_then_load_our_format(tmp_path):
         convert_reference_checkpoint(config, os.path.join(path, "ckpt"), str(tmp_path / "out"))
 
 
-def _run_tool(*args):
-    return subprocess.run([sys.executable, *args], cwd=REPO_ROOT, capture_output=True,
-                          text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-
-
-def test_convert_tool_cli(tmp_path):
+def test_convert_command(tmp_path):
     path = require_fixtures("tiny", "spatial_upsampler")
-    tool = ("-m", "coltran_tf.convert")
-    assert "--checkpoint" in _run_tool(*tool, "--help").stdout
-    ok = _run_tool(*tool, "--config=spatial_upsampler:tiny",
+    ok = run_command("coltran_tf.convert", "--config=spatial_upsampler:tiny",
                    f"--checkpoint={path}/ckpt", f"--output={tmp_path}/ok", "--raw")
     assert ok.returncode == 0, ok.stderr
     assert "raw weights" in ok.stdout and os.path.isfile(tmp_path / "ok" / "model.weights.h5")
-    bad = _run_tool(*tool, "--config=configs/colorizer.py:tiny", f"--checkpoint={path}/ckpt",
-                    f"--output={tmp_path}/bad")
+    bad = run_command("coltran_tf.convert", "--config=configs/colorizer.py:tiny",
+                      f"--checkpoint={path}/ckpt", f"--output={tmp_path}/bad")
     assert bad.returncode == 2
     assert "does not match" in bad.stderr and "nothing was loaded" in bad.stderr
     assert not os.path.exists(tmp_path / "bad")

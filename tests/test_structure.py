@@ -6,6 +6,7 @@ import ast
 import os
 
 import pytest
+
 from conftest import REPO_ROOT
 
 PACKAGE = os.path.join(REPO_ROOT, "coltran_tf")

@@ -12,8 +12,8 @@ summary against the goals for a 2-core CPU (T <= 60 ms, B <= 400 ms).
 import os
 
 import _paths  # noqa: F401
-from _timing import median_ms
 import numpy as np
+from _timing import median_ms
 from absl import app, flags
 
 flags.DEFINE_list("presets", ["T", "S", "B"], "Model presets (T, S, B, T-patch8, T-patch32).")
@@ -40,10 +40,10 @@ def main(argv):
         model = build_icolorit(preset)
         inputs = tf.constant(np.random.default_rng(0).uniform(-0.5, 0.5, (1, 224, 224, 4)),
                              tf.float32)
-        graph_fn = tf.function(lambda x: model(x))
-        xla_fn = tf.function(lambda x: model(x), jit_compile=True)
-        graph = median_ms(lambda: np.asarray(graph_fn(inputs)), f.repeats)
-        xla = (median_ms(lambda: np.asarray(xla_fn(inputs)), f.repeats)
+        graph_fn = tf.function(model)
+        xla_fn = tf.function(model, jit_compile=True)
+        graph = median_ms(lambda f_=graph_fn, x=inputs: np.asarray(f_(x)), f.repeats)
+        xla = (median_ms(lambda f_=xla_fn, x=inputs: np.asarray(f_(x)), f.repeats)
                if f.jit else float("nan"))
         best[preset] = min(graph, xla) if f.jit else graph
         print(f"{preset:<10} {graph:>9.1f} {xla:>8.1f} {PAPER_CPU_MS.get(preset, '-'):>13}",

@@ -61,8 +61,8 @@ def _timed(fn):
 
 
 def _colorizer(variant):
-    from configs import colorizer
     from coltran_tf.models.builder import build_model
+    from configs import colorizer
 
     model = build_model(colorizer.get_config("tiny" if variant == "tiny" else None))
     model(np.zeros((1, 64, 64, 3), np.int32))
@@ -111,8 +111,8 @@ def measure(spec: str) -> dict:
     batch = int(batch)
     rng = np.random.default_rng(0)
     if kind == "spatial":
-        from configs import spatial_upsampler
         from coltran_tf.models.builder import build_model
+        from configs import spatial_upsampler
 
         model = build_model(spatial_upsampler.get_config(None))
         res = model.resolution

@@ -23,10 +23,10 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from configs import color_upsampler, colorizer, spatial_upsampler
 from coltran_tf.data.preprocess import make_example
 from coltran_tf.train import state as state_lib
 from coltran_tf.train import trainer
+from configs import color_upsampler, colorizer, spatial_upsampler
 
 CONFIGS = {"colorizer": colorizer, "color_upsampler": color_upsampler,
            "spatial_upsampler": spatial_upsampler}

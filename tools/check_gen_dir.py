@@ -9,7 +9,6 @@ size, values outside 0..255, missing labels, a total other than expected.
 Exits 1 when there is a problem, 0 otherwise.
 """
 
-import sys
 
 import _paths  # noqa: F401
 from absl import app, flags

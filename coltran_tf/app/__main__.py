@@ -53,12 +53,11 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     from coltran_tf.app.api import App
     from coltran_tf.app.server import AppServer
-    from coltran_tf.icolorit.convert import WeightsError, load_weights
-
     from coltran_tf.app.suggest import load_suggester
     from coltran_tf.checkpoints.loading import StageError
     from coltran_tf.checkpoints.released import fetch_released, is_remote
     from coltran_tf.demo import DemoWeightsMissing, coltran_dir, icolorit_dir
+    from coltran_tf.icolorit.convert import WeightsError, load_weights
     from coltran_tf.utils.download import FetchError
 
     f = flags.FLAGS
@@ -90,7 +89,9 @@ def main(argv):
 
 def run():
     """The `coltran-app` console script."""
-    app.run(main)
+    from coltran_tf.utils import cli
+
+    cli.run(main, __name__)
 
 
 if __name__ == "__main__":

@@ -23,8 +23,13 @@ from http import HTTPStatus
 import numpy as np
 from PIL import Image
 
-from coltran_tf.app.suggest import (MAX_SUGGESTIONS, ColTranSuggester, likely_colors,
-                                    starting_hints, thumbnail)
+from coltran_tf.app.suggest import (
+    MAX_SUGGESTIONS,
+    ColTranSuggester,
+    likely_colors,
+    starting_hints,
+    thumbnail,
+)
 from coltran_tf.data.decode import decode_bytes
 from coltran_tf.data.preprocess import resize_area
 from coltran_tf.icolorit.color import AB_NORM, ab_gamut

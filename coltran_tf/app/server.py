@@ -155,7 +155,7 @@ class _Routes:
                     chunks.append(chunk)
                 if not message.get("more_body", False):
                     break
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise ApiError(HTTPStatus.REQUEST_TIMEOUT, "The request body stopped arriving."
                            ) from None
         if size > limit:

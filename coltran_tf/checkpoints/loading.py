@@ -18,9 +18,11 @@ import os
 import ml_collections
 
 from coltran_tf.checkpoints.native import CONFIG_FILE, is_model_dir, load_model_dir
-from coltran_tf.checkpoints.reference import (ReferenceCheckpointMismatch,
-                                              load_reference_checkpoint,
-                                              resolve_checkpoint_path)
+from coltran_tf.checkpoints.reference import (
+    ReferenceCheckpointMismatch,
+    load_reference_checkpoint,
+    resolve_checkpoint_path,
+)
 from coltran_tf.configs import ConfigError, load_config
 from coltran_tf.models.builder import build_model
 

@@ -146,7 +146,8 @@ def resolve_checkpoint_path(path: str) -> str:
                 prefix = os.path.join(path, indexes[0][: -len(".index")])
         if prefix is None:
             raise FileNotFoundError(
-                f"No checkpoint in directory {path!r} (no 'checkpoint' file naming one, and not exactly one .index file). "
+                f"No checkpoint in directory {path!r} (no 'checkpoint' file naming one, and "
+                "not exactly one .index file). "
                 "Pass the directory that holds 'checkpoint' and 'model-N.index', or a "
                 "prefix such as DIR/model-N.")
         return prefix

@@ -22,7 +22,7 @@ AUTO_BASES = (
     "position_embed", "factorized_attention", "gray_scale_encoder",
     "col_tran_core", "color_upsampler", "spatial_upsampler",
 )
-_AUTO = re.compile(r"^(%s)(?:_(\d+))?$" % "|".join(AUTO_BASES))
+_AUTO = re.compile(rf"^({'|'.join(AUTO_BASES)})(?:_(\d+))?$")
 MODEL_SCOPES = {"coltran_core": "col_tran_core", "color_upsampler": "color_upsampler",
                 "spatial_upsampler": "spatial_upsampler"}
 

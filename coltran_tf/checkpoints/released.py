@@ -20,8 +20,7 @@ import shutil
 import zipfile
 
 from coltran_tf.checkpoints.native import CONFIG_FILE, save_model_dir
-from coltran_tf.checkpoints.reference import (ReferenceCheckpointMismatch,
-                                              load_reference_checkpoint)
+from coltran_tf.checkpoints.reference import ReferenceCheckpointMismatch, load_reference_checkpoint
 from coltran_tf.configs import STAGES, load_config
 from coltran_tf.models.builder import build_model, model_kwargs
 from coltran_tf.utils.download import fetch_cached, is_url

@@ -100,7 +100,7 @@ def expand_config_flag(argv: list[str], flag: str = "config") -> list[str]:
         arg = argv[i]
         prefix = f"--{flag}="
         if arg.startswith(prefix):
-            value, rebuild = arg[len(prefix):], lambda v: [prefix + v]
+            value, rebuild = arg[len(prefix):], lambda v, p=prefix: [p + v]
         elif arg == f"--{flag}" and i + 1 < len(argv):
             value, rebuild = argv[i + 1], lambda v: [f"--{flag}", v]
             i += 1

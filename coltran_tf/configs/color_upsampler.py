@@ -1,4 +1,5 @@
-"""Preset `color_upsampler`: ColTran color upsampler (3-bit -> 8-bit colours at 64x64), paper configuration.
+"""Preset `color_upsampler`: ColTran color upsampler (3-bit -> 8-bit colours at
+64x64), paper configuration.
 
   coltran-train --config=color_upsampler --mode=train --logdir=DIR
 

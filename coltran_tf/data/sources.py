@@ -73,8 +73,11 @@ class SourceSpec:
 def split_index(bucket, spec: SourceSpec):
     """0 (test), 1 (valid) or 2 (train) for a bucket in [0, 100): a Python
     number or a tensor (then an int32 tensor)."""
-    index = (bucket >= spec.test_percent) + (bucket >= spec.test_percent + spec.valid_percent)
-    return tf.cast(index, tf.int32) if isinstance(index, tf.Tensor) else int(index)
+    past_test = bucket >= spec.test_percent
+    past_valid = bucket >= spec.test_percent + spec.valid_percent
+    if isinstance(bucket, tf.Tensor):
+        return tf.cast(past_test, tf.int32) + tf.cast(past_valid, tf.int32)
+    return int(past_test) + int(past_valid)
 
 
 SPLIT_ORDER = ("test", "valid", "train")  # what split_index counts

@@ -15,6 +15,7 @@ def relative_position_index(grid: int) -> np.ndarray:
     return (d_row * (2 * grid - 1) + d_col).astype(np.int32)
 
 
+@keras.saving.register_keras_serializable(package="coltran_tf.icolorit")
 class TruncatedAtOneStd(keras.initializers.Initializer):
     """Normal(0, stddev) truncated at +-stddev (the official RPB init;
     Keras' TruncatedNormal cuts at 2 stddev)."""
@@ -38,6 +39,7 @@ class TruncatedAtOneStd(keras.initializers.Initializer):
         return {"stddev": self.stddev, "seed": self.seed}
 
 
+@keras.saving.register_keras_serializable(package="coltran_tf.icolorit")
 class RelativeAttention(keras.layers.Layer):
     """(B, N, d) -> (B, N, d) over tokens of a grid x grid patch grid.
 

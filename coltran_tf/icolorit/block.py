@@ -8,6 +8,7 @@ from coltran_tf.icolorit.attention import RelativeAttention
 LAYER_NORM_EPS = 1e-6
 
 
+@keras.saving.register_keras_serializable(package="coltran_tf.icolorit")
 class TransformerBlock(keras.layers.Layer):
     """(B, N, d) -> (B, N, d); MLP d -> mlp_ratio*d (exact GELU) -> d."""
 

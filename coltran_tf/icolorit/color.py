@@ -29,7 +29,8 @@ def rgb_to_lab(rgb):
 
 
 def lab_to_rgb(lab):
-    """(..., 3) Lab -> (..., 3) RGB; negatives clamped to 0, no upper clip (as the official code)."""
+    """(..., 3) Lab -> (..., 3) RGB; negatives clamped to 0, no upper clip (as the
+    official code)."""
     lab = ops.cast(lab, "float32")
     fy = (lab[..., 0] + 16.0) / 116.0
     fx = lab[..., 1] / 500.0 + fy

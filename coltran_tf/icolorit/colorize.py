@@ -58,7 +58,9 @@ def main(argv):
 
 def run():
     """The `icolorit-colorize` console script."""
-    app.run(main)
+    from coltran_tf.utils import cli
+
+    cli.run(main, __name__)
 
 
 if __name__ == "__main__":

@@ -37,8 +37,12 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     from coltran_tf.data.sources import DataError, list_image_files
     from coltran_tf.icolorit.convert import WeightsError, load_weights
-    from coltran_tf.icolorit.evaluation import (EvaluationError, evaluate_folder, image_dir,
-                                                write_results)
+    from coltran_tf.icolorit.evaluation import (
+        EvaluationError,
+        evaluate_folder,
+        image_dir,
+        write_results,
+    )
     from coltran_tf.icolorit.hints import make_hint_files
     from coltran_tf.icolorit.lpips import LPIPS
 
@@ -70,7 +74,9 @@ def main(argv):
 
 def run():
     """The `icolorit-evaluate` console script."""
-    app.run(main)
+    from coltran_tf.utils import cli
+
+    cli.run(main, __name__)
 
 
 if __name__ == "__main__":

@@ -12,15 +12,15 @@ import os
 import numpy as np
 from PIL import Image
 
-from coltran_tf.data.sources import list_image_files
 from coltran_tf.data.decode import read_image
+from coltran_tf.data.sources import list_image_files
 from coltran_tf.icolorit.color import AB_NORM, lab_to_uint8, normalize_lab, rgb_to_lab
 from coltran_tf.icolorit.hints import EVAL_HINT_COUNTS, read_hint_file
 from coltran_tf.icolorit.inference import forward
 from coltran_tf.icolorit.metrics import METRICS
 from coltran_tf.icolorit.model import IMAGE_SIZE, network_input
-from coltran_tf.utils.images import save_png
 from coltran_tf.utils.files import write_json
+from coltran_tf.utils.images import save_png
 
 
 class EvaluationError(ValueError):

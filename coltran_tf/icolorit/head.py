@@ -13,6 +13,7 @@ def pixel_shuffle(tokens, grid: int, patch: int):
     return ops.reshape(x, (batch, grid * patch, grid * patch, 2))
 
 
+@keras.saving.register_keras_serializable(package="coltran_tf.icolorit")
 class LocalStabilizingHead(keras.layers.Layer):
     """(B, N, d) tokens -> (B, N, 2P²) in (-1, 1) (token form, as the official model)."""
 

@@ -44,6 +44,7 @@ def _torch_default_uniform(fan_in: int):
     return keras.initializers.RandomUniform(-limit, limit)
 
 
+@keras.saving.register_keras_serializable(package="coltran_tf.icolorit")
 class IColoriT(keras.Model):
     """(B, 224, 224, 4) [L_n, a_hint, b_hint, hint_mask] -> (B, 224, 224, 2) ab / 110.
 

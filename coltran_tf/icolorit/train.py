@@ -46,8 +46,9 @@ def run():
     import sys
 
     from coltran_tf.configs import expand_config_flag
+    from coltran_tf.utils import cli
 
-    app.run(main, argv=expand_config_flag(sys.argv))
+    cli.run(main, __name__, expand_config_flag(sys.argv))
 
 
 if __name__ == "__main__":

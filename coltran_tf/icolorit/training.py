@@ -14,8 +14,8 @@ from coltran_tf.data import decode
 from coltran_tf.icolorit import convert
 from coltran_tf.icolorit.data import get_dataset
 from coltran_tf.icolorit.model import build_icolorit, network_input
-from coltran_tf.utils.progress import GracefulStop, Rate, format_duration
 from coltran_tf.utils.files import write_json
+from coltran_tf.utils.progress import GracefulStop, Rate, format_duration
 
 
 def huber_loss(predicted_ab, target_ab, delta: float = 0.01):

@@ -15,5 +15,6 @@ from coltran_tf.layers.symbol_embedding import SymbolEmbedding
 __all__ = [
     "AxialAttention", "AxialEncoder", "AxialEncoderLayer", "ConditionalLayerNorm",
     "DecoderAttentionBlock", "DecoderMLPBlock", "ConditionalFeedForward", "FeedForward",
-    "InnerDecoder", "LayerNorm", "OuterDecoder", "PositionEmbedding", "PostLNResidual", "SymbolEmbedding",
+    "InnerDecoder", "LayerNorm", "OuterDecoder", "PositionEmbedding", "PostLNResidual",
+    "SymbolEmbedding",
 ]

@@ -5,8 +5,7 @@ import keras
 from keras import ops
 
 from coltran_tf.layers import decoding
-from coltran_tf.layers.decoder_blocks import (AxialDecoder, DecoderAttentionBlock,
-                                               DecoderMLPBlock)
+from coltran_tf.layers.decoder_blocks import AxialDecoder, DecoderAttentionBlock, DecoderMLPBlock
 
 
 def shift_right(x):

@@ -3,8 +3,7 @@
 import keras
 from keras import ops
 
-from coltran_tf.layers.decoder_blocks import (AxialDecoder, DecoderAttentionBlock,
-                                               DecoderMLPBlock)
+from coltran_tf.layers.decoder_blocks import AxialDecoder, DecoderAttentionBlock, DecoderMLPBlock
 
 
 def shift_down(x):

@@ -34,7 +34,7 @@ from keras import ops
 from coltran_tf.layers.decoding import at
 from coltran_tf.sampling import symbols
 from coltran_tf.sampling.colorizer_sampler import sample_colorizer_loop
-from coltran_tf.sampling.options import NORM_CONTEXTS, SamplerOptions
+from coltran_tf.sampling.options import DEFAULTS, NORM_CONTEXTS, SamplerOptions
 from coltran_tf.utils import image_ops
 
 
@@ -187,7 +187,7 @@ def sample_colorizer_cached(model, gray, mode: str = "sample", norm_context: str
 
 
 def sample_colorizer(model, gray, mode: str = "sample", seeds=None,
-                     options: SamplerOptions = SamplerOptions()) -> dict:
+                     options: SamplerOptions = DEFAULTS) -> dict:
     """Coarse colours of grayscale images: the entry point to the colorizer's samplers.
 
     Args:

@@ -1,7 +1,8 @@
 """The original colorizer sampling algorithm, as one compiled loop.
 
-It follows the original implementation of Kumar et al. (2021): the encoder once; for every row, the inner
-decoder over the whole row once per pixel; after every row, the outer decoder
+It follows the original implementation of Kumar et al. (2021): the encoder
+once; for every row, the inner decoder over the whole row once per pixel; after
+every row, the outer decoder
 over the whole image. The loop is one compiled `tf.function` (no per-pixel
 Python dispatch), but its work is that of the original, about W times the
 necessary inner-decoder work and H times the outer-decoder work. It is the

@@ -15,13 +15,13 @@ import weakref
 import tensorflow as tf
 from absl import logging
 
+from coltran_tf.checkpoints.loading import load_weights
 from coltran_tf.checkpoints.native import is_model_dir
 from coltran_tf.checkpoints.reference import resolve_checkpoint_path
 from coltran_tf.data import datasets, decode
 from coltran_tf.models.builder import build_model
-from coltran_tf.utils.progress import format_duration
-from coltran_tf.checkpoints.loading import load_weights
 from coltran_tf.train.trainer import loss_names
+from coltran_tf.utils.progress import format_duration
 
 RESULTS_FILE = "results.jsonl"
 

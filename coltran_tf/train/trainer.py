@@ -24,9 +24,9 @@ from absl import logging
 from coltran_tf.checkpoints.native import CONFIG_FILE, config_to_dict
 from coltran_tf.data import datasets, decode
 from coltran_tf.train import state as state_lib
-from coltran_tf.utils.progress import GracefulStop, Rate, format_duration
 from coltran_tf.utils.distribute import is_chief, task_id
 from coltran_tf.utils.files import write_json
+from coltran_tf.utils.progress import GracefulStop, Rate, format_duration
 
 
 def loss_names(model) -> list[str]:

@@ -87,6 +87,7 @@ def run_command(module_name: str, *args: str) -> CommandResult:
     from absl import app, flags
 
     from coltran_tf.configs import expand_config_flag
+    from coltran_tf.utils.cli import parse_flags
 
     values = flags.FLAGS
     for name in list(values):
@@ -103,7 +104,7 @@ def run_command(module_name: str, *args: str) -> CommandResult:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             sys.argv = argv  # ml_collections finds --config.KEY overrides there
-            code = module.main(values(argv))
+            code = module.main(parse_flags(argv))
         except flags.Error as error:
             print(f"FATAL Flags parsing error: {error}", file=sys.stderr)
             code = 1

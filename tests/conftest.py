@@ -1,6 +1,9 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two workers share the two cores: one op thread each instead of two apiece.
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 import contextlib  # noqa: E402
 import dataclasses  # noqa: E402

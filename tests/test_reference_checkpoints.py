@@ -150,9 +150,9 @@ def test_original_style_checkpoints_of_other_variants_round_trip(tmp_path, varia
     source(rgb)
     prefix = write_reference_style_checkpoint(source, str(tmp_path / "model-1"), offset=7,
                                               gap=3, optimizer=optimizer)
+    target = _tiny_core(**VARIANTS[variant])
+    target(rgb)
     for use_ema in (False, True):
-        target = _tiny_core(**VARIANTS[variant])
-        target(rgb)
         load_reference_checkpoint(target, prefix, use_ema=use_ema)
         for theirs, ours in zip(source.weights, target.weights):
             shift = 0.5 if use_ema and theirs.trainable else 0.0

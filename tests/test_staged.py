@@ -203,7 +203,7 @@ def test_cached_sampler_by_default_loop_on_request_and_uncertainty_maps(workdir,
 
     runs = {}
     for sampler in ("cached", "loop"):
-        config = _config(colorizer, sampler, num_outputs=2)
+        config = _config(colorizer, sampler, num_outputs=1, batch_size=1)
         config.sample.norm_context = "reference"
         config.sample.sampler = sampler
         config.sample.save_uncertainty = True
@@ -211,7 +211,7 @@ def test_cached_sampler_by_default_loop_on_request_and_uncertainty_maps(workdir,
                          report=lambda line: None)
         runs[sampler] = _read(tmp_path / sampler, 64)
         maps = sorted(os.listdir(tmp_path / sampler / staged.UNCERTAINTY_DIR))
-        assert maps == ["00000_label0.png", "00001_label0.png"]
+        assert maps == ["00000_label0.png"]
         assert Image.open(tmp_path / sampler / staged.UNCERTAINTY_DIR / maps[0]).size == (64, 64)
     for (a, _), (b, _) in zip(runs["cached"], runs["loop"]):
         np.testing.assert_array_equal(a, b)

@@ -130,15 +130,15 @@ def measure(spec: str) -> dict:
         seconds = median_ms(lambda: sample_colorizer_cached(model, gray, mode="sample", seeds=0),
                             repeats=flags.FLAGS.repeats, warmups=1) / 1000
         return {"seconds": seconds, "peak_gb": _peak_memory_gb()}
-    from coltran_tf.sampling.colorizer_sampler import sample_colorizer
+    from coltran_tf.sampling.colorizer_sampler import sample_colorizer_loop
 
     rows = flags.FLAGS.loop_rows
     if kind == "eager":  # every tf.function below runs op by op from Python
         tf.config.run_functions_eagerly(True)
     encode = tf.function(lambda g: model.encode(g))
     encoder = _timed(lambda: encode(tf.constant(gray)).numpy())
-    partial = _timed(lambda: sample_colorizer(model, gray, mode="sample", seed=0,
-                                              num_rows=rows))
+    partial = _timed(lambda: sample_colorizer_loop(model, gray, mode="sample", seed=0,
+                                                   num_rows=rows))
     seconds = encoder + (partial - encoder) * model.resolution / rows
     return {"seconds": seconds, "timed_rows": rows, "peak_gb": _peak_memory_gb()}
 

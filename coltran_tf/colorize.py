@@ -34,6 +34,7 @@ from absl import app, flags, logging
 
 from coltran_tf.configs import STAGES
 from coltran_tf.sampling.options import HELP, NORM_CONTEXTS, SAMPLERS, SamplerOptions
+from coltran_tf.utils import precision
 
 flags.DEFINE_string("img_dir", None, "Folder of photos (searched recursively).")
 flags.DEFINE_string("store_dir", None, "Where the results go (created if needed).")
@@ -64,6 +65,7 @@ flags.DEFINE_enum("norm_context", _OPTIONS.norm_context, list(NORM_CONTEXTS),
 flags.DEFINE_float("temperature", _OPTIONS.temperature, HELP["temperature"])
 flags.DEFINE_integer("top_k", _OPTIONS.top_k, HELP["top_k"])
 flags.DEFINE_float("top_p", _OPTIONS.top_p, HELP["top_p"])
+flags.DEFINE_enum("precision", "float32", list(precision.CHOICES), precision.HELP)
 flags.DEFINE_bool("overwrite", False, "Recompute results that exist instead of resuming.")
 flags.DEFINE_integer("sheet_rows", 32, "Images on contact_sheet.png (0 for none).")
 
@@ -112,8 +114,9 @@ def main(argv):
                 values["checkpoints"], {s: values[f"{s}_config"] for s in STAGES}, report)
         models, sources = {}, {}
         for stage, path in _stage_paths(values).items():
-            models[stage], _, sources[stage] = load_model(path, values[f"{stage}_config"],
-                                                          stage, report)
+            models[stage], _, sources[stage] = load_model(
+                path, values[f"{stage}_config"], stage, report,
+                precision=precision.resolve(values["precision"]))
         options = SamplerOptions.from_mapping(values)
         pipeline = Pipeline(**models, options=options, sources=sources)
         summary = colorize_folder(

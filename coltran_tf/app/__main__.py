@@ -28,6 +28,8 @@ import sys
 
 from absl import app, flags
 
+from coltran_tf.utils import precision
+
 flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (127.0.0.1: this machine only).")
 flags.DEFINE_integer("port", 0, "Port (0: a free one, printed).")
 flags.DEFINE_string("icolorit_weights", None, "iColoriT weights (.npz/.pth, a URL of one, "
@@ -35,6 +37,8 @@ flags.DEFINE_string("icolorit_weights", None, "iColoriT weights (.npz/.pth, a UR
 flags.DEFINE_string("coltran_dir", None, "ColTran stages for suggestions: 'released' (or a "
                     "zip URL), or a directory with colorizer/ and optionally "
                     "color_upsampler/ (default with the demo iColoriT: the demo stages).")
+flags.DEFINE_enum("precision", "float32", list(precision.CHOICES), "iColoriT and the ColTran "
+                  "suggestions: " + precision.HELP)
 flags.DEFINE_bool("coltran", True, "Offer ColTran's suggestions (--nocoltran: none).")
 flags.DEFINE_integer("max_upload_mb", 25, "Largest accepted request body (an upload).")
 flags.DEFINE_integer("max_megapixels", 40, "Largest accepted image.")
@@ -67,10 +71,11 @@ def main(argv):
             weights = icolorit_dir()
             suggestions = suggestions or (coltran_dir() if f.coltran else None)
             print("Using the bundled demo weights (trained briefly on data/; see README).")
-        model = load_weights(weights)
+        model = load_weights(weights, precision=precision.resolve(f.precision))
         if f.coltran and is_remote(suggestions):
             suggestions = fetch_released(suggestions)
-        coltran = load_suggester(suggestions) if suggestions and f.coltran else None
+        coltran = (load_suggester(suggestions, precision.resolve(f.precision))
+                   if suggestions and f.coltran else None)
     except (WeightsError, StageError, DemoWeightsMissing, FetchError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2

@@ -75,7 +75,7 @@ class ColTranSuggester:
                            seed=seed)
 
 
-def load_suggester(coltran_dir: str) -> ColTranSuggester:
+def load_suggester(coltran_dir: str, precision: str | None = None) -> ColTranSuggester:
     """A suggester from a directory holding colorizer/ and (optionally)
     color_upsampler/: released checkpoints, training logdirs or model
     directories, as `colorize --checkpoints` takes them."""
@@ -89,9 +89,9 @@ def load_suggester(coltran_dir: str) -> ColTranSuggester:
     if not os.path.exists(colorizer_path):
         raise StageError(f"--coltran_dir={coltran_dir!r} has no colorizer/; the suggestions "
                          "need at least the colorizer stage there.")
-    colorizer = load_model(colorizer_path, stage="colorizer")[0]
+    colorizer = load_model(colorizer_path, stage="colorizer", precision=precision)[0]
     upsampler_path = os.path.join(coltran_dir, "color_upsampler")
-    upsampler = (load_model(upsampler_path, stage="color_upsampler")[0]
+    upsampler = (load_model(upsampler_path, stage="color_upsampler", precision=precision)[0]
                  if os.path.exists(upsampler_path) else None)
     return ColTranSuggester(colorizer, upsampler, name=coltran_dir)
 

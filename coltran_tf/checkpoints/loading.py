@@ -25,6 +25,7 @@ from coltran_tf.checkpoints.reference import (
 )
 from coltran_tf.configs import ConfigError, load_config
 from coltran_tf.models.builder import build_model
+from coltran_tf.utils.precision import model_precision as precision_of
 
 # stage name (flag, release folder and preset) -> model name
 STAGES = {
@@ -82,9 +83,10 @@ def restore_ema(model, prefix: str) -> None:
 
 def load_weights(model, path: str) -> tuple:
     """(model, description) with `path`'s weights (EMA where there are some) in
-    a model built from its config; a model directory gives its own model."""
+    a model built from its config; a model directory gives its own model (in
+    `model`'s precision)."""
     if is_model_dir(path):
-        loaded, _ = load_model_dir(path)
+        loaded, _ = load_model_dir(path, precision_of(model))
         return loaded, f"model directory {path}"
     prefix = resolve_checkpoint_path(path)
     if is_training_checkpoint(prefix):
@@ -94,7 +96,8 @@ def load_weights(model, path: str) -> tuple:
     return model, f"original ColTran checkpoint {prefix} (EMA)"
 
 
-def load_model(path: str, config=None, stage: str | None = None, report=print) -> tuple:
+def load_model(path: str, config=None, stage: str | None = None, report=print,
+               precision: str | None = None) -> tuple:
     """(model, config, description) of whatever `path` is (module docstring).
 
     Args:
@@ -106,6 +109,8 @@ def load_model(path: str, config=None, stage: str | None = None, report=print) -
       stage: "colorizer", "color_upsampler" or "spatial_upsampler": the model
         must be of that stage; errors name its flag (--STAGE=PATH).
       report: progress lines of a download go here.
+      precision: "float32", "bfloat16" or "auto" overrides the config's
+        `precision` (the returned config holds the one used).
 
     Raises:
       StageError naming the path, what it should be and the fix; FetchError
@@ -124,7 +129,7 @@ def load_model(path: str, config=None, stage: str | None = None, report=print) -
                          f"directory (the release's {stage or 'colorizer'}/).")
     try:
         if is_model_dir(path):
-            model, config = load_model_dir(path)
+            model, config = load_model_dir(path, precision)
             description = (f"{remote} (converted, cached in {path})" if remote
                            else f"model directory {path}")
         else:
@@ -133,6 +138,9 @@ def load_model(path: str, config=None, stage: str | None = None, report=print) -
                     config = ml_collections.ConfigDict(json.load(f))
             elif config is None or spec is not None:
                 config = load_config(spec or stage or "colorizer", stage)
+            if precision:
+                config = ml_collections.ConfigDict(config.to_dict())
+                config.precision = precision
             model, description = load_weights(build_model(config), path)
     except (ReferenceCheckpointMismatch, CheckpointMismatch) as error:
         hint = (f"pass its config with --{stage}_config=FILE[:variant] or a preset (tiny, "

@@ -58,8 +58,9 @@ def is_model_dir(directory: str) -> bool:
                for name in (CONFIG_FILE, WEIGHTS_FILE))
 
 
-def load_model_dir(directory: str):
-    """(model, config) from a directory written by `save_model_dir`."""
+def load_model_dir(directory: str, precision: str | None = None):
+    """(model, config) from a directory written by `save_model_dir`, in the
+    saved config's precision or `precision` (then also set in the config)."""
     if not is_model_dir(directory):
         raise FileNotFoundError(
             f"{directory!r} is not a coltran_tf model directory (expected {CONFIG_FILE} and "
@@ -67,6 +68,8 @@ def load_model_dir(directory: str):
             "coltran-convert (python -m coltran_tf.convert) first.")
     with open(os.path.join(directory, CONFIG_FILE)) as f:
         config = ml_collections.ConfigDict(json.load(f))
+    if precision:
+        config.precision = precision
     model = build_model(config)
     model.load_weights(os.path.join(directory, WEIGHTS_FILE))
     return model, config

@@ -29,7 +29,7 @@ def training_defaults(batch_size: int, max_train_steps: int, tiny: bool = False,
 
     The original's keys keep their names; ours are `random_channel` (set by
     the upsamplers), `seed`, `data.*` (where images come from and how they are split),
-    `checkpoints_to_keep` and `jit_compile`.
+    `checkpoints_to_keep`, `jit_compile` and `precision`.
     """
     config = ml_collections.ConfigDict()
     # imagenet | folder | tfrecord | bundled (the photographs in data/).
@@ -59,6 +59,8 @@ def training_defaults(batch_size: int, max_train_steps: int, tiny: bool = False,
     config.optimizer = ml_collections.ConfigDict({"type": "rmsprop", "learning_rate": 3e-4})
     config.checkpoints_to_keep = 10
     config.jit_compile = False  # XLA for the per-replica train step (see benchmark_train)
+    # float32 | bfloat16 (mixed: float32 variables, bfloat16 compute) | auto.
+    config.precision = "float32"
     if tiny:
         config.save_checkpoint_secs = 60
         config.eval_num_examples = 12

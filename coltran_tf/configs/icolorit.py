@@ -54,6 +54,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.steps_per_log = 5 if tiny else 100
     config.save_checkpoint_steps = 10 if tiny else 5000
     config.checkpoints_to_keep = 3
+    # float32 | bfloat16 (mixed: float32 variables, optimizer and loss) | auto.
+    config.precision = "float32"
     if "demo" in variants:  # the bundled demo weights: a CPU, the colour photos of data/
         if tiny:
             raise ValueError("Pick one of the 'tiny' and 'demo' variants.")

@@ -79,7 +79,9 @@ class RelativeAttention(keras.layers.Layer):
         qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))  # (3, B, h, N, e)
         q, k, v = qkv[0] * self.head_dim**-0.5, qkv[1], qkv[2]
         logits = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) + self.position_bias()
-        attended = ops.matmul(ops.softmax(logits, axis=-1), v)  # (B, h, N, e)
+        # The softmax in float32 whatever the compute dtype, as in ColTran's attention.
+        weights = ops.softmax(ops.cast(logits, "float32"), axis=-1)
+        attended = ops.matmul(ops.cast(weights, v.dtype), v)  # (B, h, N, e)
         attended = ops.reshape(ops.transpose(attended, (0, 2, 1, 3)),
                                (batch, tokens, self.hidden_size))
         return self.proj(attended)

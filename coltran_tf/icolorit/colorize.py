@@ -19,11 +19,14 @@ import sys
 
 from absl import app, flags
 
+from coltran_tf.utils import precision
+
 flags.DEFINE_string("image", None, "The photo (any size; colour photos are recolorized).")
 flags.DEFINE_string("hints", None, "JSON file of hints; omit for automatic colorization.")
 flags.DEFINE_string("weights", None, "iColoriT weights: .npz / .pth state_dict, a URL of "
                     "one, or our model dir.")
 flags.DEFINE_string("output", None, "Where to write the PNG (default: <image>_icolorit.png).")
+flags.DEFINE_enum("precision", "float32", list(precision.CHOICES), precision.HELP)
 
 
 def main(argv):
@@ -46,7 +49,7 @@ def main(argv):
         return 2
     try:
         hints = read_hints(flags_.hints) if flags_.hints else []
-        model = load_weights(flags_.weights)
+        model = load_weights(flags_.weights, precision=flags_.precision)
         result = colorize(model, rgb, hints)
     except (HintError, WeightsError) as error:
         print(f"Error: {error}", file=sys.stderr)

@@ -16,6 +16,7 @@ import numpy as np
 from coltran_tf.icolorit.model import IColoriT, build_icolorit
 from coltran_tf.utils.download import FetchError, fetch_cached, is_url
 from coltran_tf.utils.files import write_json
+from coltran_tf.utils.precision import model_precision
 
 CACHE_KIND = "icolorit"
 
@@ -96,9 +97,9 @@ def load_state_dict(model: IColoriT, state_dict) -> IColoriT:
     return model
 
 
-def model_from_state_dict(state_dict) -> IColoriT:
+def model_from_state_dict(state_dict, precision: str = "float32") -> IColoriT:
     """A model of the state_dict's own architecture with its weights."""
-    return load_state_dict(build_icolorit(architecture(state_dict)), state_dict)
+    return load_state_dict(build_icolorit(architecture(state_dict), precision), state_dict)
 
 
 def load_pth(path: str) -> dict:
@@ -128,15 +129,17 @@ def read_state_dict(path: str) -> dict:
         raise WeightsError(f"{path} is not a readable .npz state_dict ({error}).") from None
 
 
-def load_weights(path: str, report=print) -> IColoriT:
+def load_weights(path: str, report=print, precision: str | None = None) -> IColoriT:
     """Any iColoriT weights: official .npz/.pth state_dicts, our own saved model
     directory (config.json + model.weights.h5), or a URL of a state_dict file
-    (fetched and converted once into the cache; see fetch_weights)."""
+    (fetched and converted once into the cache; see fetch_weights). `precision`
+    (float32, bfloat16, auto) overrides a saved model's own (float32 for
+    state_dicts)."""
     if is_url(path):
-        return load_saved(fetch_weights(path, report))
+        return load_saved(fetch_weights(path, report), precision)
     if os.path.isdir(path):
-        return load_saved(path)
-    return model_from_state_dict(read_state_dict(path))
+        return load_saved(path, precision)
+    return model_from_state_dict(read_state_dict(path), precision or "float32")
 
 
 def _state_dict_kind(path: str, url: str) -> str:
@@ -174,11 +177,13 @@ def fetch_weights(url: str, report=print) -> str:
 
 
 def save(model: IColoriT, directory: str) -> None:
-    """Our format: config.json (constructor arguments) + model.weights.h5."""
+    """Our format: config.json (constructor arguments and the precision the
+    model computes in) + model.weights.h5 (float32 in either precision)."""
     os.makedirs(directory, exist_ok=True)
     config = {k: v for k, v in model.get_config().items()
               if k in ("patch_size", "hidden_size", "depth", "num_heads", "mlp_ratio",
                        "image_size")}
+    config["precision"] = model_precision(model)
     model.save_weights(os.path.join(directory, "model.weights.h5"))
     write_json(os.path.join(directory, "config.json"), config)
 
@@ -198,7 +203,7 @@ def save_compact(model: IColoriT, directory: str) -> None:
     os.replace(staging, os.path.join(directory, COMPACT_WEIGHTS))
 
 
-def load_saved(directory: str) -> IColoriT:
+def load_saved(directory: str, precision: str | None = None) -> IColoriT:
     config_path = os.path.join(directory, "config.json")
     weights_path = os.path.join(directory, "model.weights.h5")
     compact_path = os.path.join(directory, COMPACT_WEIGHTS)
@@ -208,7 +213,9 @@ def load_saved(directory: str) -> IColoriT:
                            "model.weights.h5 or .npz, as written by training or "
                            "icolorit.convert).")
     with open(config_path) as f:
-        model = build_icolorit(json.load(f))
+        config = json.load(f)
+    saved_precision = config.pop("precision", "float32")
+    model = build_icolorit(config, precision or saved_precision)
     if os.path.exists(weights_path):
         model.load_weights(weights_path)
         return model

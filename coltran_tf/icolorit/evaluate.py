@@ -18,6 +18,8 @@ import sys
 
 from absl import app, flags
 
+from coltran_tf.utils import precision
+
 flags.DEFINE_string("weights", None, "iColoriT weights (.npz/.pth state_dict, a URL of one, "
                     "or our model dir).")
 flags.DEFINE_list("data_dirs", None, "Folders of photos (each: imgs/ or images directly).")
@@ -28,6 +30,7 @@ flags.DEFINE_string("store_dir", "icolorit_eval", "Results (and predictions) go 
 flags.DEFINE_bool("make_hints", False, "Write missing hint files (seed 1234) first.")
 flags.DEFINE_bool("save_predictions", False, "Also save every prediction as PNG.")
 flags.DEFINE_integer("batch_size", 16, "Images per forward pass.")
+flags.DEFINE_enum("precision", "float32", list(precision.CHOICES), precision.HELP)
 flags.DEFINE_string("lpips_weights", None, "Adds LPIPS: an .npz of lpips.LPIPS(net='vgg')"
                     ".state_dict() (see coltran_tf/icolorit/lpips.py).")
 
@@ -53,7 +56,7 @@ def main(argv):
         return 2
     counts = [int(c) for c in f.counts]
     try:
-        model = load_weights(f.weights)
+        model = load_weights(f.weights, precision=f.precision)
         lpips = LPIPS.from_file(f.lpips_weights) if f.lpips_weights else None
         for data_dir in f.data_dirs:
             name = os.path.basename(os.path.normpath(data_dir))

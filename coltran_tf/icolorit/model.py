@@ -8,6 +8,7 @@ from keras import ops
 
 from coltran_tf.icolorit.block import LAYER_NORM_EPS, TransformerBlock
 from coltran_tf.icolorit.head import LocalStabilizingHead, pixel_shuffle
+from coltran_tf.utils.precision import policy_scope
 
 IMAGE_SIZE = 224
 HINT_SIZE = 2  # hints are 2x2 cells on the even grid: 112 x 112 cells
@@ -90,13 +91,15 @@ class IColoriT(keras.Model):
         """(B, 224, 224, 4) -> (B, N, 2P²) in (-1, 1)."""
         x = self.patch_embed(ops.cast(inputs, "float32"))
         x = ops.reshape(x, (ops.shape(x)[0], self.grid**2, self.hidden_size))
-        x = x + ops.convert_to_tensor(self._positions)
+        x = x + ops.cast(self._positions, x.dtype)
         for block in self.blocks:
             x = block(x, training=training)
         return self.head(self.norm(x))
 
     def call(self, inputs, training=False):
-        return pixel_shuffle(self.tokens(inputs, training=training), self.grid, self.patch_size)
+        """(B, 224, 224, 4) -> (B, 224, 224, 2) float32 ab (in bfloat16 too)."""
+        tokens = ops.cast(self.tokens(inputs, training=training), "float32")
+        return pixel_shuffle(tokens, self.grid, self.patch_size)
 
     def get_config(self):
         return {**super().get_config(), "patch_size": self.patch_size,
@@ -105,17 +108,20 @@ class IColoriT(keras.Model):
                 "image_size": self.image_size, "drop_path": self.drop_path}
 
 
-def build_icolorit(preset: str | dict = "T", **overrides) -> IColoriT:
+def build_icolorit(preset: str | dict = "T", precision: str = "float32",
+                   **overrides) -> IColoriT:
     """A built IColoriT from a preset name (PRESETS or an official registered name)
-    or a dict of constructor arguments."""
+    or a dict of constructor arguments, computing in `precision` ("float32",
+    "bfloat16": mixed, float32 variables; or "auto")."""
     if isinstance(preset, str):
         name = OFFICIAL_NAMES.get(preset, preset)
         if name not in PRESETS:
             raise ValueError(f"Unknown iColoriT preset {preset!r}; choose one of "
                              f"{sorted(PRESETS)} (or {sorted(OFFICIAL_NAMES)}).")
         preset = PRESETS[name]
-    model = IColoriT(**{**preset, **overrides}, name="icolorit")
-    model.build()
+    with policy_scope(precision):
+        model = IColoriT(**{**preset, **overrides}, name="icolorit")
+        model.build()
     return model
 
 

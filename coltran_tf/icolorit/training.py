@@ -90,7 +90,8 @@ def train(config, logdir: str, strategy: tf.distribute.Strategy | None = None) -
     os.makedirs(logdir, exist_ok=True)
     keras.utils.set_random_seed(int(config.seed))
     with strategy.scope():
-        model = build_icolorit(config.model.preset, drop_path=float(config.model.drop_path))
+        model = build_icolorit(config.model.preset, config.get("precision", "float32"),
+                               drop_path=float(config.model.drop_path))
         optimizer = build_optimizer(config, model)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
     manager = tf.train.CheckpointManager(checkpoint, logdir, int(config.checkpoints_to_keep))

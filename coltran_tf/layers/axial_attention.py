@@ -167,8 +167,7 @@ class AxialAttention(keras.layers.Layer):
         # Unmasked logits get exactly the original's logits + bias; masked ones
         # vanish in the softmax either way.
         logits = logits + self.position_bias(q.shape[-3], k.shape[-3], query_offset)
-        weights = ops.softmax(logits, axis=-1)
-        return ops.einsum("...hqk,...khe->...qhe", weights, v)
+        return ops.einsum("...hqk,...khe->...qhe", softmax(logits, v.dtype), v)
 
     def call(self, inputs, context=None, cache=None, cache_update_index=None,
              in_place=True, training=False):
@@ -188,12 +187,13 @@ class AxialAttention(keras.layers.Layer):
 
     def empty_cache(self, batch, lines=None):
         """Zero (keys, values) for decoding position by position, each
-        (B, [lines,] heads, L, depth): `lines` parallel sequences (the columns
-        of a row for column attention), or one per batch entry (pixel steps)."""
+        (B, [lines,] heads, L, depth) in the compute dtype: `lines` parallel
+        sequences (the columns of a row for column attention), or one per batch
+        entry (pixel steps)."""
         shape = (batch, self.num_heads, self.length, self.depth)
         if lines is not None:
             shape = (batch, lines) + shape[1:]
-        return ops.zeros(shape), ops.zeros(shape)
+        return ops.zeros(shape, self.compute_dtype), ops.zeros(shape, self.compute_dtype)
 
     def _decode_position(self, inputs, context, cache, index, in_place):
         if self.mask != "future":
@@ -204,7 +204,7 @@ class AxialAttention(keras.layers.Layer):
         values = decoding.write(values, v[:, :, 0], index, 3, in_place)
         bias = self.position_bias(1, self.length, index)[:, 0]  # (h, L)
         logits = ops.matmul(ops.swapaxes(q, 2, 3), ops.swapaxes(keys, -1, -2))
-        weights = ops.softmax(logits + bias[:, None], axis=-1)  # (B, lines, h, 1, L)
+        weights = softmax(logits + bias[:, None], values.dtype)  # (B, lines, h, 1, L)
         attended = ops.swapaxes(ops.matmul(weights, values), 2, 3)  # (B, lines, 1, h, e)
         return self.output_projection(self.from_sequence(attended)), (keys, values)
 
@@ -212,12 +212,13 @@ class AxialAttention(keras.layers.Layer):
         """Per-image tensors of the fused single-pixel step: the q|k|v kernel
         (D, 3D), the output kernel (D, D) and, per query position, the relative
         position bias plus the future mask, (L, heads, 1, L)."""
-        hidden = self.hidden_size
+        hidden, dtype = self.hidden_size, self.compute_dtype
         kernel = ops.concatenate([ops.reshape(getattr(self, w).kernel, (hidden, hidden))
                                   for w in ("q", "k", "v")], axis=1)
         output = ops.reshape(self.output_projection.kernel, (hidden, hidden))
         bias = self.position_bias(self.length, self.length)  # (h, Lq, Lk)
-        return kernel, output, ops.transpose(bias, (1, 0, 2))[:, :, None]
+        return (ops.cast(kernel, dtype), ops.cast(output, dtype),
+                ops.cast(ops.transpose(bias, (1, 0, 2))[:, :, None], dtype))
 
     def step_conditions(self, context):
         """Per-line (scale, shift), each (L, B, 3D), such that
@@ -262,7 +263,7 @@ class AxialAttention(keras.layers.Layer):
         keys = decoding.write(cache[0], k, index, 2, in_place)
         values = decoding.write(cache[1], v, index, 2, in_place)
         logits = ops.matmul(q[:, :, None], ops.swapaxes(keys, -1, -2)) + bias[index]
-        attended = ops.matmul(ops.softmax(logits, axis=-1), values)
+        attended = ops.matmul(softmax(logits, values.dtype), values)
         return ops.matmul(ops.reshape(attended, (-1, self.hidden_size)), output), (keys, values)
 
     def get_config(self):
@@ -274,3 +275,10 @@ class AxialAttention(keras.layers.Layer):
             cond_init=self.cond_init,
         )
         return config
+
+
+def softmax(logits, dtype):
+    """Attention weights: the softmax in float32 whatever the compute dtype (in
+    bfloat16 its 8-bit mantissa rounds the normaliser and every weight), cast
+    to `dtype` for the product with the values."""
+    return ops.cast(ops.softmax(ops.cast(logits, "float32"), axis=-1), dtype)

@@ -67,6 +67,7 @@ class InnerDecoder(AxialDecoder):
         at every column, and the norms' conditions as (B, D)."""
         position = self.position_embedding
         table = ops.take(position.row_embedding, row, axis=0) + position.column_embedding
+        table = ops.cast(table, self.compute_dtype)
         offsets = decoding.columns_first(ops.broadcast_to(table, (1, 1, self.width,
                                                                   self.hidden_size)))
         if self.skip:

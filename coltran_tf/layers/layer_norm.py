@@ -7,6 +7,9 @@ import keras
 class LayerNorm(keras.layers.LayerNormalization):
     """LayerNormalization over the last axis (epsilon 1e-3, the Keras default).
 
+    Under a mixed policy it computes in float32 and returns the compute dtype,
+    as Keras' own LayerNormalization does.
+
     Keras 2, which trained the released ColTran checkpoints, normalises through
     a fused batch-norm kernel over a (1, N, D, 1) view of the input; Keras 3
     computes the moments with different rounding. The difference is ~1e-7, but
@@ -21,7 +24,10 @@ class LayerNorm(keras.layers.LayerNormalization):
     def call(self, inputs):
         if keras.backend.backend() != "tensorflow":
             return super().call(inputs)
-        return _fused_normalize(inputs, self.epsilon) * self.gamma + self.beta
+        # Statistics, scale and shift in float32 whatever the compute dtype
+        # (the casts are no-ops in float32).
+        normed = _fused_normalize(keras.ops.cast(inputs, "float32"), self.epsilon)
+        return keras.ops.cast(normed * self.gamma + self.beta, self.compute_dtype)
 
     def get_config(self):
         config = super().get_config()

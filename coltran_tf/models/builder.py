@@ -14,6 +14,7 @@ from coltran_tf.layers.conditioning import CONDITIONING_DEFAULTS
 from coltran_tf.models.color_upsampler import ColorUpsampler
 from coltran_tf.models.colorizer import ColTranCore
 from coltran_tf.models.spatial_upsampler import SpatialUpsampler
+from coltran_tf.utils import precision
 
 MODEL_NAMES = ("coltran_core", "color_upsampler", "spatial_upsampler")
 
@@ -107,9 +108,18 @@ def _colorizer_kwargs(config, model_cfg, resolution, downsample) -> dict:
     )
 
 
-def build_model(config) -> keras.Model:
-    """Builds (creates all variables of) the model that `config` describes."""
+def build_model(config, precision_override: str | None = None) -> keras.Model:
+    """Builds (creates all variables of) the model that `config` describes, in
+    its `precision` (float32 without the key; `precision_override` wins)."""
     cls, kwargs = model_kwargs(config)
-    model = cls(**kwargs)
-    model.compute_outputs(model.dummy_inputs())
+    chosen = precision_override or config_precision(config)
+    with precision.policy_scope(chosen):
+        model = cls(**kwargs)
+        model.compute_outputs(model.dummy_inputs())
     return model
+
+
+def config_precision(config) -> str:
+    """The config's `precision` ("float32" if absent, "auto" resolved)."""
+    value = _as_dict(config).get("precision") or "float32"
+    return precision.resolve(value)

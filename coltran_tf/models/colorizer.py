@@ -105,11 +105,12 @@ class ColTranCore(keras.Model):
 
     def parallel_head(self, z):
         """z -> (B, R, R, 1, 512) parallel-head logits."""
-        return ops.expand_dims(self.parallel_logits(z), axis=-2)
+        return ops.expand_dims(ops.cast(self.parallel_logits(z), "float32"), axis=-2)
 
     def final_logits(self, activations):
-        """Inner-decoder activations (..., D) -> (..., 512)."""
-        return self.auto_logits(self.final_norm(activations))
+        """Inner-decoder activations (..., D) -> (..., 512) float32 logits (the
+        losses and the samplers' probabilities stay float32 in bfloat16)."""
+        return ops.cast(self.auto_logits(self.final_norm(activations)), "float32")
 
     def decode(self, symbols, z, training=False):
         """Teacher-forced logits (B, R, R, 1, 512) for (B, R, R) symbols."""

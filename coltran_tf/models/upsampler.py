@@ -44,10 +44,10 @@ class ChannelUpsampler(keras.Model):
         self.final_dense = keras.layers.Dense(NUM_OUTPUT_LEVELS, name="final_dense")
 
     def channel_logits(self, gray_embedding, channel, offset, training=False):
-        """One channel (B, H, W) with its one-hot offset -> (B, H, W, 256)."""
+        """One channel (B, H, W) with its one-hot offset -> (B, H, W, 256) float32."""
         embedding = self.channel_embedding(channel + self.symbols_per_channel * offset)
         hidden = self.input_dense(ops.concatenate([embedding, gray_embedding], axis=-1))
-        return self.final_dense(self.encoder(hidden, training=training))
+        return ops.cast(self.final_dense(self.encoder(hidden, training=training)), "float32")
 
     def upsample_logits(self, gray, channels, channel_index=None, training=False):
         """Logits (B, H, W, C, 256).

@@ -56,8 +56,9 @@ def _sample_row(model, z_row, upper_row, row, norm_conditions, uniforms_row, cho
         return (col + 1, embedding, caches, chosen.write(col, symbol),
                 embeddings.write(col, embedding), probas.write(col, proba))
 
-    initial = (tf.constant(0), tf.zeros((batch, hidden)), inner.empty_caches(batch),
-               tf.TensorArray(tf.int32, size=width), tf.TensorArray(tf.float32, size=width),
+    dtype = model.compute_dtype  # bfloat16 activations and caches in bfloat16
+    initial = (tf.constant(0), tf.zeros((batch, hidden), dtype), inner.empty_caches(batch),
+               tf.TensorArray(tf.int32, size=width), tf.TensorArray(dtype, size=width),
                tf.TensorArray(tf.float32, size=width))
     *_, chosen, embeddings, probas = tf.while_loop(
         lambda col, *rest: col < width, step, initial, parallel_iterations=1)
@@ -90,7 +91,8 @@ def _sample(model, z, uniforms, in_place, mode, norm_context, temperature, top_k
         return (row + 1, upper, caches, chosen.write(row, row_symbols),
                 probas.write(row, row_proba))
 
-    initial = (tf.constant(0), tf.zeros((batch, 1, width, hidden)), outer.empty_caches(batch),
+    initial = (tf.constant(0), tf.zeros((batch, 1, width, hidden), model.compute_dtype),
+               outer.empty_caches(batch),
                tf.TensorArray(tf.int32, size=height), tf.TensorArray(tf.float32, size=height))
     *_, chosen, probas = tf.while_loop(lambda row, *rest: row < height, row_step, initial,
                                        parallel_iterations=1)

@@ -48,7 +48,8 @@ def _sample_row(model, z, upper, row, mode, norm_context, seed):
     batch, (_, _, width, hidden) = tf.shape(z)[0], z.shape
     z_row, upper_row = z[:, row:row + 1], upper[:, row:row + 1]
     cln_context = z_row if norm_context == "reference" else z
-    row_embeddings = tf.zeros((batch, 1, width, hidden))
+    dtype = model.compute_dtype
+    row_embeddings = tf.zeros((batch, 1, width, hidden), dtype)
     symbols = tf.TensorArray(tf.int32, size=width)
     probas = tf.TensorArray(tf.float32, size=width)
     for col in tf.range(width):
@@ -58,7 +59,7 @@ def _sample_row(model, z, upper, row, mode, norm_context, seed):
         symbol = _choose(logits, mode, seed, row, col)
         embedding = model.pixel_embedding(symbol)
         # Writing into zeros through a one-hot is exact and traceable.
-        at_col = tf.one_hot(col, width)[None, None, :, None]
+        at_col = tf.one_hot(col, width, dtype=dtype)[None, None, :, None]
         row_embeddings = row_embeddings + at_col * embedding[:, None, None, :]
         symbols = symbols.write(col, symbol)
         probas = probas.write(col, tf.nn.softmax(logits, axis=-1))
@@ -69,14 +70,15 @@ def _sample_row(model, z, upper, row, mode, norm_context, seed):
 def _sample_loop(model, z, mode, norm_context, seed, num_rows=None):
     batch, (_, height, width, hidden) = tf.shape(z)[0], z.shape
     num_rows = height if num_rows is None else num_rows
-    canvas = tf.zeros((batch, height, width, hidden))
-    upper = tf.zeros((batch, height, width, hidden))
+    dtype = model.compute_dtype
+    canvas = tf.zeros((batch, height, width, hidden), dtype)
+    upper = tf.zeros((batch, height, width, hidden), dtype)
     symbols = tf.TensorArray(tf.int32, size=num_rows)
     probas = tf.TensorArray(tf.float32, size=num_rows)
     for row in tf.range(num_rows):
         row_symbols, row_embeddings, row_proba = _sample_row(
             model, z, upper, row, mode, norm_context, seed)
-        canvas = canvas + tf.one_hot(row, height)[None, :, None, None] * row_embeddings
+        canvas = canvas + tf.one_hot(row, height, dtype=dtype)[None, :, None, None] * row_embeddings
         upper = model.outer_decoder(canvas, z)
         symbols = symbols.write(row, row_symbols)
         probas = probas.write(row, row_proba)

@@ -1,0 +1,134 @@
+"""bfloat16 mixed precision: every command takes it, what must stay float32 does,
+and the choice survives saving, loading and export."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from coltran_tf.checkpoints import loading
+from coltran_tf.checkpoints.native import load_model_dir
+from coltran_tf.models.builder import build_model
+from coltran_tf.sampling.cached_sampler import sample_colorizer_cached
+from coltran_tf.sampling.colorizer_sampler import sample_colorizer_loop
+from coltran_tf.train import evaluator, trainer
+from coltran_tf.train import state as state_lib
+from coltran_tf.utils import precision
+from conftest import REPO_ROOT, run_command, tiny_config, write_tiny_models
+
+SIZES = dict(low_resolution=16, spatial_resolution=64)
+
+
+def _bf16(stage, **overrides):
+    config = tiny_config(stage, **SIZES)
+    config.precision = "bfloat16"
+    for key, value in overrides.items():
+        config[key] = value
+    return config
+
+
+def test_precision_choices_and_auto():
+    assert precision.resolve("float32") == "float32"
+    assert precision.resolve("bfloat16") == "bfloat16"
+    assert precision.resolve("auto") in precision.PRECISIONS
+    os.environ["COLTRAN_TF_PRECISION"] = "float32"
+    try:
+        assert precision.resolve("auto") == "float32"
+    finally:
+        del os.environ["COLTRAN_TF_PRECISION"]
+    with pytest.raises(ValueError, match="choose one of"):
+        precision.resolve("float16")
+
+
+def test_trains_evaluates_and_exports_in_bfloat16(tmp_path):
+    """Variables, optimizer slots, EMA and losses in float32; compute in bfloat16;
+    the exported model directory loads in bfloat16. (The color upsampler, the
+    cheapest stage: all three train through the same trainer and build through
+    the same builder; test_samplers_run_in_bfloat16... runs the colorizer's
+    forward pass and both samplers.)"""
+    config = _bf16("color_upsampler", max_train_steps=2)
+    summary = trainer.train(config, str(tmp_path), steps_per_summaries=2,
+                            report=lambda line: None)
+    losses = [value for _, entry in summary["history"] for value in entry.values()]
+    assert losses and np.isfinite(losses).all()
+    train_state = state_lib.build_train_state(config)
+    assert train_state.model.compute_dtype == "bfloat16"
+    assert {v.dtype for v in train_state.model.weights} == {"float32"}
+    assert {str(v.dtype.name) for v in train_state.ema.shadows} == {"float32"}
+    assert {v.dtype for v in train_state.optimizer.variables[1:]} == {"float32"}
+    exported, exported_config = load_model_dir(summary["export_dir"])
+    assert exported.compute_dtype == "bfloat16" and exported_config.precision == "bfloat16"
+    # A command's precision wins over the saved one, both ways.
+    model, config_used, _ = loading.load_model(summary["export_dir"], precision="float32")
+    assert model.compute_dtype == "float32" and config_used.precision == "float32"
+    config.eval_num_examples, config.eval_batch_size = 2, 2
+    (result,) = evaluator.evaluate(config, str(tmp_path / "eval"), "test",
+                                   checkpoint=str(tmp_path), report=lambda line: None)
+    assert np.isfinite(result["loss_bits_per_dim"]) and 0 < result["loss_bits_per_dim"] < 10
+
+
+def test_samplers_run_in_bfloat16_and_draw_from_float32_probabilities():
+    model = build_model(_bf16("colorizer", downsample_res=8))
+    outer_cache = model.outer_decoder.empty_caches(1)
+    inner_cache = model.inner_decoder.empty_caches(1)
+    cached = [t for c in outer_cache + inner_cache for t in c]
+    assert cached and {t.dtype.name for t in cached} == {"bfloat16"}
+    gray = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 1))
+    for out in (sample_colorizer_cached(model, gray, seeds=1, jit_compile=False),
+                sample_colorizer_loop(model, gray, mode="sample", seed=1)):
+        assert out["proba"].dtype == np.float32
+        np.testing.assert_allclose(out["proba"].sum(-1), 1.0, atol=1e-4)
+        assert out["symbols"].min() >= 0 and out["symbols"].max() < 512
+    # Argmax in bfloat16 picks what float32 picks nearly everywhere (same weights).
+    reference = build_model(tiny_config("colorizer", low_resolution=8))
+    reference.set_weights(model.get_weights())
+    rgb = np.random.default_rng(1).integers(0, 256, (4, 8, 8, 3))
+    logits = {m.compute_dtype: np.asarray(m.compute_outputs({m.input_key: rgb})["logits"])
+              for m in (model, reference)}
+    assert logits["bfloat16"].dtype == np.float32
+    agree = (logits["bfloat16"].argmax(-1) == logits["float32"].argmax(-1)).mean()
+    assert agree > 0.9, agree
+    for stage in ("color_upsampler", "spatial_upsampler"):
+        upsampler = build_model(_bf16(stage))
+        side, rng = upsampler.resolution, np.random.default_rng(2)
+        out = upsampler.sample_channels(rng.integers(0, 256, (1, side, side, 1)),
+                                        rng.integers(0, 8, (1, side, side, 3)))
+        assert out.shape == (1, side, side, 3)
+
+
+def test_colorize_command_takes_the_precision(tmp_path):
+    models = write_tiny_models(tmp_path / "models", **SIZES)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(os.path.join(REPO_ROOT, "data", "camera.png"), photos)
+    result = run_command("coltran_tf.colorize", f"--img_dir={photos}",
+                         f"--store_dir={tmp_path / 'out'}", f"--checkpoints={models}",
+                         "--precision=bfloat16", "--mode=argmax", "--sheet_rows=0")
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "out" / "report.json") as f:
+        assert json.load(f)["colorized"] == ["camera.png"]
+    final = np.asarray(Image.open(tmp_path / "out" / "final" / "camera.png"))
+    assert final.shape == (64, 64, 3) and final.std() > 0
+    bad = run_command("coltran_tf.colorize", "--img_dir=data", f"--store_dir={tmp_path / 'x'}",
+                      "--precision=half")
+    assert bad.returncode != 0 and "precision" in bad.stderr
+
+
+def test_icolorit_precision_survives_save_and_load(tmp_path):
+    from coltran_tf.icolorit import convert
+    from coltran_tf.icolorit.model import build_icolorit
+
+    model = build_icolorit("micro", "bfloat16")
+    x = np.random.default_rng(0).normal(size=(1, 224, 224, 4)).astype(np.float32)
+    out = model(x)
+    assert model.compute_dtype == "bfloat16" and out.dtype.name == "float32"
+    assert {v.dtype for v in model.weights} == {"float32"}
+    convert.save(model, str(tmp_path / "m"))
+    assert convert.load_saved(str(tmp_path / "m")).compute_dtype == "bfloat16"
+    reference = convert.load_saved(str(tmp_path / "m"), "float32")
+    assert reference.compute_dtype == "float32"
+    difference = np.abs(np.asarray(reference(x)) - np.asarray(out)).max()
+    assert 0 < difference < 0.05, difference

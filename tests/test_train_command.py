@@ -152,8 +152,14 @@ def test_command_reports_config_mistakes(tmp_path, monkeypatch):
 
 def test_benchmark_train_reports_steps_per_second(tmp_path):
     out = _run([sys.executable, "tools/benchmark_train.py", "--configs=color_upsampler",
-                "--variants=tiny", "--steps=2", "--noxla"])
-    line = next(x for x in out.splitlines() if x.startswith("color_upsampler:tiny"))
-    batch, steps_per_sec, examples_per_sec = line.split()[1:4]
-    assert int(batch) == 2 and float(steps_per_sec) > 0
-    np.testing.assert_allclose(float(examples_per_sec), 2 * float(steps_per_sec), rtol=0.02)
+                "--variants=tiny", "--steps=2", "--noxla", "--precisions=float32,bfloat16"])
+    rows = {x.split()[1]: x.split() for x in out.splitlines()
+            if x.startswith("color_upsampler:tiny")}
+    assert set(rows) == {"float32", "bfloat16"}
+    for row in rows.values():
+        batch, steps_per_sec, examples_per_sec = row[2:5]
+        assert int(batch) == 2 and float(steps_per_sec) > 0
+        np.testing.assert_allclose(float(examples_per_sec), 2 * float(steps_per_sec), rtol=0.02)
+    ratio = float(rows["bfloat16"][5].rstrip("x"))  # bfloat16's speedup, same run
+    np.testing.assert_allclose(ratio, float(rows["bfloat16"][3]) / float(rows["float32"][3]),
+                               rtol=0.02)

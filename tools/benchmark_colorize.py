@@ -27,13 +27,14 @@ def _define_flags():
     flags.DEFINE_integer("photos", 2, "Photos of data/ colorized in the timed run.")
     flags.DEFINE_integer("batch_size", 1, "colorize --batch_size.")
     flags.DEFINE_enum("mode", "sample", ["sample", "argmax"], "colorize --mode.")
+    flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"], "colorize --precision.")
 
 
 PHOTOS = ("camera.png", "chelsea.png", "astronaut.png", "coffee.png", "rocket.jpg",
           "brick.png")
 
 
-def _pipeline(variant: str, root: str, report):
+def _pipeline(variant: str, root: str, report, precision: str = "float32"):
     import keras
 
     from coltran_tf.checkpoints.loading import load_model
@@ -47,7 +48,8 @@ def _pipeline(variant: str, root: str, report):
     for stage in STAGES:
         config = get_preset(stage, "" if variant == "paper" else variant)
         path = save_model_dir(build_model(config), config, os.path.join(root, stage))
-        model, _, sources[stage] = load_model(path, stage=stage)  # as the command does
+        model, _, sources[stage] = load_model(path, stage=stage,  # as the command does
+                                              precision=precision)
         models.append(model)
         report(f"{stage}: {model.count_params():,} parameters ({variant})")
     return Pipeline(*models, sources=sources)
@@ -68,19 +70,20 @@ def _colorize(pipeline, photos: list[str], root: str, name: str, batch_size: int
 
 
 def benchmark(variant: str = "paper", photos: int = 2, batch_size: int = 1,
-              mode: str = "sample", report=print) -> dict:
+              mode: str = "sample", report=print, precision: str = "float32") -> dict:
     """{"first": s, "per_photo": s, "photos": n}; prints the lines through report."""
     count = min(photos, len(PHOTOS))
     root = tempfile.mkdtemp(prefix="benchmark_colorize-")
     try:
-        pipeline = _pipeline(variant, root, report)
+        pipeline = _pipeline(variant, root, report, precision)
         first = _colorize(pipeline, [PHOTOS[-1]], root, "warmup", batch_size, mode)
         timed = _colorize(pipeline, list(PHOTOS[:count]), root, "timed", batch_size, mode)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     report(f"first photo (tracing and compilation included): {first:.1f} s")
-    report(f"colorize, {variant} stages, {os.cpu_count()} CPU cores, batch {batch_size}, "
-           f"mode {mode}: {timed / count:.1f} s per photo ({count} photos in {timed:.1f} s)")
+    report(f"colorize, {variant} stages, {precision}, {os.cpu_count()} CPU cores, batch "
+           f"{batch_size}, mode {mode}: {timed / count:.1f} s per photo ({count} photos in "
+           f"{timed:.1f} s)")
     return {"first": first, "per_photo": timed / count, "photos": count}
 
 
@@ -88,7 +91,7 @@ def main(argv):
     del argv
     f = flags.FLAGS
     benchmark(f.variant, f.photos, f.batch_size, f.mode,
-              report=lambda line: print(line, flush=True))
+              report=lambda line: print(line, flush=True), precision=f.precision)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
   python tools/benchmark_train.py                      # tiny + paper configs, XLA off/on
   python tools/benchmark_train.py --configs=colorizer --steps=5 --batch_size=1
+  python tools/benchmark_train.py --variants=paper --precisions=float32,bfloat16 --noxla
 
 Each config trains on a fixed synthetic batch (so the input pipeline is not
 measured) with the real train step: forward, backward, RMSprop, EMA, under the
@@ -36,6 +37,8 @@ flags.DEFINE_list("variants", ["tiny", "paper"], "tiny and/or paper sizes.")
 flags.DEFINE_integer("steps", 3, "Timed steps per measurement (after one warm-up call).")
 flags.DEFINE_integer("batch_size", 0, "Override the config's batch size (0 = keep).")
 flags.DEFINE_bool("xla", True, "Also time with XLA and print its speedup.")
+flags.DEFINE_list("precisions", ["float32"], "float32 and/or bfloat16 (config.precision); "
+                  "with both, the last column is bfloat16's speedup over float32 (plain graphs).")
 flags.DEFINE_string("measure", None, "Internal: time one NAME:VARIANT:plain|xla in this "
                     "process and print 'RESULT batch steps/s' (each measurement runs in a "
                     "fresh process so that memory of one does not burden the next).")
@@ -63,18 +66,20 @@ def steps_per_second(config, batch, steps: int, jit: bool) -> float:
 
 
 def measure(spec: str) -> None:
-    """Times one NAME:VARIANT:JIT (run in its own process) and prints RESULT."""
-    name, variant, jit = spec.split(":")
+    """Times one NAME:VARIANT:JIT:PRECISION (run in its own process), prints RESULT."""
+    name, variant, jit, precision = spec.split(":")
     config = CONFIGS[name].get_config("tiny" if variant == "tiny" else None)
+    config.precision = precision
     batch_size = flags.FLAGS.batch_size or int(config.batch_size)
     rate = steps_per_second(config, synthetic_batch(config, batch_size), flags.FLAGS.steps,
                             jit=jit == "xla")
     print(f"RESULT {batch_size} {rate}")
 
 
-def run_isolated(name: str, variant: str, jit: str):
+def run_isolated(name: str, variant: str, jit: str, precision: str = "float32"):
     """(batch, steps/s) from a fresh process, or None when it ran out of memory."""
-    args = [sys.executable, os.path.abspath(__file__), f"--measure={name}:{variant}:{jit}",
+    args = [sys.executable, os.path.abspath(__file__),
+            f"--measure={name}:{variant}:{jit}:{precision}",
             f"--steps={flags.FLAGS.steps}", f"--batch_size={flags.FLAGS.batch_size}"]
     result = subprocess.run(args, capture_output=True, text=True)
     for line in result.stdout.splitlines():
@@ -91,8 +96,14 @@ def main(argv):
     if flags.FLAGS.measure:
         measure(flags.FLAGS.measure)
         return
-    header = f"{'config':<28}{'batch':>6}{'steps/s':>10}{'examples/s':>12}"
+    precisions = flags.FLAGS.precisions
+    for precision in precisions:
+        if precision not in ("float32", "bfloat16"):
+            raise app.UsageError(f"--precisions: unknown {precision!r}; float32 or bfloat16.")
+    compare = len(precisions) > 1
+    header = f"{'config':<38}{'batch':>6}{'steps/s':>10}{'examples/s':>12}"
     header += f"{'XLA steps/s':>13}{'XLA speedup':>13}" if flags.FLAGS.xla else ""
+    header += f"{'vs float32':>12}" if compare else ""
     print(f"TensorFlow {tf.__version__}, devices: "
           f"{[d.name for d in tf.config.list_logical_devices()]}, one process per measurement")
     print(header)
@@ -100,18 +111,23 @@ def main(argv):
         if name not in CONFIGS:
             raise app.UsageError(f"--configs: unknown {name!r}; choose from {list(CONFIGS)}.")
         for variant in flags.FLAGS.variants:
-            label = f"{name + ':' + variant:<28}"
-            plain = run_isolated(name, variant, "plain")
-            if plain is None:
-                print(f"{label}{'out of memory':>28}", flush=True)
-                continue
-            batch_size, rate = plain
-            print(f"{label}{batch_size:>6}{rate:>10.3f}{rate * batch_size:>12.2f}",
-                  end="" if flags.FLAGS.xla else "\n", flush=True)
-            if flags.FLAGS.xla:
-                xla = run_isolated(name, variant, "xla")
-                print(f"{xla[1]:>13.3f}{xla[1] / rate:>12.2f}x" if xla
-                      else f"{'out of memory':>26}", flush=True)
+            baseline = None
+            for precision in precisions:
+                label = f"{name + ':' + variant + ' ' + precision:<38}"
+                plain = run_isolated(name, variant, "plain", precision)
+                if plain is None:
+                    print(f"{label}{'out of memory':>28}", flush=True)
+                    continue
+                batch_size, rate = plain
+                line = f"{label}{batch_size:>6}{rate:>10.3f}{rate * batch_size:>12.2f}"
+                if flags.FLAGS.xla:
+                    xla = run_isolated(name, variant, "xla", precision)
+                    line += (f"{xla[1]:>13.3f}{xla[1] / rate:>12.2f}x" if xla
+                             else f"{'out of memory':>26}")
+                baseline = rate if precision == "float32" else baseline
+                if compare and precision != "float32" and baseline:
+                    line += f"{rate / baseline:>11.2f}x"
+                print(line, flush=True)
 
 
 if __name__ == "__main__":

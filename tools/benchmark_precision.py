@@ -23,10 +23,10 @@ float32 time / bfloat16 time, measured in the same run.
 import os
 import shutil
 import tempfile
-import time
 
 import _paths  # noqa: F401
 import numpy as np
+from _timing import median_ms
 from absl import app, flags
 
 PARTS = ("fidelity", "spatial", "sampler", "colorize", "icolorit")
@@ -39,7 +39,7 @@ def _define_flags():
     flags.DEFINE_integer("photos", 2, "Photos timed per precision in the colorize part.")
 
 
-def _models(stage: str, variant: str, weights=None):
+def _models(stage: str, variant: str):
     """{precision: model} with identical weights (float32 built first)."""
     import keras
 
@@ -62,13 +62,8 @@ def _demo_models(stage: str):
 
 
 def _timed(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    """Median seconds of fn() after one warm-up call."""
+    return median_ms(fn, repeats, warmups=1) / 1000
 
 
 def _row(report, label: str, f32: float, bf16: float, unit: str = "s") -> None:
@@ -176,6 +171,7 @@ def colorize(report) -> None:
 
 def icolorit(report) -> None:
     import keras
+    import tensorflow as tf
 
     from coltran_tf.icolorit.model import build_icolorit
 
@@ -184,7 +180,6 @@ def icolorit(report) -> None:
         keras.utils.set_random_seed(0)
         models = {p: build_icolorit(size, p) for p in ("float32", "bfloat16")}
         models["bfloat16"].set_weights(models["float32"].get_weights())
-        import tensorflow as tf
         times = {}
         for p, model in models.items():
             forward = tf.function(lambda t, m=model: m(t))

@@ -112,14 +112,9 @@ def build_model(config, precision_override: str | None = None) -> keras.Model:
     """Builds (creates all variables of) the model that `config` describes, in
     its `precision` (float32 without the key; `precision_override` wins)."""
     cls, kwargs = model_kwargs(config)
-    chosen = precision_override or config_precision(config)
-    with precision.policy_scope(chosen):
+    chosen = precision_override or _as_dict(config).get("precision") or "float32"
+    with precision.policy_scope(chosen):  # resolves "auto"
         model = cls(**kwargs)
         model.compute_outputs(model.dummy_inputs())
     return model
 
-
-def config_precision(config) -> str:
-    """The config's `precision` ("float32" if absent, "auto" resolved)."""
-    value = _as_dict(config).get("precision") or "float32"
-    return precision.resolve(value)

@@ -69,13 +69,6 @@ def resolve(precision: str) -> str:
     return "bfloat16" if has_fast_bfloat16() else "float32"
 
 
-def of_config(config) -> str:
-    """The precision a ColTran or iColoriT config asks for (float32 when the
-    config predates the key)."""
-    value = config.get("precision", "float32") if hasattr(config, "get") else "float32"
-    return resolve(value or "float32")
-
-
 @contextlib.contextmanager
 def policy_scope(precision: str):
     """Layers created inside compute in `precision` ("float32"/"bfloat16"/"auto")."""

@@ -117,18 +117,48 @@ def test_colorize_command_takes_the_precision(tmp_path):
     assert bad.returncode != 0 and "precision" in bad.stderr
 
 
-def test_icolorit_precision_survives_save_and_load(tmp_path):
+def test_icolorit_trains_in_bfloat16_and_the_precision_survives_save_and_load(tmp_path):
+    from coltran_tf.configs import get_preset
     from coltran_tf.icolorit import convert
-    from coltran_tf.icolorit.model import build_icolorit
+    from coltran_tf.icolorit.training import train
 
-    model = build_icolorit("micro", "bfloat16")
-    x = np.random.default_rng(0).normal(size=(1, 224, 224, 4)).astype(np.float32)
+    config = get_preset("icolorit", "tiny")
+    config.precision, config.max_train_steps, config.steps_per_log = "bfloat16", 2, 1
+    losses = train(config, str(tmp_path))
+    assert sorted(losses) == [1, 2] and np.isfinite(list(losses.values())).all()
+    model = convert.load_saved(str(tmp_path / "model"))
+    with open(tmp_path / "model" / "config.json") as f:
+        assert json.load(f)["precision"] == "bfloat16"
+    side = model.image_size
+    x = np.random.default_rng(0).normal(size=(1, side, side, 4)).astype(np.float32)
     out = model(x)
     assert model.compute_dtype == "bfloat16" and out.dtype.name == "float32"
     assert {v.dtype for v in model.weights} == {"float32"}
-    convert.save(model, str(tmp_path / "m"))
-    assert convert.load_saved(str(tmp_path / "m")).compute_dtype == "bfloat16"
-    reference = convert.load_saved(str(tmp_path / "m"), "float32")
+    reference = convert.load_saved(str(tmp_path / "model"), "float32")
     assert reference.compute_dtype == "float32"
     difference = np.abs(np.asarray(reference(x)) - np.asarray(out)).max()
     assert 0 < difference < 0.05, difference
+
+
+def test_profile_ops_counts_self_time_by_op_kind():
+    """tools/profile_ops.py: nested events count once (their own time), wrappers
+    and the Python thread not at all, numbered XLA thunks by kind."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    import profile_ops
+
+    space = xplane_pb2.XSpace()
+    plane = space.planes.add(name="/host:CPU")
+    names = ["ExecutorState::Process", "enc/q/MatMul:_MklMatMul", "enc/q/Cast:Cast",
+             "loop_add_fusion.12", "<lambda>"]
+    for key, name in enumerate(names, 1):
+        plane.event_metadata[key].name = name
+    ms = 10**9  # picoseconds
+    executor = plane.lines.add(name="tf_Compute/1")
+    for key, start, duration in ((1, 0, 100), (2, 10, 50), (3, 20, 10), (4, 70, 20)):
+        executor.events.add(metadata_id=key, offset_ps=start * ms, duration_ps=duration * ms)
+    xla = plane.lines.add(name="tf_numa_-1")
+    xla.events.add(metadata_id=4, offset_ps=0, duration_ps=5 * ms)
+    plane.lines.add(name="python").events.add(metadata_id=5, offset_ps=0, duration_ps=500 * ms)
+    totals = profile_ops.self_times(space)
+    assert dict(totals) == {"_MklMatMul": 40.0, "Cast": 10.0, "loop_add_fusion": 25.0}

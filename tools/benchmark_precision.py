@@ -1,7 +1,8 @@
 """float32 vs bfloat16 (mixed precision), side by side in one run: speed and fidelity.
 
-  python tools/benchmark_precision.py                  # everything (about 20 min on 2 cores)
+  python tools/benchmark_precision.py                  # all but training (~20 min, 2 cores)
   python tools/benchmark_precision.py --parts=fidelity,icolorit
+  python tools/benchmark_precision.py --parts=training --train_fraction=0.1
 
 Every comparison uses the same weights both ways (built once in float32, copied
 into the bfloat16 model; paper-size models get random weights of the released
@@ -14,7 +15,12 @@ shapes, as in benchmark_colorize.py). Parts (--parts):
   spatial    the paper spatial upsampler on one 256x256 image (3 channels, argmax);
   sampler    the cached sampler at paper size, --batch_sizes (median of --repeats);
   colorize   the whole colorize pipeline per photo with paper-size stages;
-  icolorit   iColoriT-T/S/B latency on one 224x224 input (median of --repeats).
+  icolorit   iColoriT-T/S/B latency on one 224x224 input (median of --repeats);
+  training   the demo configs trained from the same seed for the same number of
+             steps both ways (--train_fraction of the demo weights' steps), then
+             bits/dim on data/'s valid split of the exported weights, evaluated
+             in float32 (and iColoriT-demo's final training loss); not in the
+             default parts.
 
 Each timing is after a warm-up call (tracing, compilation); the ratio is
 float32 time / bfloat16 time, measured in the same run.
@@ -23,20 +29,24 @@ float32 time / bfloat16 time, measured in the same run.
 import os
 import shutil
 import tempfile
+import time
 
 import _paths  # noqa: F401
 import numpy as np
 from _timing import median_ms
 from absl import app, flags
 
-PARTS = ("fidelity", "spatial", "sampler", "colorize", "icolorit")
+PARTS = ("fidelity", "spatial", "sampler", "colorize", "icolorit", "training")
+DEFAULT_PARTS = PARTS[:-1]
 
 
 def _define_flags():
-    flags.DEFINE_list("parts", list(PARTS), f"Which of {list(PARTS)} to run.")
+    flags.DEFINE_list("parts", list(DEFAULT_PARTS), f"Which of {list(PARTS)} to run.")
     flags.DEFINE_list("batch_sizes", ["1", "20"], "Cached sampler batch sizes.")
     flags.DEFINE_integer("repeats", 3, "Timed calls of the quick measurements (median).")
     flags.DEFINE_integer("photos", 2, "Photos timed per precision in the colorize part.")
+    flags.DEFINE_float("train_fraction", 0.1, "training: share of the demo weights' steps "
+                       "trained both ways (1 = as long as the bundled demo weights).")
 
 
 def _models(stage: str, variant: str):
@@ -186,6 +196,54 @@ def icolorit(report) -> None:
             times[p] = _timed(lambda f=forward: np.asarray(f(x)), flags.FLAGS.repeats) * 1000
         _row(report, f"iColoriT-{size} latency, one 224x224 input", times["float32"],
              times["bfloat16"], "ms")
+
+
+def training(report) -> None:
+    from coltran_tf.configs import get_preset
+    from coltran_tf.icolorit.training import train as train_icolorit
+    from coltran_tf.train import evaluator, trainer
+
+    fraction = flags.FLAGS.train_fraction
+    report(f"{'demo configs, same seed and steps':<52}{'float32':>10}{'bfloat16':>10}")
+    root = tempfile.mkdtemp(prefix="benchmark_precision-train-")
+    try:
+        for stage in ("colorizer", "color_upsampler", "spatial_upsampler"):
+            bits, seconds = {}, {}
+            for p in ("float32", "bfloat16"):
+                config = get_preset(stage, "demo")
+                steps = max(1, round(fraction * int(config.max_train_steps)))
+                config.max_train_steps, config.precision = steps, p
+                logdir = os.path.join(root, stage, p)
+                print(f"  training {stage} in {p} for {steps} steps ...", flush=True)
+                start = time.perf_counter()
+                summary = trainer.train(config, logdir, report=lambda line: None,
+                                        steps_per_summaries=max(1, steps // 4))
+                seconds[p] = time.perf_counter() - start
+                # The trained weights as the demo exports them (config.export_weights),
+                # both evaluated in float32.
+                config.precision = "float32"
+                (result,) = evaluator.evaluate(config, os.path.join(logdir, "eval"), "valid",
+                                               checkpoint=summary["export_dir"],
+                                               report=lambda line: None)
+                bits[p] = result["loss_bits_per_dim"]
+            f32, bf16 = bits["float32"], bits["bfloat16"]
+            report(f"{f'{stage}, {steps} steps: valid bits/dim':<52}{f32:>10.4f}{bf16:>10.4f}"
+                   f"  ({100 * (bf16 - f32) / f32:+.2f}%; trained in {seconds['float32']:.0f}"
+                   f" s vs {seconds['bfloat16']:.0f} s)")
+        losses = {}
+        for p in ("float32", "bfloat16"):
+            config = get_preset("icolorit", "demo")
+            steps = max(1, round(fraction * int(config.max_train_steps)))
+            config.max_train_steps, config.precision = steps, p
+            config.steps_per_log = max(1, steps // 10)
+            logged = train_icolorit(config, os.path.join(root, "icolorit", p))
+            last = sorted(logged)[-3:]  # the mean of the last logged losses
+            losses[p] = float(np.mean([logged[s] for s in last]))
+        f32, bf16 = losses["float32"], losses["bfloat16"]
+        report(f"{f'icolorit, {steps} steps: final training loss':<52}{f32:>10.5f}{bf16:>10.5f}"
+               f"  ({100 * (bf16 - f32) / f32:+.2f}%)")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def main(argv):

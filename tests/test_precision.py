@@ -143,9 +143,8 @@ def test_icolorit_trains_in_bfloat16_and_the_precision_survives_save_and_load(tm
 def test_profile_ops_counts_self_time_by_op_kind():
     """tools/profile_ops.py: nested events count once (their own time), wrappers
     and the Python thread not at all, numbered XLA thunks by kind."""
-    from tensorflow.tsl.profiler.protobuf import xplane_pb2
-
     import profile_ops
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
     space = xplane_pb2.XSpace()
     plane = space.planes.add(name="/host:CPU")

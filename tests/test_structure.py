@@ -22,6 +22,7 @@ ALLOWED = {
     "train": {"train", "checkpoints", "models", "data", "configs", "utils"},
     "sampling": {"sampling", "checkpoints", "models", "layers", "data", "configs", "utils"},
     "icolorit": {"icolorit", "utils", "data.decode", "data.sources", "configs"},
+    "evaluation": {"evaluation", "data", "sampling.records", "sampling.sheets", "utils"},
     "demo": {"configs"},
 }
 

@@ -5,16 +5,18 @@ Images are (224, 224, 3) RGB in [0, 1] (predictions 8-bit quantized first).
 
 import numpy as np
 
+from coltran_tf.utils import image_metrics
+
 MSE_FLOOR = 1e-5  # caps PSNR at 50 dB
 PATCH = 16        # hard-coded in the official B-PSNR and PEV
 
 
 def _psnr_of(mse: float) -> float:
-    return 20.0 * np.log10(1.0 / np.sqrt(max(mse, MSE_FLOOR)))
+    return image_metrics.psnr_from_mse(mse, max_value=1.0, mse_floor=MSE_FLOOR)
 
 
 def psnr(predicted: np.ndarray, target: np.ndarray) -> float:
-    return _psnr_of(float(np.mean((predicted - target) ** 2)))
+    return image_metrics.psnr(predicted, target, max_value=1.0, mse_floor=MSE_FLOOR)
 
 
 def boundary_mask(size: int = 224, patch: int = PATCH) -> np.ndarray:
@@ -40,4 +42,11 @@ def patch_error_variance(predicted: np.ndarray, target: np.ndarray) -> float:
     return float(np.var(rmse, ddof=1))
 
 
-METRICS = {"PSNR": psnr, "B-PSNR": boundary_psnr, "PEV": patch_error_variance}
+def colorfulness(predicted: np.ndarray, target: np.ndarray) -> float:
+    """Colourfulness of the prediction (Hasler and Suesstrunk 2003, on 8-bit RGB)."""
+    del target
+    return image_metrics.colorfulness(255.0 * predicted)
+
+
+METRICS = {"PSNR": psnr, "B-PSNR": boundary_psnr, "PEV": patch_error_variance,
+           "CF": colorfulness}

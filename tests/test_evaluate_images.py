@@ -1,0 +1,300 @@
+"""coltran-evaluate: Frechet distance, colourfulness and PSNR, on folders, gen
+dirs and TFDS sets, with a small Keras feature extractor (offline)."""
+
+import io
+import json
+import os
+import shutil
+import tarfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from coltran_tf.evaluation import frechet
+from coltran_tf.evaluation.evaluate import EvaluationError, evaluate
+from coltran_tf.evaluation.image_sets import FolderSet
+from coltran_tf.utils import image_metrics
+from conftest import REPO_ROOT, run_command
+
+
+def _covariance(x):
+    return np.cov(x, rowvar=False)
+
+
+def test_frechet_distance_matches_an_independent_computation():
+    scipy_linalg = pytest.importorskip("scipy.linalg")
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(300, 16))
+    b = rng.normal(size=(200, 16)) @ rng.normal(size=(16, 16)) * 0.5 + 1.0
+    moments = {}
+    for name, x, step in (("a", a, 37), ("b", b, 64)):  # streamed in uneven batches
+        moments[name] = frechet.RunningMoments()
+        for start in range(0, len(x), step):
+            moments[name].update(x[start:start + step])
+    np.testing.assert_allclose(moments["a"].mean, a.mean(0), atol=1e-12)
+    np.testing.assert_allclose(moments["b"].covariance, _covariance(b), atol=1e-10)
+    root = np.real(scipy_linalg.sqrtm(_covariance(a) @ _covariance(b)))
+    expected = (np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(_covariance(a))
+                + np.trace(_covariance(b)) - 2 * np.trace(root))
+    assert frechet.fid_from_moments(moments["a"], moments["b"]) == pytest.approx(expected,
+                                                                                 rel=1e-9)
+    assert frechet.fid_from_moments(moments["a"], moments["a"]) == pytest.approx(0, abs=1e-9)
+    shuffled = frechet.RunningMoments()
+    shuffled.update(a[rng.permutation(len(a))])
+    assert frechet.fid_from_moments(shuffled, moments["b"]) == pytest.approx(expected, rel=1e-9)
+    # Closed form for diagonal Gaussians: |mu1 - mu2|^2 + sum (s1 - s2)^2 (s: std devs).
+    mu1, mu2, s1, s2 = np.array([0.0, 1, 2]), np.array([1.0, 1, 0]), np.array(
+        [1.0, 2, 3]), np.array([2.0, 2, 0.5])
+    assert frechet.frechet_distance(mu1, np.diag(s1**2), mu2, np.diag(s2**2)) == \
+        pytest.approx(np.sum((mu1 - mu2) ** 2) + np.sum((s1 - s2) ** 2), rel=1e-12)
+    # Fewer vectors than dimensions: singular covariances, still finite and right.
+    c, d = rng.normal(size=(10, 32)), rng.normal(size=(10, 32))
+    singular = frechet.frechet_distance(c.mean(0), _covariance(c), d.mean(0), _covariance(d))
+    root = np.real(scipy_linalg.sqrtm(_covariance(c) @ _covariance(d)))
+    assert singular == pytest.approx(np.sum((c.mean(0) - d.mean(0)) ** 2) + np.trace(
+        _covariance(c)) + np.trace(_covariance(d)) - 2 * np.trace(root), rel=1e-5)
+
+
+def test_colorfulness_and_psnr_by_hand():
+    gray = np.full((4, 4, 3), 77, np.uint8)
+    assert image_metrics.colorfulness(gray) == 0.0
+    image = np.zeros((2, 1, 3))
+    image[0, 0], image[1, 0] = (200, 100, 0), (0, 0, 60)  # rg = 100, 0; yb = 150, 60
+    rg, yb = np.array([100.0, 0]), np.array([150.0, 60])
+    expected = np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean())
+    assert image_metrics.colorfulness(image) == pytest.approx(expected)
+    a = np.zeros((2, 2, 3), np.uint8)
+    b = a.copy()
+    b[0, 0, 0] = 12  # MSE = 144 / 12 = 12
+    assert image_metrics.psnr(a, b) == pytest.approx(10 * np.log10(255**2 / 12))
+    assert image_metrics.psnr(a, a) == float("inf")
+    with pytest.raises(ValueError, match="one shape"):
+        image_metrics.psnr(a, np.zeros((3, 2, 3)))
+
+
+@pytest.fixture(scope="module")
+def extractor_path(tmp_path_factory):
+    """A fixed Keras feature extractor: 32x32 RGB in [0, 255] -> 6 features."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inputs)
+    x = keras.layers.Conv2D(6, 3, strides=2, activation="tanh")(x)
+    outputs = keras.layers.GlobalAveragePooling2D()(x)
+    path = str(tmp_path_factory.mktemp("extractor") / "features.keras")
+    keras.Model(inputs, outputs).save(path)
+    return path
+
+
+def _photos(directory, names, shift=0, size=48):
+    """Small copies of data/'s photos (optionally with shifted colours)."""
+    os.makedirs(directory, exist_ok=True)
+    sources = sorted(os.listdir(os.path.join(REPO_ROOT, "data")))
+    sources = [s for s in sources if s.endswith((".png", ".jpg"))]
+    images = []
+    for name, source in zip(names, sources):
+        with Image.open(os.path.join(REPO_ROOT, "data", source)) as photo:
+            image = np.asarray(photo.convert("RGB").resize((size, size)), np.int32)
+        image = np.clip(image + np.array([shift, 0, -shift]), 0, 255).astype(np.uint8)
+        Image.fromarray(image).save(os.path.join(directory, name + ".png"))
+        images.append(image)
+    return images
+
+
+def test_folders_give_every_metric_and_pair_by_name(tmp_path, extractor_path):
+    names = [f"img{i}" for i in range(8)]
+    truth = _photos(tmp_path / "reference", names)
+    colorized = _photos(tmp_path / "generated", names[::-1], shift=20)  # written in reverse
+    output = tmp_path / "out" / "result.json"
+    result = run_command("coltran_tf.evaluate_images", f"--generated={tmp_path / 'generated'}",
+                         f"--reference={tmp_path / 'reference'}",
+                         f"--feature_extractor={extractor_path}", f"--output={output}",
+                         "--batch_size=3")
+    assert result.returncode == 0, result.stderr
+    with open(output) as f:
+        values = json.load(f)
+    for key in ("fid", "colorfulness", "colorfulness_reference", "delta_colorfulness", "psnr",
+                "num_images", "protocol", "feature_extractor"):
+        assert key in values, key
+    assert values["num_images"] == 8 and values["pairing"] == "name"
+    assert values["fid"] > 0 and values["feature_extractor"] == "keras:features.keras"
+    by_name = dict(zip(names[::-1], colorized))
+    expected = np.mean([image_metrics.psnr(by_name[n], t) for n, t in zip(names, truth)])
+    assert values["psnr"] == pytest.approx(expected)
+    assert values["delta_colorfulness"] == pytest.approx(
+        abs(values["colorfulness"] - values["colorfulness_reference"]))
+    assert "| FID |" in result.stdout and values["warnings"] == []  # 8 images > 6 features
+    same = run_command("coltran_tf.evaluate_images", f"--generated={tmp_path / 'reference'}",
+                       f"--reference={tmp_path / 'reference'}", "--metrics=fid",
+                       f"--feature_extractor={extractor_path}", f"--output={output}")
+    assert same.returncode == 0, same.stderr
+    with open(output) as f:
+        assert json.load(f)["fid"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_gen_dirs_pair_by_position_with_several_samples(tmp_path, extractor_path):
+    from coltran_tf.sampling import records
+
+    truth = _photos(tmp_path / "reference", [f"{i:02d}" for i in range(5)], size=32)
+    samples = [[np.clip(t.astype(int) + k * 9, 0, 255) for k in range(2)] for t in truth]
+    os.makedirs(tmp_path / "gen")
+    records.write_records(str(tmp_path / "gen" / "gen0.tfrecords"),
+                          [np.concatenate(s[:2], axis=1) for s in samples[:3]], [0, 1, 2])
+    records.write_records(str(tmp_path / "gen" / "gen1.tfrecords"),
+                          [np.concatenate(s, axis=1) for s in samples[3:]], [3, 4])
+    result = run_command("coltran_tf.evaluate_images", f"--generated={tmp_path / 'gen'}",
+                         f"--reference={tmp_path / 'reference'}", "--num_samples=2",
+                         f"--feature_extractor={extractor_path}",
+                         f"--output={tmp_path / 'r.json'}")
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "r.json") as f:
+        values = json.load(f)
+    assert values["num_images"] == 10 and values["num_reference_images"] == 5
+    assert values["pairing"] == "index" and values["psnr_pairs"] == 10
+    expected = [image_metrics.psnr(s, t) for pair, t in zip(samples, truth) for s in pair]
+    finite = [p for p in expected if np.isfinite(p)]
+    assert values["psnr"] == pytest.approx(np.mean(finite))
+    assert values["psnr_identical"] == len(expected) - len(finite) == 5
+
+
+def test_tfds_sets_and_protocol_presets(tmp_path, extractor_path):
+    import tensorflow_datasets as tfds
+
+    os.makedirs(tmp_path / "generated")
+    with tfds.testing.mock_data(num_examples=6, policy=tfds.testing.MockPolicy.USE_CODE):
+        result = run_command("coltran_tf.evaluate_images", "--protocol=coltran_fid5k",
+                             f"--generated={REPO_ROOT}/data",
+                             f"--feature_extractor={extractor_path}",
+                             f"--output={tmp_path / 'r.json'}")
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "r.json") as f:
+        values = json.load(f)
+    assert values["protocol"] == "coltran_fid5k" and values["preprocess"] == "center_crop_256"
+    assert values["num_images"] == 15 and values["num_reference_images"] == 6
+    assert "psnr" not in values and values["fid"] > 0
+    assert "expects 5000 generated images" in result.stdout
+
+
+def test_bad_input_gets_clear_errors_and_nothing_is_dropped_silently(tmp_path, extractor_path):
+    names = [f"img{i}" for i in range(4)]
+    _photos(tmp_path / "reference", names)
+    _photos(tmp_path / "generated", names[:3], shift=10)
+    args = [f"--reference={tmp_path / 'reference'}", f"--feature_extractor={extractor_path}"]
+    missing = run_command("coltran_tf.evaluate_images", f"--generated={tmp_path / 'generated'}",
+                          *args)
+    assert missing.returncode == 2 and "no partner" in missing.stderr
+    assert "1 reference" in missing.stderr
+    # An unreadable file is counted, named and left out.
+    with open(tmp_path / "generated" / "img3.png", "wb") as f:
+        f.write(b"not a png")
+    broken = run_command("coltran_tf.evaluate_images", f"--generated={tmp_path / 'generated'}",
+                         *args, "--metrics=fid,colorfulness", f"--output={tmp_path / 'r.json'}")
+    assert broken.returncode == 0, broken.stderr
+    with open(tmp_path / "r.json") as f:
+        values = json.load(f)
+    assert values["unreadable"] == {"generated": 1, "reference": 0}
+    assert "img3.png" in values["unreadable_files"]["generated"][0]
+    assert values["num_images"] == 3 and "could not be read" in broken.stderr
+    assert "rank below its dimension" in broken.stderr  # 3 images, 6-d features
+    # Sizes that differ within a pair.
+    os.makedirs(tmp_path / "small")
+    for name in names:
+        shutil.copy(tmp_path / "reference" / f"{name}.png", tmp_path / "small")
+    Image.new("RGB", (20, 20)).save(tmp_path / "small" / "img0.png")
+    sized = run_command("coltran_tf.evaluate_images", f"--generated={tmp_path / 'small'}",
+                        *args, "--metrics=psnr")
+    assert sized.returncode == 2 and "needs equal sizes" in sized.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nothing = run_command("coltran_tf.evaluate_images", f"--generated={empty}", *args,
+                          "--metrics=colorfulness")
+    assert nothing.returncode == 2 and "No readable images" in nothing.stderr
+    typo = run_command("coltran_tf.evaluate_images", f"--generated={tmp_path / 'generated'}",
+                       *args, "--metrics=fid,sharpness")
+    assert typo.returncode == 2 and "sharpness" in typo.stderr
+    nowhere = run_command("coltran_tf.evaluate_images", f"--generated={tmp_path / 'nope'}", *args)
+    assert nowhere.returncode == 2 and "no such folder" in nowhere.stderr
+
+
+def _fake_inception_archive(path):
+    """A .tgz holding a GraphDef with the FID Inception's input and output names
+    (ExpandDims:0 -> pool_3:0, 2048-d): the mean colour, tiled."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32,
+                                                name="ExpandDims")])
+    def graph(images):
+        mean = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
+        return tf.identity(tf.tile(mean, [1, 1, 1, 683])[..., :2048], name="pool_3")
+
+    graph_def = graph.get_concrete_function().graph.as_graph_def()
+    data = graph_def.SerializeToString()
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("classify_image_graph_def.pb")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+
+
+def test_inception_is_fetched_once_checked_and_offline_errors_name_the_fix(tmp_path,
+                                                                           monkeypatch):
+    import functools
+    import http.server
+    import threading
+
+    from coltran_tf.evaluation import features
+
+    monkeypatch.setenv("COLTRAN_TF_HOME", str(tmp_path / "cache"))
+    serve = tmp_path / "serve"
+    serve.mkdir()
+    _fake_inception_archive(serve / "inception-2015-12-05.tgz")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(serve))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/inception-2015-12-05.tgz"
+    try:
+        monkeypatch.setenv(features.URL_ENV, url)
+        extractor = features.load_feature_extractor("inception", report=lambda line: None)
+    finally:
+        server.shutdown()
+        server.server_close()
+    images = np.random.default_rng(0).integers(0, 256, (3, 40, 50, 3)).astype(np.float32)
+    out = extractor(images)
+    assert out.shape == (3, 2048)
+    np.testing.assert_allclose(out[:, 0], images.mean(axis=(1, 2))[:, 0], rtol=1e-5)
+    # Cached: the server is gone, and loading still works ...
+    assert features.load_feature_extractor("inception", report=lambda line: None).dimensions \
+        == 2048
+    # ... until the cached graph changes: the hash check refuses it.
+    graph = features.inception_graph(url)
+    with open(graph, "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(features.FeatureError, match="changed since it was fetched"):
+        features.inception_graph(url)
+    # Offline with no cache: the error names the URL and the manual route.
+    monkeypatch.setenv(features.URL_ENV, url.replace("inception-2015", "missing"))
+    with pytest.raises(Exception, match="classify_image_graph_def.pb") as error:
+        features.load_feature_extractor("inception", report=lambda line: None)
+    assert "missing-12-05.tgz" in str(error.value) and "--feature_extractor=" in str(error.value)
+
+
+def test_folder_sets_refuse_ambiguous_names(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"")
+    (tmp_path / "a.jpg").write_bytes(b"")
+    with pytest.raises(EvaluationError, match="two images with one name"):
+        FolderSet(str(tmp_path))
+    photos = FolderSet(os.path.join(REPO_ROOT, "data"))
+    with pytest.raises(EvaluationError, match="unknown"):
+        evaluate(photos, photos, ["sharpness"])
+
+
+def test_colorize_samples_pair_with_their_photo(tmp_path):
+    """colorize --num_samples=K writes NAME_s0..NAME_s<K-1>: each pairs with NAME,
+    and NAME's statistics count once."""
+    _photos(tmp_path / "reference", ["a", "b"])
+    _photos(tmp_path / "generated", ["a_s0", "a_s1", "b_s0", "b_s1"], shift=30)
+    result = evaluate(FolderSet(str(tmp_path / "generated")),
+                      FolderSet(str(tmp_path / "reference")), ["psnr", "colorfulness"])
+    assert result["psnr_pairs"] == 4 and result["num_images"] == 4
+    assert result["num_reference_images"] == 2 and result["pairing"] == "name"

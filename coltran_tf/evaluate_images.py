@@ -72,9 +72,10 @@ def main(argv):
     preprocess = f.preprocess or (protocol.preprocess if protocol else "none")
     report = lambda line: print(line, flush=True)  # noqa: E731
     try:
-        generated = open_set(f.generated, f.num_samples, f.tfds_data_dir)
-        names = protocol.reference_names if protocol and not f.reference else None
-        reference = open_set(reference_spec, 1, f.tfds_data_dir, names)
+        names = protocol.reference_names if protocol else None
+        generated = open_set(f.generated, f.num_samples, f.tfds_data_dir, names)
+        reference = open_set(reference_spec, 1, f.tfds_data_dir,
+                             None if f.reference else names)
         report(f"generated: {generated.description}\nreference: {reference.description}")
         expected = protocol.expected_images if protocol else None
         if expected and generated.count is not None and generated.count != expected:

@@ -4,9 +4,9 @@ A fixture directory (format of ../shared/fixtures/reference/tiny) holds one
 folder per model with `layout.json` (the original config and checkpoint
 layout), `ckpt/` (an original checkpoint), `inputs.npz` (one eval batch) and
 `expected.npz` (what the original computed). For every model we build ours
-from the fixture's own config, convert the checkpoint through the converter
-into our format (raw and EMA), load it back, recompute every array listed in
-`expected.npz` and compare.
+from the fixture's own config, convert the checkpoint into our format (raw and
+EMA weights, both saved), load it back, recompute every array listed in
+`expected.npz` with each weight set and compare.
 """
 
 import dataclasses
@@ -17,9 +17,9 @@ import tempfile
 
 import numpy as np
 
-from coltran_tf.checkpoints.convert import convert_reference_checkpoint
-from coltran_tf.checkpoints.native import load_model_dir
-from coltran_tf.models.builder import model_resolution
+from coltran_tf.checkpoints.native import WEIGHTS_FILE, load_model_dir, save_model_dir
+from coltran_tf.checkpoints.reference import load_reference_checkpoint
+from coltran_tf.models.builder import build_model, model_resolution
 from coltran_tf.sampling.cached_sampler import sample_colorizer_cached
 from coltran_tf.sampling.colorizer_sampler import sample_colorizer_loop
 from coltran_tf.utils import image_ops
@@ -61,18 +61,29 @@ def _at_pixels(array, index):
 
 
 class _Computer:
-    """Computes the fixture's arrays with our model, lazily and once per weights."""
+    """Computes the fixture's arrays with our model, lazily and once per weights.
 
-    def __init__(self, models, inputs, pixel_index, sampler="loop"):
-        self.models = models  # {"raw": model, "ema": model}
+    One model serves both weight sets: `load(weights)` puts the raw or the EMA
+    weights into it (from our saved format), and each set's outputs are
+    computed once and kept.
+    """
+
+    def __init__(self, model, load, inputs, pixel_index, sampler="loop", loaded=None):
+        self.model, self._load, self._loaded = model, load, loaded
         self.inputs = inputs
         self.pixel_index = pixel_index
         self.sampler = sampler
         self._cache = {}
 
+    def _with(self, weights):
+        if self._loaded != weights:
+            self._load(self.model, weights)
+            self._loaded = weights
+        return self.model
+
     def _outputs(self, weights):
         if weights not in self._cache:
-            model = self.models[weights]
+            model = self._with(weights)
             outputs = model.compute_outputs(self.inputs)
             losses = model.batch_loss(self.inputs, outputs)
             self._cache[weights] = ({k: np.asarray(v) for k, v in outputs.items()},
@@ -81,7 +92,7 @@ class _Computer:
 
     def _colorizer_sample(self):
         if "sample" not in self._cache:
-            model = self.models["ema"]
+            model = self._with("ema")
             gray = image_ops.rgb_to_grayscale(self.inputs[model.input_key])
             sample = sample_colorizer_loop if self.sampler == "loop" else sample_colorizer_cached
             out = sample(model, gray, mode="argmax", norm_context="reference")
@@ -105,7 +116,6 @@ class _Computer:
         return self._compute_sample(name)
 
     def _compute_sample(self, name):
-        model = self.models["ema"]
         if name in ("sample_auto_argmax", "sample_parallel") or name.startswith("sample_proba"):
             out = self._colorizer_sample()
             key = {"sample_auto_argmax": "auto_argmax", "sample_parallel": "parallel"}.get(name)
@@ -117,7 +127,7 @@ class _Computer:
                     "sample_proba_max": lambda: proba.max(-1)}[name]()
         if name in ("sample_bit_up_argmax", "sample_high_res_argmax"):
             # The original's upsamplers condition on the batch's ground truth.
-            return np.asarray(model.sample(self.inputs, mode="argmax"))
+            return np.asarray(self._with("ema").sample(self.inputs, mode="argmax"))
         raise KeyError(name)
 
 
@@ -163,14 +173,21 @@ def verify_model_fixture(name, model_dir, workdir, sampler="loop"):
         raise ValueError(f"{name}: the config gives resolution {model_resolution(config)} but "
                          f"layout.json says {layout['resolution']}.")
     checkpoint = os.path.join(model_dir, layout.get("checkpoint", "ckpt"))
-    models = {}
+    # The converter's output in our format, raw and EMA, from one converted model;
+    # then one model of ours loaded from it, taking either weight set in turn.
+    converted = build_model(config)
+    dirs = {}
     for weights in ("raw", "ema"):
-        out = os.path.join(workdir, f"{name}-{weights}")
-        convert_reference_checkpoint(config, checkpoint, out, use_ema=weights == "ema")
-        models[weights] = load_model_dir(out)[0]
+        load_reference_checkpoint(converted, checkpoint, use_ema=weights == "ema")
+        dirs[weights] = save_model_dir(converted, config, os.path.join(workdir, f"{name}-"
+                                                                        f"{weights}"))
+    del converted
+    model = load_model_dir(dirs["ema"])[0]
     inputs = dict(np.load(os.path.join(model_dir, "inputs.npz")))
     expected = np.load(os.path.join(model_dir, "expected.npz"))
-    computer = _Computer(models, inputs, expected["pixel_index"], sampler)
+    computer = _Computer(
+        model, lambda m, weights: m.load_weights(os.path.join(dirs[weights], WEIGHTS_FILE)),
+        inputs, expected["pixel_index"], sampler, loaded="ema")
     for array in expected.files:
         if array in _NOT_COMPARED:
             continue

@@ -298,3 +298,6 @@ def test_colorize_samples_pair_with_their_photo(tmp_path):
                       FolderSet(str(tmp_path / "reference")), ["psnr", "colorfulness"])
     assert result["psnr_pairs"] == 4 and result["num_images"] == 4
     assert result["num_reference_images"] == 2 and result["pairing"] == "name"
+    # A protocol's subset (e.g. ddcolor_val5k's 5,000 files) keeps the samples of its names.
+    subset = FolderSet(str(tmp_path / "generated"), names={"a"})
+    assert sorted(subset.keys()) == ["a_s0", "a_s1"] and "2 of them" in subset.description

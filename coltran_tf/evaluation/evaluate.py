@@ -10,20 +10,18 @@ silently.
 """
 
 import itertools
-import re
 import time
 
 import numpy as np
 
 from coltran_tf.evaluation import frechet
-from coltran_tf.evaluation.image_sets import PREPROCESSING, EvaluationError
+from coltran_tf.evaluation.image_sets import PREPROCESSING, SAMPLE_SUFFIX, EvaluationError
 from coltran_tf.utils import image_metrics
 from coltran_tf.utils.progress import Rate, format_duration
 
 METRICS = ("fid", "colorfulness", "psnr")
 PAIRINGS = ("auto", "name", "index")
 _NAMED_ERRORS = 20  # unreadable files listed by name in the result (all are counted)
-SAMPLE_SUFFIX = re.compile(r"(.+)_s\d+")  # colorize --num_samples: NAME_s0.png, NAME_s1.png
 
 
 class _SetStats:

@@ -31,12 +31,22 @@ class Item:
     error: str | None = None
 
 
+SAMPLE_SUFFIX = re.compile(r"(.+)_s\d+")  # colorize --num_samples: NAME_s0.png, NAME_s1.png
+
+
+def _base_name(key: str) -> str:
+    """'dir/NAME_s1' -> 'NAME' (a sample of colorize --num_samples); else the base name."""
+    name = os.path.basename(key)
+    match = SAMPLE_SUFFIX.fullmatch(name)
+    return match.group(1) if match else name
+
+
 class FolderSet:
     """Every image file under a folder (recursively, sorted by relative path)."""
 
     kind, named = "folder", True
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, names=None):
         if not os.path.isdir(root):
             raise EvaluationError(f"{root}: no such folder.")
         self.root = root
@@ -45,7 +55,13 @@ class FolderSet:
         if len(self._paths) != len(files):
             raise EvaluationError(f"{root} holds two images with one name and different "
                                   "extensions; keep one of each.")
-        self.description = f"folder {root} ({len(files)} images)"
+        selected = ""
+        if names is not None:  # a protocol's subset: NAME, or NAME_s<k> of colorize samples
+            names = set(names)
+            self._paths = {key: path for key, path in self._paths.items()
+                           if _base_name(key) in names}
+            selected = f", {len(self._paths)} of them in the protocol's subset"
+        self.description = f"folder {root} ({len(files)} images{selected})"
 
     @property
     def count(self) -> int:
@@ -163,7 +179,8 @@ def is_gen_dir(path: str) -> bool:
 
 
 def open_set(spec: str, num_samples: int = 1, tfds_data_dir: str | None = None, names=None):
-    """A folder, a gen dir (a folder of gen<N>.tfrecords) or tfds:NAME[:SPLIT]."""
+    """A folder, a gen dir (a folder of gen<N>.tfrecords) or tfds:NAME[:SPLIT];
+    `names` keeps a folder's or a TFDS set's images of those file names only."""
     if not spec:
         raise EvaluationError("An image set is empty: pass a folder, a gen dir or tfds:NAME.")
     if spec.startswith(TFDS_PREFIX):
@@ -172,7 +189,7 @@ def open_set(spec: str, num_samples: int = 1, tfds_data_dir: str | None = None, 
         raise EvaluationError(f"{spec}: no such folder (or use tfds:NAME[:SPLIT]).")
     if is_gen_dir(spec):
         return GenDirSet(spec, num_samples)
-    return FolderSet(spec)
+    return FolderSet(spec, names)
 
 
 def center_crop_resize(image: np.ndarray, size: int = 256) -> np.ndarray:

@@ -26,7 +26,7 @@ class Protocol:
     metrics: tuple
     generated: str  # what the generated set must be, for the help and the warnings
     expected_images: int | None = None
-    reference_names: tuple | None = None  # select reference examples by file name
+    reference_names: tuple | None = None  # file names evaluated (both sets), e.g. val5k
 
 
 def _val_names(count: int) -> tuple:

@@ -12,8 +12,8 @@ from coltran_tf import configs
 from conftest import REPO_ROOT
 
 SCRIPTS = ("coltran-colorize", "coltran-train", "coltran-sample", "coltran-app",
-           "coltran-convert", "coltran-evaluate", "icolorit-colorize", "icolorit-train",
-           "icolorit-evaluate")
+           "coltran-convert", "coltran-evaluate", "coltran-export", "icolorit-colorize",
+           "icolorit-train", "icolorit-evaluate")
 
 
 def _pyproject():

@@ -8,6 +8,15 @@ from coltran_tf.icolorit.attention import RelativeAttention
 LAYER_NORM_EPS = 1e-6
 
 
+def exact_gelu(x):
+    """GELU(x) = x * (1 + erf(x / sqrt(2))) / 2 (Hendrycks and Gimpel 2016), the
+    erf form PyTorch's nn.GELU uses, evaluated in float32 whatever the compute
+    dtype: erf in bfloat16 runs ~3.5x slower on CPUs here (tools/profile_ops.py),
+    and ONNX has Erf but no Erfc (which Keras' TensorFlow gelu uses)."""
+    x32 = ops.cast(x, "float32")
+    return ops.cast(0.5 * x32 * (1.0 + ops.erf(x32 * 0.7071067811865476)), x.dtype)
+
+
 @keras.saving.register_keras_serializable(package="coltran_tf.icolorit")
 class TransformerBlock(keras.layers.Layer):
     """(B, N, d) -> (B, N, d); MLP d -> mlp_ratio*d (exact GELU) -> d."""
@@ -41,11 +50,7 @@ class TransformerBlock(keras.layers.Layer):
     def call(self, x, training=False):
         x = x + self._drop_path(self.attn(self.norm1(x)), training)
         hidden = self.fc1(self.norm2(x))
-        # Exact GELU in float32: XLA-less CPUs evaluate erf in bfloat16 ~3.5x
-        # slower than in float32 (tools/profile_ops.py), and it is more accurate.
-        hidden = ops.cast(ops.gelu(ops.cast(hidden, "float32"), approximate=False),
-                          hidden.dtype)
-        return x + self._drop_path(self.fc2(hidden), training)
+        return x + self._drop_path(self.fc2(exact_gelu(hidden)), training)
 
     def get_config(self):
         return {**super().get_config(), "hidden_size": self.hidden_size,

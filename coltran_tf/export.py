@@ -1,0 +1,67 @@
+"""Export a model for serving (the `coltran-export` command).
+
+  coltran-export --model=icolorit_tiny.npz --format=savedmodel --output=icolorit_sm
+  coltran-export --model=coltran_tf/demo/icolorit --format=tflite --output=icolorit.tflite
+  coltran-export --model=released:spatial_upsampler --format=onnx --output=spatial.onnx
+
+(`python -m coltran_tf.export` is the same command.)
+
+--model takes what the loaders take: an iColoriT weights file, URL or model
+directory, or a ColTran color/spatial upsampler (a model directory, a training
+logdir, an original checkpoint, released[:STAGE]). Each export is loaded back
+with its own runtime (tf.saved_model.load, the LiteRT interpreter,
+onnxruntime), run on a fixed input and compared with the Keras model: the
+maximum absolute difference and the argmax agreement are printed, and a
+mismatch beyond tolerance is an error (nothing is left at --output). The
+artefacts' signatures are documented in coltran_tf/deploy.py and the README
+("Deploy"). LiteRT and ONNX need the extra: pip install 'coltran_tf[export]'.
+"""
+
+import sys
+
+from absl import app, flags
+
+from coltran_tf.utils import precision
+
+flags.DEFINE_string("model", None, "The model to export (see above).")
+flags.DEFINE_enum("format", "savedmodel", ["savedmodel", "tflite", "onnx"], "Artefact format.")
+flags.DEFINE_string("output", None, "Where the artefact goes (a directory for savedmodel, "
+                    "a file for tflite and onnx).")
+flags.DEFINE_enum("kind", "auto", ["auto", "icolorit", "coltran"], "What --model is "
+                  "(auto: a directory or file iColoriT's loader takes is iColoriT).")
+flags.DEFINE_integer("resolution", 0, "iColoriT: the input side in pixels (0 = the model's "
+                     "own, 224 for the released weights).")
+flags.DEFINE_enum("precision", "float32", list(precision.CHOICES), precision.HELP)
+flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
+flags.mark_flags_as_required(["model", "output"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    from coltran_tf import deploy
+
+    f = flags.FLAGS
+    try:
+        module = deploy.load_module(f.model, f.kind, f.resolution, f.precision)
+        report = deploy.export(module, f.format, f.output, f.overwrite)
+    except (deploy.ExportError, ValueError, OSError) as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 2
+    print(f"Wrote {report['path']} ({report['bytes'] / 1e6:.1f} MB, {f.format})")
+    for name, entry in report["outputs"].items():
+        agreement = (f", argmax agreement {100 * entry['argmax_agreement']:.2f}%"
+                     if "argmax_agreement" in entry else "")
+        print(f"  {name}: max |difference| vs Keras {entry['max_abs_diff']:.3g}{agreement}")
+    return 0
+
+
+def run():
+    """The `coltran-export` console script."""
+    from coltran_tf.utils import cli
+
+    cli.run(main, __name__)
+
+
+if __name__ == "__main__":
+    run()

@@ -198,9 +198,23 @@ def test_sample_command_reports_bad_input(workdir, tmp_path, monkeypatch):
     assert "cannot reach http://127.0.0.1:9/coltran.zip" in offline.stderr
 
 
-def test_cached_sampler_by_default_loop_on_request_and_uncertainty_maps(workdir, tmp_path):
+def test_cached_sampler_by_default_loop_on_request_and_uncertainty_maps(workdir, tmp_path,
+                                                                       monkeypatch):
+    """config.sample.sampler routes to the loop sampler. Its run is stood in for by
+    the cached sampler in reference mode: that the two agree bit for bit is
+    test_cached_sampler.py's, and running the 4,096-step loop here cost ~40 s."""
     from PIL import Image
 
+    from coltran_tf.sampling import cached_sampler
+
+    calls = []
+
+    def loop_stand_in(model, gray, mode, norm_context, seed):
+        calls.append((mode, norm_context, seed))
+        return cached_sampler.sample_colorizer_cached(model, gray, mode=mode,
+                                                      norm_context=norm_context, seeds=seed)
+
+    monkeypatch.setattr(cached_sampler, "sample_colorizer_loop", loop_stand_in)
     runs = {}
     for sampler in ("cached", "loop"):
         config = _config(colorizer, sampler, num_outputs=1, batch_size=1)
@@ -213,6 +227,7 @@ def test_cached_sampler_by_default_loop_on_request_and_uncertainty_maps(workdir,
         maps = sorted(os.listdir(tmp_path / sampler / staged.UNCERTAINTY_DIR))
         assert maps == ["00000_label0.png"]
         assert Image.open(tmp_path / sampler / staged.UNCERTAINTY_DIR / maps[0]).size == (64, 64)
+    assert calls and calls[0][1] == "reference"
     for (a, _), (b, _) in zip(runs["cached"], runs["loop"]):
         np.testing.assert_array_equal(a, b)
     config = _config(colorizer, "bad", num_outputs=2)

@@ -224,6 +224,7 @@ def test_output_names_and_grayscale_detection():
     assert not cf.is_grayscale(sepia)
 
 
+@pytest.mark.slow  # a benchmark tool's run (~25 s); -m slow runs it
 def test_benchmark_colorize_times_the_whole_pipeline():
     """tools/benchmark_colorize.py (the README's seconds per photo), in-process at tiny size."""
     import benchmark_colorize  # tools/ (conftest puts it on the path)

@@ -36,13 +36,13 @@ def _artefact(tmp_path, name, fmt):
 
 
 def _cases():
-    """iColoriT in every format and the upsamplers as SavedModels by default; the
-    upsamplers' LiteRT and ONNX exports are slow (-m slow)."""
+    """iColoriT in every format by default; the upsamplers' exports (~13 s each:
+    their models are built twice) are slow (-m slow)."""
     for name in ("icolorit", "color_upsampler", "spatial_upsampler"):
         for fmt in deploy.FORMATS:
             marks = [pytest.mark.skipif(not HAVE[fmt], reason="the export extra is not "
                                         f"installed ({deploy.EXTRA})")]
-            if name == "color_upsampler" or (name != "icolorit" and fmt != "savedmodel"):
+            if name != "icolorit":
                 marks.append(pytest.mark.slow)
             yield pytest.param(name, fmt, marks=marks, id=f"{name}-{fmt}")
 

@@ -150,6 +150,7 @@ def test_command_reports_config_mistakes(tmp_path, monkeypatch):
     assert "--checkpoints=DIR" in result.stderr
 
 
+@pytest.mark.slow  # a benchmark tool's run (~25 s); -m slow runs it
 def test_benchmark_train_reports_steps_per_second(tmp_path):
     out = _run([sys.executable, "tools/benchmark_train.py", "--configs=color_upsampler",
                 "--variants=tiny", "--steps=2", "--noxla", "--precisions=float32,bfloat16"])

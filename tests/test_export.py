@@ -49,7 +49,7 @@ def _cases():
 
 @pytest.mark.parametrize("name, fmt", _cases())
 def test_exports_and_their_runtimes_match_keras(models, tmp_path, name, fmt):
-    if name == "color_upsampler":
+    if name == "color_upsampler" and not (models / name).exists():  # built by its first case
         write_tiny_models(models, stages=(name,), low_resolution=8)
     output = _artefact(tmp_path, name, fmt)
     result = run_command("coltran_tf.export", f"--model={models / name}",

@@ -52,16 +52,22 @@ def test_graph_and_xla_samplers_agree():
 
 
 def test_seeds_are_per_image_and_samples_batch_together():
+    """As a plain graph: XLA would compile once per batch size (3, 1, 4); seeds
+    become uniforms before the loop, the same for both."""
     model, gray = _model({}), _gray(batch=3)
-    one = sample_colorizer_cached(model, gray, seeds=[4, 5, 6])
-    again = sample_colorizer_cached(model, gray, seeds=[4, 5, 6])
+
+    def sample(images, seeds):
+        return sample_colorizer_cached(model, images, seeds=seeds, jit_compile=False)
+
+    one = sample(gray, [4, 5, 6])
+    again = sample(gray, [4, 5, 6])
     np.testing.assert_array_equal(one["symbols"], again["symbols"])
-    alone = sample_colorizer_cached(model, gray[1:2], seeds=[5])
+    alone = sample(gray[1:2], [5])
     np.testing.assert_array_equal(one["symbols"][1], alone["symbols"][0])
     # num_samples of one image: the image repeated, one seed per sample.
-    samples = sample_colorizer_cached(model, np.repeat(gray[:1], 4, 0), seeds=[1, 2, 3, 4])
+    samples = sample(np.repeat(gray[:1], 4, 0), [1, 2, 3, 4])
     assert len({samples["symbols"][k].tobytes() for k in range(4)}) == 4
-    assert sample_colorizer_cached(model, gray, seeds=7)["symbols"].shape == (3, 6, 6)
+    assert sample(gray, 7)["symbols"].shape == (3, 6, 6)
 
 
 def test_pipeline_draws_all_samples_in_one_call_like_one_by_one():
@@ -86,9 +92,11 @@ def test_pipeline_draws_all_samples_in_one_call_like_one_by_one():
 
 
 def test_temperature_top_k_and_top_p_reshape_the_distribution():
-    """Through the sampler end to end, as a plain graph (each set of controls is
-    its own compiled loop; XLA would compile six; symbols.py's choice is the
-    same op sequence in both and has its own tests on hand-made logits)."""
+    """Through the sampler end to end, as a plain graph (the controls are tensor
+    arguments: one traced loop per mode serves every setting, checked below;
+    symbols.py's choice has its own test on hand-made logits)."""
+    from coltran_tf.sampling.cached_sampler import _COMPILED
+
     model, gray = _model({}), _gray()
 
     def sample(**kwargs):
@@ -106,9 +114,68 @@ def test_temperature_top_k_and_top_p_reshape_the_distribution():
     mass_above = np.where(out["proba"] > np.take_along_axis(
         out["proba"], out["symbols"][..., None], -1), out["proba"], 0).sum(-1)
     assert mass_above.max() < 0.5  # every pick lies inside the 0.5 nucleus
+    loops = [function for key, function in _COMPILED[model].items() if key != "encode"]
+    assert len(loops) == 2  # argmax and sample, whatever the controls
+    assert all(len(f._list_all_concrete_functions()) == 1 for f in loops)
     for bad in ({"temperature": 0}, {"top_k": 513}, {"top_p": 0.0}, {"mode": "greedy"}):
         with pytest.raises(ValueError):
             sample_colorizer_cached(model, gray, **bad)
+
+
+def test_the_choice_takes_its_controls_as_numbers_or_tensors():
+    """symbols.choose / filtered_probabilities on hand-made logits: Python
+    numbers and tensors (as a traced graph gets them) give the same
+    distribution; top-k keeps k symbols, top-p the smallest nucleus; with the
+    default controls the given probabilities are sampled from as they are."""
+    import tensorflow as tf
+
+    from coltran_tf.sampling import symbols
+
+    rng = np.random.default_rng(0)
+    logits = tf.constant(rng.normal(0, 3, (4, 512)), tf.float32)
+    uniforms = tf.constant(rng.uniform(size=4), tf.float32)
+    spec = [tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int32),
+            tf.TensorSpec([], tf.float32)]
+    filtered = tf.function(symbols.filtered_probabilities, input_signature=[
+        tf.TensorSpec([None, 512], tf.float32), *spec])
+    chosen = tf.function(lambda t, k, p: symbols.choose(
+        logits, tf.nn.softmax(logits), uniforms, "sample", t, k, p), input_signature=spec)
+    for t, k, p in ((1.0, 0, 1.0), (0.7, 0, 1.0), (1.0, 5, 1.0), (1.0, 0, 0.8),
+                    (0.5, 10, 0.9)):
+        numbers = symbols.filtered_probabilities(logits, t, k, p).numpy()
+        tensors = filtered(logits, t, k, p).numpy()
+        np.testing.assert_array_equal(numbers, tensors)
+        np.testing.assert_allclose(numbers.sum(-1), 1.0, rtol=1e-5)
+        kept = numbers > 0
+        if k:
+            assert (kept.sum(-1) <= k).all()
+        if p < 1.0:
+            unfiltered = symbols.filtered_probabilities(logits, t, k).numpy()
+            ordered = np.sort(unfiltered, -1)[:, ::-1]
+            size = kept.sum(-1)
+            assert all(ordered[b, :size[b]].sum() >= p - 1e-6 and
+                       ordered[b, :size[b] - 1].sum() < p for b in range(4))
+        picked = chosen(t, k, p).numpy()
+        assert (np.take_along_axis(numbers, picked[:, None], -1) > 0).all()
+        np.testing.assert_array_equal(picked, symbols.choose(
+            logits, tf.nn.softmax(logits), uniforms, "sample", t, k, p).numpy())
+    # Defaults: the given probabilities, not the logits' softmax, are drawn from.
+    one_hot = tf.one_hot([7, 8, 9, 10], 512)
+    np.testing.assert_array_equal(symbols.choose(logits, one_hot, uniforms, "sample"),
+                                  [7, 8, 9, 10])
+
+
+def test_pixel_uniforms_are_per_seed_for_any_batch():
+    import tensorflow as tf
+
+    from coltran_tf.sampling import symbols
+
+    unknown_batch = tf.function(lambda s: symbols.pixel_uniforms(s, 3, 5),
+                                input_signature=[tf.TensorSpec([None], tf.int32)])
+    together = unknown_batch(tf.constant([11, 12, 13])).numpy()
+    for b, seed in enumerate((11, 12, 13)):
+        np.testing.assert_array_equal(together[b], tf.random.stateless_uniform(
+            [3, 5], seed=[seed, symbols.SEED_SALT]).numpy())
 
 
 @pytest.mark.slow  # compares two timings (the eager and the compiled original algorithm)

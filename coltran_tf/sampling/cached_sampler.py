@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from coltran_tf.layers.decoding import at
+from coltran_tf.layers.decoding import at, write
 from coltran_tf.sampling import symbols
 from coltran_tf.sampling.colorizer_sampler import sample_colorizer_loop
 from coltran_tf.sampling.options import DEFAULTS, NORM_CONTEXTS, SamplerOptions
@@ -53,17 +53,19 @@ def _sample_row(model, z_row, upper_row, row, norm_conditions, uniforms_row, cho
         proba = tf.nn.softmax(logits, axis=-1)
         symbol = choose(logits, proba, tf.gather(uniforms_row, col))
         embedding = model.pixel_embedding(symbol)  # (B, D)
-        return (col + 1, embedding, caches, chosen.write(col, symbol),
-                embeddings.write(col, embedding), probas.write(col, proba))
+        return (col + 1, embedding, caches, write(chosen, symbol, col, 1, in_place),
+                write(embeddings, embedding, col, 1, in_place),
+                write(probas, proba, col, 1, in_place))
 
     dtype = model.compute_dtype  # bfloat16 activations and caches in bfloat16
+    # The outputs are loop-carried tensors written like the caches (not
+    # TensorArrays: LiteRT cannot lower lists inside nested loops).
     initial = (tf.constant(0), tf.zeros((batch, hidden), dtype), inner.empty_caches(batch),
-               tf.TensorArray(tf.int32, size=width), tf.TensorArray(dtype, size=width),
-               tf.TensorArray(tf.float32, size=width))
+               tf.zeros((batch, width), tf.int32), tf.zeros((batch, width, hidden), dtype),
+               tf.zeros((batch, width, model.num_symbols), tf.float32))
     *_, chosen, embeddings, probas = tf.while_loop(
         lambda col, *rest: col < width, step, initial, parallel_iterations=1)
-    return (tf.transpose(chosen.stack()), tf.transpose(embeddings.stack(), [1, 0, 2])[:, None],
-            tf.transpose(probas.stack(), [1, 0, 2]))
+    return chosen, embeddings[:, None], probas
 
 
 def _sample(model, z, uniforms, in_place, mode, norm_context, temperature, top_k, top_p):
@@ -88,16 +90,15 @@ def _sample(model, z, uniforms, in_place, mode, norm_context, temperature, top_k
         # The last row's outer output is never used; computing it keeps the loop simple.
         upper, caches = outer.decode_row(row_embeddings, z_row, row, caches, outer_norms,
                                          in_place)
-        return (row + 1, upper, caches, chosen.write(row, row_symbols),
-                probas.write(row, row_proba))
+        return (row + 1, upper, caches, write(chosen, row_symbols, row, 1, in_place),
+                write(probas, row_proba, row, 1, in_place))
 
     initial = (tf.constant(0), tf.zeros((batch, 1, width, hidden), model.compute_dtype),
-               outer.empty_caches(batch),
-               tf.TensorArray(tf.int32, size=height), tf.TensorArray(tf.float32, size=height))
+               outer.empty_caches(batch), tf.zeros((batch, height, width), tf.int32),
+               tf.zeros((batch, height, width, model.num_symbols), tf.float32))
     *_, chosen, probas = tf.while_loop(lambda row, *rest: row < height, row_step, initial,
                                        parallel_iterations=1)
-    return {"symbols": tf.transpose(chosen.stack(), [1, 0, 2]),
-            "proba": tf.transpose(probas.stack(), [1, 0, 2, 3])}
+    return {"symbols": chosen, "proba": probas}
 
 
 def _encode(model, gray):
@@ -110,24 +111,97 @@ def _encode(model, gray):
     return outputs
 
 
-_COMPILED = weakref.WeakKeyDictionary()  # model -> {"encode" | options: tf.function}
+SEED_MODULUS = 2**31 - 1  # seeds enter the stateless generator as int32
+_COMPILED = weakref.WeakKeyDictionary()  # model -> {"encode" | (mode, norm, jit): tf.function}
 
 
-def _compiled(model, options, jit_compile):
+def _compiled(model, mode, norm_context, jit_compile):
     """The encoder as a plain graph (one pass of large matmuls, which TensorFlow's
     own kernels run ~15% faster than XLA:CPU here) and the row and pixel loops
     as one XLA computation (or a plain graph with jit_compile=False: the caches
-    are then written by select instead of in place)."""
+    are then written by select instead of in place). Temperature, top-k and
+    top-p are tensor arguments: one compilation serves every setting."""
     functions = _COMPILED.setdefault(model, {})
-    key = (options, jit_compile)
+    key = (mode, norm_context, jit_compile)
     if key not in functions:
-        def run(z, uniforms):
-            return _sample(model, z, uniforms, jit_compile, *options)
+        def run(z, uniforms, temperature, top_k, top_p):
+            return _sample(model, z, uniforms, jit_compile, mode, norm_context, temperature,
+                           top_k, top_p)
         functions[key] = tf.function(run, jit_compile=jit_compile, reduce_retracing=True)
     if "encode" not in functions:
         functions["encode"] = tf.function(lambda gray: _encode(model, gray),
                                           reduce_retracing=True)
     return functions["encode"], functions[key]
+
+
+def _controls(temperature, top_k, top_p):
+    """The sampling controls as the compiled loop's scalar tensor arguments."""
+    return (tf.cast(temperature, tf.float32), tf.cast(top_k, tf.int32),
+            tf.cast(top_p, tf.float32))
+
+
+def _uniforms(model, seeds):
+    """(B,) int64 seeds -> (B, R, R) per-pixel uniforms (symbols.pixel_uniforms)."""
+    return symbols.pixel_uniforms(tf.cast(tf.math.floormod(seeds, SEED_MODULUS), tf.int32),
+                                  model.resolution, model.resolution)
+
+
+def _sample_images(model, gray, uniforms, controls, mode, norm_context, jit_compile):
+    """{"symbols", "proba", ["parallel_symbols"]} tensors for (B, R, R, 1) int32 gray
+    and (B, R, R) uniforms: the encoder, then the loops."""
+    encode, sample = _compiled(model, mode, norm_context, jit_compile)
+    outputs = encode(gray)
+    outputs.update(sample(outputs.pop("z"), uniforms, *controls))
+    return outputs
+
+
+def serving_sampler(model, norm_context: str = "exact", jit_compile: bool = True,
+                    seeded: bool = True):
+    """The cached sampler as a function of tensors only, for an exported signature:
+
+      gray (B, R, R, 1) int32 in [0, 255], seeds (B,) int64 (seeded=False:
+      uniforms (B, R, R) float32 in [0, 1), one per pixel, what
+      pixel_uniforms makes of the seeds), temperature () float32 > 0, top_k ()
+      int32 in [0, 512] (0: off), top_p () float32 in (0, 1] (1: off)
+      -> coarse (B, R, R, 3) uint8 (the 3-bit colours dequantised as x * 32,
+      what colorize's auto_sample is), proba (B, R, R, 512) float32 (the
+      model's own distribution, as sample_colorizer_cached returns it).
+
+    Same seeds (or their uniforms) and controls, same samples as
+    sample_colorizer_cached. Controls out of range fail with an
+    InvalidArgumentError that names them. jit_compile=False: the plain-graph
+    loop (cache writes by select), for converters that cannot take XLA's
+    in-place writes; seeded=False for runtimes without TensorFlow's stateless
+    random generator.
+    """
+    num_symbols = model.num_symbols
+
+    def serve(gray, noise, temperature, top_k, top_p):
+        checks = [
+            tf.debugging.assert_equal(tf.shape(noise)[0], tf.shape(gray)[0], message=(
+                "seeds must hold one seed per image" if seeded else
+                "uniforms must hold one (R, R) array per image")),
+            tf.debugging.assert_positive(temperature, message="temperature must be > 0"),
+            tf.debugging.assert_non_negative(top_k, message="top_k must be >= 0 (0: off)"),
+            tf.debugging.assert_less_equal(top_k, num_symbols,
+                                           message=f"top_k must be <= {num_symbols}"),
+            tf.debugging.assert_positive(top_p, message="top_p must be in (0, 1]"),
+            tf.debugging.assert_less_equal(top_p, 1.0, message="top_p must be in (0, 1]")]
+        with tf.control_dependencies(checks):
+            gray = tf.identity(gray)
+        uniforms = _uniforms(model, noise) if seeded else noise
+        outputs = _sample_images(model, gray, uniforms, (temperature, top_k, top_p), "sample",
+                                 norm_context, jit_compile)
+        return {"coarse": image_ops.coarse_symbols_to_rgb(outputs["symbols"]),
+                "proba": outputs["proba"]}
+
+    return serve
+
+
+def seed_uniforms(model, seeds) -> np.ndarray:
+    """(B, R, R) float32 uniforms of (B,) seeds: the input an unseeded export
+    (serving_sampler(seeded=False)) takes to draw what the seeds draw."""
+    return np.asarray(_uniforms(model, tf.constant(np.asarray(seeds, np.int64))))
 
 
 def _seeds(seeds, batch: int) -> np.ndarray:
@@ -174,12 +248,9 @@ def sample_colorizer_cached(model, gray, mode: str = "sample", norm_context: str
     if tuple(gray.shape[1:]) != (res, res, 1):
         raise ValueError(f"Expected grayscale images of shape (B, {res}, {res}, 1), "
                          f"got {tuple(gray.shape)}.")
-    seeds = _seeds(seeds, gray.shape[0])
-    uniforms = symbols.pixel_uniforms(tf.constant(seeds % (2**31 - 1), tf.int32), res, res)
-    options = (mode, norm_context, float(temperature), int(top_k), float(top_p))
-    encode, sample = _compiled(model, options, bool(jit_compile))
-    outputs = encode(gray)
-    outputs.update(sample(outputs.pop("z"), uniforms))
+    uniforms = _uniforms(model, tf.constant(_seeds(seeds, gray.shape[0])))
+    outputs = _sample_images(model, gray, uniforms, _controls(temperature, top_k, top_p), mode,
+                             norm_context, bool(jit_compile))
     result = {f"auto_{mode}": image_ops.coarse_symbols_to_rgb(outputs["symbols"]),
               "symbols": outputs["symbols"], "proba": outputs["proba"],
               "uncertainty": ops.max(outputs["proba"], axis=-1)}

@@ -15,25 +15,34 @@ SAMPLE_MODES = ("argmax", "sample")
 SEED_SALT = 0x5EED  # second word of every pixel-uniform stateless seed
 
 
-def filtered_probabilities(logits, temperature: float = 1.0, top_k: int = 0,
-                           top_p: float = 1.0):
+def filtered_probabilities(logits, temperature=1.0, top_k=0, top_p=1.0):
     """(B, N) softmax of logits / temperature, restricted to the top-k symbols
-    (0: all) and to the top-p nucleus (1: all), renormalised."""
-    logits = logits / temperature
-    if top_k:
-        kth = tf.math.top_k(logits, k=top_k).values[:, -1:]
-        logits = tf.where(logits < kth, tf.constant(-np.inf, logits.dtype), logits)
+    (0: all) and to the top-p nucleus (1: all), renormalised.
+
+    The controls may be Python numbers or scalar tensors (one compiled sampler
+    serves every setting; an exported signature takes them as inputs).
+    """
+    n = logits.shape[-1]
+    logits = logits / tf.cast(temperature, logits.dtype)
+    top_k = tf.cast(top_k, tf.int32)
+    # The k-th largest logit (k = 0: all N, the smallest, which masks nothing).
+    ordered = tf.sort(logits, axis=-1, direction="DESCENDING")
+    kth = tf.gather(ordered, tf.where(top_k > 0, top_k, n) - 1, axis=-1)[:, None]
+    logits = tf.where(logits < kth, tf.constant(-np.inf, logits.dtype), logits)
     probs = tf.nn.softmax(logits, axis=-1)
-    if top_p < 1.0:
+    top_p = tf.cast(top_p, probs.dtype)
+
+    def nucleus():
         ordered = tf.sort(probs, axis=-1, direction="DESCENDING")
         before = tf.cumsum(ordered, axis=-1, exclusive=True)
         # The smallest set of most likely symbols whose mass reaches top_p: a
         # symbol stays if the mass of the more likely ones is below top_p.
         kept = tf.where(before < top_p, ordered, tf.ones_like(ordered))
         threshold = tf.reduce_min(kept, axis=-1, keepdims=True)
-        probs = tf.where(probs >= threshold, probs, tf.zeros_like(probs))
-        probs = probs / tf.reduce_sum(probs, axis=-1, keepdims=True)
-    return probs
+        inside = tf.where(probs >= threshold, probs, tf.zeros_like(probs))
+        return inside / tf.reduce_sum(inside, axis=-1, keepdims=True)
+
+    return tf.cond(top_p < 1.0, nucleus, lambda: probs)
 
 
 def blocked_cumsum(probs, block: int = 16):
@@ -48,19 +57,23 @@ def blocked_cumsum(probs, block: int = 16):
     return tf.reshape(within + before[..., None], [batch, n])
 
 
-def choose(logits, probs, uniform, mode: str, temperature: float = 1.0, top_k: int = 0,
-           top_p: float = 1.0):
+def choose(logits, probs, uniform, mode: str, temperature=1.0, top_k=0, top_p=1.0):
     """(B, N) logits, their softmax and (B,) uniforms in [0, 1) -> (B,) int32 symbols.
 
     "sample": the symbol whose CDF interval holds the uniform number, under the
     (filtered) distribution; never a symbol of zero probability (rounding at
     the top of the CDF falls back to the most likely one). "argmax": the most
-    likely symbol of the logits.
+    likely symbol of the logits. The controls may be scalar tensors; with
+    their defaults (1, 0, 1) `probs` is sampled from as given.
     """
     if mode == "argmax":
         return tf.argmax(logits, axis=-1, output_type=tf.int32)
-    if temperature != 1.0 or top_k or top_p < 1.0:
-        probs = filtered_probabilities(logits, temperature, top_k, top_p)
+    reshaped = tf.logical_or(tf.not_equal(tf.cast(temperature, tf.float32), 1.0),
+                             tf.logical_or(tf.cast(top_k, tf.int32) > 0,
+                                           tf.cast(top_p, tf.float32) < 1.0))
+    given = probs
+    probs = tf.cond(reshaped, lambda: filtered_probabilities(logits, temperature, top_k, top_p),
+                    lambda: given)
     cdf = blocked_cumsum(probs)
     index = tf.reduce_sum(tf.cast(cdf <= uniform[:, None] * cdf[:, -1:], tf.int32), axis=-1)
     index = tf.minimum(index, probs.shape[-1] - 1)
@@ -70,9 +83,13 @@ def choose(logits, probs, uniform, mode: str, temperature: float = 1.0, top_k: i
 
 
 def pixel_uniforms(seeds, height: int, width: int):
-    """(B, H, W) uniforms in [0, 1), image b's from its own seed seeds[b]."""
-    return tf.stack([tf.random.stateless_uniform([height, width], seed=[s, SEED_SALT])
-                     for s in tf.unstack(seeds)])
+    """(B, H, W) uniforms in [0, 1), image b's from its own seed seeds[b] (B int32
+    seeds; B may be unknown until run time)."""
+    def one(seed):
+        return tf.random.stateless_uniform([height, width], seed=tf.stack([seed, SEED_SALT]))
+
+    return tf.map_fn(one, tf.cast(seeds, tf.int32),
+                     fn_output_signature=tf.TensorSpec([height, width], tf.float32))
 
 
 def check_options(mode: str, temperature: float, top_k: int, top_p: float,

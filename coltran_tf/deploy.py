@@ -1,4 +1,4 @@
-"""Serving artefacts: iColoriT and the ColTran upsamplers as SavedModel, LiteRT
+"""Serving artefacts: iColoriT and the ColTran stages as SavedModel, LiteRT
 (TFLite) and ONNX, each checked by its own runtime against the Keras model.
 
 What each artefact computes (signature `serving_default`, float32 unless said):
@@ -12,8 +12,15 @@ What each artefact computes (signature `serving_default`, float32 unless said):
                 upsampler: 8-bit colours 0..255 resized up to R)
                 -> argmax (B, R, R, 3) int32 and logits (B, R, R, 3, 256) float32.
 
-The colorizer's autoregressive sampler is not exported (see the README's Deploy
-section for why).
+  colorizer     (SavedModel; signatures `sample` and `serving_default`, the cached
+                sampler, compiled by XLA when first called) gray (B, R, R, 1)
+                int32 in [0, 255], seeds (B,) int64, temperature () float32 > 0,
+                top_k () int32 (0: off), top_p () float32 in (0, 1] (1: off)
+                -> coarse (B, R, R, 3) uint8 (3-bit colours as x * 32; the color
+                upsampler takes coarse // 32) and proba (B, R, R, 512) float32.
+                ONNX: the same with uniforms (B, R, R) float32 in place of seeds
+                (cached_sampler.seed_uniforms). LiteRT: the converter fails on
+                the sampling loop (COLORIZER_LITERT says how).
 """
 
 import json
@@ -25,7 +32,15 @@ import numpy as np
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 EXTRA = "pip install 'coltran_tf[export]'"
-TOLERANCE = {"ab": 1e-2, "logits": 1e-3}  # max |difference| accepted per output
+TOLERANCE = {"ab": 1e-2, "logits": 1e-3, "proba": 1e-3}  # max |difference| per output
+EXACT = ("argmax", "coarse")  # integer outputs: the share of equal values is checked
+
+
+COLORIZER_LITERT = (
+    "The colorizer's sampling loop does not convert to LiteRT: TensorFlow's LiteRT converter "
+    "fails with 'operand #1 does not dominate this use' (a Transpose outside the loops is "
+    "handed a permutation constant that lives inside a loop body). Export the colorizer as "
+    "--format=savedmodel or --format=onnx (README, Deploy).")
 
 
 class ExportError(ValueError):
@@ -85,6 +100,43 @@ def upsampler_module(model):
     return UpsamplerServing()
 
 
+def colorizer_module(model, portable: bool = False):
+    """tf.Module whose signature is the cached sampler
+    (cached_sampler.serving_sampler): (gray, seeds, temperature, top_k, top_p)
+    -> coarse, proba, its loops compiled by XLA at run time.
+
+    portable=True (ONNX, LiteRT): the plain-graph loop, and `uniforms` (B, R, R)
+    in [0, 1) in place of seeds, since neither runtime has TensorFlow's
+    stateless random generator (cached_sampler.seed_uniforms turns seeds into
+    the uniforms that draw the same samples).
+    """
+    tf = _tf()
+    from coltran_tf.sampling.cached_sampler import serving_sampler
+
+    side = int(model.resolution)
+    sampler = serving_sampler(model, jit_compile=not portable, seeded=not portable)
+    specs = [tf.TensorSpec([None, side, side, 1], tf.int32, name="gray"), None,
+             tf.TensorSpec([], tf.float32, name="temperature"),
+             tf.TensorSpec([], tf.int32, name="top_k"),
+             tf.TensorSpec([], tf.float32, name="top_p")]
+    module = tf.Module(name="colorizer")
+    module.model = model
+    if portable:
+        specs[1] = tf.TensorSpec([None, side, side], tf.float32, name="uniforms")
+
+        @tf.function(input_signature=specs)
+        def serve(gray, uniforms, temperature, top_k, top_p):
+            return sampler(gray, uniforms, temperature, top_k, top_p)
+    else:
+        specs[1] = tf.TensorSpec([None], tf.int64, name="seeds")
+
+        @tf.function(input_signature=specs)
+        def serve(gray, seeds, temperature, top_k, top_p):
+            return sampler(gray, seeds, temperature, top_k, top_p)
+    module.serve = serve
+    return module
+
+
 def _saved_config(path: str) -> dict:
     config = os.path.join(path, "config.json")
     if os.path.isfile(config):
@@ -97,15 +149,10 @@ def _looks_like_icolorit(path: str) -> bool:
     return path.endswith((".npz", ".pth")) or "patch_size" in _saved_config(path)
 
 
-def _refuse_colorizer(spec: str) -> None:
-    raise ExportError(
-        f"{spec} is the ColTran colorizer: its autoregressive sampler is not exported (see "
-        "the README's Deploy section); export a color or spatial upsampler, or iColoriT.")
-
-
 def load_module(spec: str, kind: str = "auto", resolution: int = 0,
-                precision_name: str = "float32"):
-    """The serving tf.Module of a model spec (icolorit_module / upsampler_module)."""
+                precision_name: str = "float32", fmt: str = "savedmodel"):
+    """The serving tf.Module of a model spec for format `fmt` (icolorit_module,
+    upsampler_module or colorizer_module)."""
     if kind == "icolorit" or (kind == "auto" and _looks_like_icolorit(spec)):
         from coltran_tf.icolorit.convert import load_weights
 
@@ -117,21 +164,31 @@ def load_module(spec: str, kind: str = "auto", resolution: int = 0,
         return icolorit_module(model, model.image_size)
     from coltran_tf.checkpoints.loading import load_model
 
-    if _saved_config(spec).get("model", {}).get("name") == "coltran_core":
-        _refuse_colorizer(spec)  # known from the model directory, before building it
     model, _, _ = load_model(spec, precision=precision_name)
-    if not hasattr(model, "channel_logits"):
-        _refuse_colorizer(spec)
-    return upsampler_module(model)
+    if hasattr(model, "channel_logits"):
+        return upsampler_module(model)
+    return colorizer_module(model, portable=fmt != "savedmodel")
 
 
 def example_inputs(module, seed: int = 0) -> dict:
-    """A fixed input for the signature of `module` (what the checks compare on)."""
+    """A fixed input for the signature of `module` (what the checks compare on):
+    random images; the colorizer's a batch of two, seeds seed and seed + 1 (or
+    their uniforms) and the default controls (no temperature, top-k, top-p)."""
     rng = np.random.default_rng(seed)
     inputs = {}
+    batch = 2 if module.name == "colorizer" else 1
     for spec in module.serve.input_signature:
-        shape = (1,) + tuple(spec.shape[1:])
-        if spec.name == "lightness":
+        shape = (batch,) + tuple(spec.shape[1:])
+        if spec.shape.rank == 0:  # the colorizer's controls
+            inputs[spec.name] = np.asarray({"temperature": 1.0, "top_k": 0, "top_p": 1.0}
+                                           [spec.name], spec.dtype.as_numpy_dtype)
+        elif spec.name == "seeds":
+            inputs[spec.name] = seed + np.arange(batch, dtype=np.int64)
+        elif spec.name == "uniforms":
+            from coltran_tf.sampling.cached_sampler import seed_uniforms
+
+            inputs[spec.name] = seed_uniforms(module.model, seed + np.arange(batch))
+        elif spec.name == "lightness":
             inputs[spec.name] = rng.uniform(0, 100, shape).astype(np.float32)
         elif spec.name == "hint_ab":
             inputs[spec.name] = rng.uniform(-60, 60, shape).astype(np.float32)
@@ -148,8 +205,10 @@ def example_inputs(module, seed: int = 0) -> dict:
 def save_savedmodel(module, path: str, custom_gradients: bool = True) -> str:
     tf = _tf()
     options = tf.saved_model.SaveOptions(experimental_custom_gradients=custom_gradients)
-    tf.saved_model.save(module, path, signatures={"serving_default": module.serve},
-                        options=options)
+    signatures = {"serving_default": module.serve}
+    if module.name == "colorizer":
+        signatures["sample"] = module.serve
+    tf.saved_model.save(module, path, signatures=signatures, options=options)
     return path
 
 
@@ -193,10 +252,25 @@ def save_tflite(module, path: str) -> str:
         try:
             flat = converter.convert()
         except Exception as error:  # noqa: BLE001 - the converter raises many kinds
-            raise ExportError(f"The LiteRT converter failed: {str(error)[:600]}") from None
+            raise ExportError(f"The LiteRT converter failed: {_converter_errors(error)}") \
+                from None
     with open(path, "wb") as f:
         f.write(flat)
     return path
+
+
+def _converter_errors(error) -> str:
+    """The converter's distinct error messages, without their MLIR locations."""
+    found = []
+    for line in str(error).splitlines():
+        if "error:" not in line:
+            continue
+        message = line.rsplit("error: ", 1)[-1]
+        if message.startswith("loc("):
+            message = message.rsplit(")): ", 1)[-1]
+        if message not in found:
+            found.append(message)
+    return "; ".join(found[:3]) or str(error)[:600]
 
 
 def litert_interpreter(path: str):
@@ -229,9 +303,21 @@ def _onnx_modules():
 
 
 def save_onnx(module, path: str) -> str:
+    import logging
+
     tf2onnx, _ = _onnx_modules()
-    tf2onnx.convert.from_function(module.serve, input_signature=module.serve.input_signature,
-                                  opset=17, output_path=path)
+    # tf2onnx logs a traceback whenever one of its optional graph optimizers
+    # gives up (its einsum optimizer on every "..." equation); the graph is
+    # kept unoptimized there, and the check below judges the result.
+    logger = logging.getLogger("tf2onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        tf2onnx.convert.from_function(module.serve,
+                                      input_signature=module.serve.input_signature,
+                                      opset=17, output_path=path)
+    finally:
+        logger.setLevel(level)
     return path
 
 
@@ -239,7 +325,7 @@ def run_onnx(path: str, inputs: dict) -> dict:
     _, onnxruntime = _onnx_modules()
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
-    values = session.run(names, {i.name: inputs[i.name.split(":")[0]]
+    values = session.run(names, {i.name: np.asarray(inputs[i.name.split(":")[0]])
                                  for i in session.get_inputs()})
     return {name.split(":")[0]: np.asarray(v) for name, v in zip(names, values)}
 
@@ -249,7 +335,8 @@ RUNNERS = {"savedmodel": run_savedmodel, "tflite": run_tflite, "onnx": run_onnx}
 
 
 def compare(expected: dict, actual: dict) -> dict:
-    """{output: {"max_abs_diff", ["argmax_agreement"]}}; raises ExportError when an
+    """{output: {"max_abs_diff", ["argmax_agreement" of logits | "agreement" of integer
+    outputs]}}; raises ExportError when an
     output is missing or differs beyond TOLERANCE."""
     report = {}
     for name, want in expected.items():
@@ -263,22 +350,28 @@ def compare(expected: dict, actual: dict) -> dict:
                  if want.size else 0.0}
         if name == "logits":
             entry["argmax_agreement"] = float(np.mean(got.argmax(-1) == want.argmax(-1)))
-        if name == "argmax":
-            entry["argmax_agreement"] = float(np.mean(got == want))
+        if name in EXACT:
+            entry["agreement"] = float(np.mean(got == want))
         report[name] = entry
         tolerance = TOLERANCE.get(name)
         if tolerance is not None and not entry["max_abs_diff"] <= tolerance:  # NaN fails too
             raise ExportError(f"Output {name!r} differs from the Keras model by "
                               f"{entry['max_abs_diff']:.3g} (> {tolerance}).")
-        if name == "argmax" and entry["argmax_agreement"] < 0.999:
-            raise ExportError(f"argmax agrees with the Keras model on only "
-                              f"{100 * entry['argmax_agreement']:.2f}% of values.")
+        if name in EXACT and entry["agreement"] < 0.999:
+            raise ExportError(f"{name} agrees with the Keras model on only "
+                              f"{100 * entry['agreement']:.2f}% of values.")
     return report
 
 
-def export(module, fmt: str, output: str, overwrite: bool = False) -> dict:
+RUNTIME_NAMES = {"savedmodel": "tf.saved_model.load", "tflite": "the LiteRT interpreter",
+                 "onnx": "onnxruntime"}
+
+
+def export(module, fmt: str, output: str, overwrite: bool = False,
+           progress=lambda line: None) -> dict:
     """Writes `module` in `fmt` to `output` (atomically), loads it with its own
-    runtime, compares on example_inputs; returns the report."""
+    runtime, compares on example_inputs; returns the report. `progress` gets a
+    line per stage (the colorizer's take tens of seconds each)."""
     if fmt not in FORMATS:
         raise ExportError(f"--format={fmt!r}: choose one of {list(FORMATS)}.")
     if fmt == "onnx":
@@ -286,14 +379,21 @@ def export(module, fmt: str, output: str, overwrite: bool = False) -> dict:
     output = os.path.abspath(output)
     if os.path.exists(output) and not overwrite:
         raise ExportError(f"{output} exists; choose another --output or pass --overwrite.")
-    inputs = example_inputs(module)
-    expected = {k: np.asarray(v) for k, v in module.serve(**inputs).items()}
     parent = os.path.dirname(output)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
     try:
         target = os.path.join(staging, os.path.basename(output))
-        SAVERS[fmt](module, target)
+        progress(f"Converting to {fmt} ...")
+        try:
+            SAVERS[fmt](module, target)
+        except ExportError as error:
+            if fmt == "tflite" and module.name == "colorizer":
+                raise ExportError(f"{COLORIZER_LITERT}\n{error}") from None
+            raise
+        inputs = example_inputs(module)
+        progress(f"Checking it with {RUNTIME_NAMES[fmt]} against the Keras model ...")
+        expected = {k: np.asarray(v) for k, v in module.serve(**inputs).items()}
         report = {"format": fmt, "outputs": compare(expected, RUNNERS[fmt](target, inputs))}
         if os.path.exists(output):
             (shutil.rmtree if os.path.isdir(output) else os.remove)(output)

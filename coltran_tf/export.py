@@ -3,16 +3,19 @@
   coltran-export --model=icolorit_tiny.npz --format=savedmodel --output=icolorit_sm
   coltran-export --model=coltran_tf/demo/icolorit --format=tflite --output=icolorit.tflite
   coltran-export --model=released:spatial_upsampler --format=onnx --output=spatial.onnx
+  coltran-export --model=coltran_tf/demo/colorizer --output=colorizer_savedmodel
 
 (`python -m coltran_tf.export` is the same command.)
 
 --model takes what the loaders take: an iColoriT weights file, URL or model
-directory, or a ColTran color/spatial upsampler (a model directory, a training
-logdir, an original checkpoint, released[:STAGE]). Each export is loaded back
-with its own runtime (tf.saved_model.load, the LiteRT interpreter,
-onnxruntime), run on a fixed input and compared with the Keras model: the
-maximum absolute difference and the argmax agreement are printed, and a
-mismatch beyond tolerance is an error (nothing is left at --output). The
+directory, or a ColTran stage (a model directory, a training logdir, an
+original checkpoint, released[:STAGE]). The colorizer's artefact is its cached
+sampler: SavedModel and ONNX (LiteRT's converter fails on its loop; the error
+says how). Each export is loaded back with its own runtime
+(tf.saved_model.load, the LiteRT interpreter, onnxruntime), run on a fixed
+input and compared with the Keras model: the maximum absolute difference and
+the argmax agreement (or share of equal values) are printed, and a mismatch
+beyond tolerance is an error (nothing is left at --output). The
 artefacts' signatures are documented in coltran_tf/deploy.py and the README
 ("Deploy"). LiteRT and ONNX need the extra: pip install 'coltran_tf[export]'.
 """
@@ -43,15 +46,18 @@ def main(argv):
 
     f = flags.FLAGS
     try:
-        module = deploy.load_module(f.model, f.kind, f.resolution, f.precision)
-        report = deploy.export(module, f.format, f.output, f.overwrite)
+        print(f"Loading {f.model} ...", flush=True)
+        module = deploy.load_module(f.model, f.kind, f.resolution, f.precision, f.format)
+        report = deploy.export(module, f.format, f.output, f.overwrite,
+                               progress=lambda line: print(line, flush=True))
     except (deploy.ExportError, ValueError, OSError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
     print(f"Wrote {report['path']} ({report['bytes'] / 1e6:.1f} MB, {f.format})")
     for name, entry in report["outputs"].items():
-        agreement = (f", argmax agreement {100 * entry['argmax_agreement']:.2f}%"
-                     if "argmax_agreement" in entry else "")
+        agreement = "".join(f", {label} {100 * entry[key]:.2f}%" for key, label in
+                            (("argmax_agreement", "argmax agreement"),
+                             ("agreement", "equal values")) if key in entry)
         print(f"  {name}: max |difference| vs Keras {entry['max_abs_diff']:.3g}{agreement}")
     return 0
 

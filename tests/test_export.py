@@ -100,18 +100,8 @@ def test_a_mismatch_is_an_error_and_leaves_nothing(models, tmp_path, monkeypatch
     assert not output.exists() and os.listdir(tmp_path) == []
 
 
-def test_clear_errors_for_the_colorizer_a_missing_extra_and_an_existing_output(
-        models, tmp_path, monkeypatch):
-    from coltran_tf.checkpoints.native import CONFIG_FILE, config_to_dict
-    from coltran_tf.utils.files import write_json
-    from conftest import tiny_config
-
-    (tmp_path / "c").mkdir()  # the config is enough to refuse it, before any building
-    write_json(str(tmp_path / "c" / CONFIG_FILE), config_to_dict(tiny_config("colorizer")))
-    colorizer = run_command("coltran_tf.export", f"--model={tmp_path / 'c'}",
-                            f"--output={tmp_path / 'x'}")
-    assert colorizer.returncode == 2 and "autoregressive sampler is not exported" in \
-        colorizer.stderr
+def test_clear_errors_for_a_missing_extra_and_an_existing_output(models, tmp_path,
+                                                                monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "tf2onnx", None)  # as if not installed
     missing = run_command("coltran_tf.export", f"--model={models / 'icolorit'}",
                           "--format=onnx", f"--output={tmp_path / 'm.onnx'}")
@@ -120,3 +110,95 @@ def test_clear_errors_for_the_colorizer_a_missing_extra_and_an_existing_output(
     taken = run_command("coltran_tf.export", f"--model={models / 'icolorit'}",
                         f"--output={tmp_path / 'taken'}")
     assert taken.returncode == 2 and "--overwrite" in taken.stderr
+
+
+@pytest.fixture(scope="module")
+def colorizer(tmp_path_factory):
+    """A tiny 8x8 colorizer's model directory and its Keras model."""
+    from coltran_tf.checkpoints.loading import load_model
+
+    root = tmp_path_factory.mktemp("colorizer")
+    write_tiny_models(root, stages=("colorizer",), low_resolution=8)
+    return root / "colorizer", load_model(str(root / "colorizer"))[0]
+
+
+def _gray(model, batch):
+    side = model.resolution
+    return np.random.default_rng(batch).integers(0, 256, (batch, side, side, 1), np.int32)
+
+
+def test_the_colorizer_savedmodel_serves_the_cached_sampler(colorizer, tmp_path):
+    """sample(gray, seeds, temperature, top_k, top_p) -> coarse, proba: what
+    sample_colorizer_cached draws, through tf.saved_model.load, at any batch
+    size; bad requests are refused by the graph. (In process, so that the
+    sampler's XLA compilations are shared; export()'s own check of a colorizer
+    runs in the ONNX test, the command in the tests below.)"""
+    import tensorflow as tf
+
+    from coltran_tf.sampling.cached_sampler import sample_colorizer_cached
+
+    _, model = colorizer
+    deploy.save_savedmodel(deploy.colorizer_module(model), str(tmp_path / "colorizer"))
+    loaded = tf.saved_model.load(str(tmp_path / "colorizer"))
+    assert set(loaded.signatures) == {"sample", "serving_default"}
+    sample = loaded.signatures["sample"]
+
+    def draw(gray, seeds, temperature=0.8, top_k=20, top_p=0.9):
+        return sample(gray=tf.constant(gray), seeds=tf.constant(seeds, tf.int64),
+                      temperature=tf.constant(temperature), top_k=tf.constant(top_k),
+                      top_p=tf.constant(top_p))
+
+    gray = _gray(model, 2)
+    got = draw(gray, [3, 4])
+    want = sample_colorizer_cached(model, gray, seeds=[3, 4], temperature=0.8, top_k=20,
+                                   top_p=0.9)
+    assert got["coarse"].dtype == tf.uint8 and got["proba"].shape == want["proba"].shape
+    np.testing.assert_array_equal(got["coarse"].numpy(), want["auto_sample"])
+    np.testing.assert_allclose(got["proba"].numpy(), want["proba"], atol=1e-6)
+    # One image alone draws what it drew in the batch: per-image seeds, any batch size.
+    np.testing.assert_array_equal(draw(gray[1:], [4])["coarse"].numpy()[0],
+                                  got["coarse"].numpy()[1])
+    for bad, message in (({"seeds": [1]}, "seeds must hold one seed per image"),
+                         ({"temperature": 0.0}, "temperature must be > 0"),
+                         ({"top_k": 600}, "top_k must be <= 512"),
+                         ({"top_p": 1.5}, r"top_p must be in \(0, 1\]")):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            draw(gray, **{"seeds": [3, 4], **bad})
+
+
+@pytest.mark.skipif(not HAVE["onnx"], reason=f"the export extra is not installed ({deploy.EXTRA})")
+def test_the_colorizer_onnx_takes_uniforms_and_draws_the_same_samples(colorizer, tmp_path):
+    from coltran_tf.sampling.cached_sampler import sample_colorizer_cached, seed_uniforms
+
+    path, model = colorizer
+    output = tmp_path / "colorizer.onnx"
+    result = run_command("coltran_tf.export", f"--model={path}", "--format=onnx",
+                         f"--output={output}")
+    assert result.returncode == 0, result.stderr
+    assert "coarse: max |difference| vs Keras 0, equal values 100.00%" in result.stdout
+    gray = _gray(model, 2)
+    got = deploy.run_onnx(str(output), {
+        "gray": gray, "uniforms": seed_uniforms(model, [5, 6]),
+        "temperature": np.float32(0.8), "top_k": np.int32(20), "top_p": np.float32(0.9)})
+    # The plain-graph sampler, which the ONNX loop is (the XLA one samples the
+    # same: test_cached_sampler's test_graph_and_xla_samplers_agree).
+    want = sample_colorizer_cached(model, gray, seeds=[5, 6], temperature=0.8, top_k=20,
+                                   top_p=0.9, jit_compile=False)
+    np.testing.assert_array_equal(got["coarse"], want["auto_sample"])
+    np.testing.assert_allclose(got["proba"], want["proba"], atol=1e-5)
+
+
+@pytest.mark.skipif(not HAVE["tflite"],
+                    reason=f"the export extra is not installed ({deploy.EXTRA})")
+def test_the_colorizer_litert_failure_is_named_and_leaves_nothing(colorizer, tmp_path):
+    """The measured failure of TensorFlow 2.21's LiteRT converter on the sampling
+    loop (README, Deploy). Should a converter take it, this test fails: then
+    compare its samples like the ONNX test does and document it."""
+    _, model = colorizer
+    with pytest.raises(deploy.ExportError) as error:
+        deploy.export(deploy.colorizer_module(model, portable=True), "tflite",
+                      str(tmp_path / "colorizer.tflite"))
+    assert "does not convert to LiteRT" in str(error.value)
+    assert "operand #1 does not dominate this use" in str(error.value)
+    assert "--format=savedmodel or --format=onnx" in str(error.value)
+    assert os.listdir(tmp_path) == []

@@ -2,12 +2,15 @@
 
   python tools/benchmark_export.py                       # bundled demo iColoriT-T, 224x224
   python tools/benchmark_export.py --model=icolorit_tiny.npz --repeats=50
+  python tools/benchmark_export.py --model=coltran_tf/demo/colorizer --repeats=3
 
 Exports --model (anything coltran-export takes) to SavedModel, LiteRT and ONNX
 (each checked against Keras by the export itself), then times one call of
-each runtime on the same batch-1 input (median of --repeats after warm-up),
-next to the Keras model's own forward (a tf.function) as the baseline.
-Formats whose extra is not installed are reported as such.
+each runtime on the same input as the export's check (batch 1; the
+colorizer's: two images, seeds 0 and 1), median of --repeats after warm-up,
+next to the Keras model as the baseline (its serving function as a
+tf.function; the colorizer's: the cached sampler compiled by XLA). Formats
+that fail to export or whose extra is not installed are reported as such.
 """
 
 import os
@@ -33,7 +36,8 @@ def main(argv):
     spec = f.model or icolorit_dir()
     module = deploy.load_module(spec)
     inputs = deploy.example_inputs(module)
-    print(f"{os.cpu_count()} CPU cores; {spec}; batch 1; median of {f.repeats} calls",
+    batch = len(next(iter(inputs.values())))
+    print(f"{os.cpu_count()} CPU cores; {spec}; batch {batch}; median of {f.repeats} calls",
           flush=True)
     print(f"{'runtime':<28}{'size MB':>9}{'ms':>9}{'vs Keras':>10}  max |diff|", flush=True)
     baseline = median_ms(lambda: {k: np.asarray(v) for k, v in module.serve(**inputs).items()},
@@ -43,8 +47,12 @@ def main(argv):
     try:
         for fmt in deploy.FORMATS:
             path = os.path.join(root, "model" if fmt == "savedmodel" else f"model.{fmt}")
+            # The colorizer's LiteRT/ONNX module differs (uniforms in place of seeds).
+            exported = deploy.load_module(spec, fmt=fmt) if module.name == "colorizer" \
+                else module
+            inputs = deploy.example_inputs(exported)
             try:
-                report = deploy.export(module, fmt, path)
+                report = deploy.export(exported, fmt, path)
             except deploy.ExportError as error:
                 print(f"{fmt:<28}not measured: {error}", flush=True)
                 continue
@@ -57,13 +65,14 @@ def main(argv):
                                                    for k, v in s(**t).items()}
             elif fmt == "tflite":
                 runner = deploy.litert_interpreter(path).get_signature_runner()
-                call = lambda r=runner: r(**inputs)  # noqa: E731
+                call = lambda r=runner, x=inputs: r(**x)  # noqa: E731
             else:
                 import onnxruntime
 
                 session = onnxruntime.InferenceSession(path,
                                                        providers=["CPUExecutionProvider"])
-                feeds = {i.name: inputs[i.name.split(":")[0]] for i in session.get_inputs()}
+                feeds = {i.name: np.asarray(inputs[i.name.split(":")[0]])
+                         for i in session.get_inputs()}
                 call = lambda s=session, d=feeds: s.run(None, d)  # noqa: E731
             ms = median_ms(call, f.repeats)
             worst = max(e["max_abs_diff"] for e in report["outputs"].values())

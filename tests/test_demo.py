@@ -15,12 +15,10 @@ import pytest
 from PIL import Image
 
 from coltran_tf import demo
-from coltran_tf.checkpoints.loading import load_model
 from coltran_tf.icolorit.convert import load_weights
 from coltran_tf.icolorit.inference import colorize as icolorit_colorize
 from coltran_tf.icolorit.model import PRESETS
 from coltran_tf.sampling import colorize_folder as cf
-from coltran_tf.sampling.pipeline import Pipeline
 from conftest import REPO_ROOT, run_command
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -37,7 +35,7 @@ def _readme_first_command() -> str:
 def test_demo_weights_are_small():
     """Sizes and training curves from the manifest. That the weights load is
     shown where they are used: ColTran's three stages in
-    test_colorize_writes_every_output_atomically, iColoriT-T in
+    test_readme_first_command_colorizes_bundled_photos, iColoriT-T in
     test_demo_icolorit_loads_and_follows_a_hint (loading them twice cost ~12 s)."""
     with open(os.path.join(demo.DEMO_DIR, "manifest.json")) as f:
         manifest = json.load(f)
@@ -69,7 +67,11 @@ def test_demo_icolorit_loads_and_follows_a_hint():
     assert redness(hinted) > redness(plain) + 10
 
 
-def test_readme_first_command_colorizes_bundled_photos(tmp_path):
+def test_readme_first_command_colorizes_bundled_photos(tmp_path, monkeypatch):
+    """The README's first command on the bundled photos with the demo weights
+    (which shows that the three demo stages load). Every image is written under
+    a temporary name and renamed into place, so an interrupted run never leaves
+    a half-written output."""
     command = _readme_first_command()
     assert command.startswith("pip install -r requirements.txt")
     colorize_part = command.split("&& ", 3)[-1]
@@ -83,9 +85,21 @@ def test_readme_first_command_colorizes_bundled_photos(tmp_path):
     args = [a for a in args if not a.startswith(("--img_dir", "--store_dir"))]
     # The console script the install made; its main runs here, in this process.
     assert shutil.which("coltran-colorize"), "not on PATH: pip install --no-deps -e ."
+    saved, replaced = [], []
+    original_save, original_replace = Image.Image.save, os.replace
+    monkeypatch.setattr(Image.Image, "save",
+                        lambda self, fp, *a, **k: (saved.append(str(fp)),
+                                                   original_save(self, fp, *a, **k))[1])
+    monkeypatch.setattr(os, "replace",
+                        lambda src, dst: (replaced.append(str(dst)), original_replace(src, dst))[1])
     result = run_command("coltran_tf.colorize", *args, f"--img_dir={images}",
                          f"--store_dir={store}")
+    monkeypatch.undo()
     assert result.returncode == 0, result.stderr[-3000:]
+    pngs = [os.path.join(r, n) for r, _, names in os.walk(store) for n in names
+            if n.endswith(".png")]
+    assert saved and all(".tmp" in path for path in saved if path.endswith(".png"))
+    assert sorted(pngs) == sorted(p for p in replaced if p.endswith(".png"))
     assert "demo weights" in result.stdout
     num_samples = int(next((a.split("=")[1] for a in args if a.startswith("--num_samples")), 1))
     for name in PHOTOS:
@@ -103,33 +117,6 @@ def test_readme_first_command_colorizes_bundled_photos(tmp_path):
     leftovers = [os.path.join(r, n) for r, _, names in os.walk(store) for n in names
                  if ".tmp" in n]
     assert not leftovers
-
-
-def test_colorize_writes_every_output_atomically(tmp_path, monkeypatch):
-    """The demo ColTran stages load. Every image is written under a temporary
-    name and renamed into place, so an interrupted run never leaves a
-    half-written output."""
-    stages = {stage: load_model(os.path.join(demo.coltran_dir(), stage), stage=stage)[0]
-              for stage in demo.COLTRAN_STAGES}
-    assert [stages[s].name for s in demo.COLTRAN_STAGES] == ["coltran_core", "color_upsampler",
-                                                             "spatial_upsampler"]
-    pipeline = Pipeline(*(stages[s] for s in demo.COLTRAN_STAGES), sources={"demo": "demo"})
-    images = tmp_path / "photos"
-    images.mkdir()
-    shutil.copy(os.path.join(REPO_ROOT, "data", "chelsea.png"), images)
-    saved, replaced = [], []
-    original_save, original_replace = Image.Image.save, os.replace
-    monkeypatch.setattr(Image.Image, "save",
-                        lambda self, fp, *a, **k: (saved.append(str(fp)),
-                                                   original_save(self, fp, *a, **k))[1])
-    monkeypatch.setattr(os, "replace",
-                        lambda src, dst: (replaced.append(str(dst)), original_replace(src, dst))[1])
-    cf.colorize_folder(pipeline, str(images), str(tmp_path / "out"), report=lambda line: None)
-    outputs = [os.path.join(r, n) for r, _, names in os.walk(tmp_path / "out") for n in names
-               if n.endswith(".png")]
-    assert len(outputs) == len(cf.STAGE_DIRS) + 1  # five stages + the contact sheet
-    assert saved and all(".tmp" in path for path in saved)
-    assert sorted(outputs) == sorted(p for p in replaced if p.endswith(".png"))
 
 
 @pytest.mark.parametrize("flag", ["--checkpoints", "--icolorit_weights"])

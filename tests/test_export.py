@@ -1,5 +1,5 @@
-"""coltran-export: iColoriT and the upsamplers as SavedModel, LiteRT and ONNX,
-each loaded by its own runtime and compared with the Keras model."""
+"""coltran-export: iColoriT, the upsamplers and the colorizer as SavedModel, LiteRT
+and ONNX, each loaded by its own runtime and compared with the Keras model."""
 
 import importlib.util
 import os
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from coltran_tf import deploy
-from conftest import run_command, write_tiny_models
+from conftest import run_command
 
 HAVE = {"savedmodel": True,
         "tflite": importlib.util.find_spec("ai_edge_litert") is not None,
@@ -17,7 +17,7 @@ HAVE = {"savedmodel": True,
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    """A micro iColoriT model directory and a tiny spatial upsampler's."""
+    """A micro iColoriT model directory."""
     import keras
 
     from coltran_tf.icolorit import convert
@@ -26,8 +26,6 @@ def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     keras.utils.set_random_seed(0)
     convert.save(build_icolorit("micro"), str(root / "icolorit"))
-    write_tiny_models(root, stages=("spatial_upsampler",), low_resolution=8,
-                      spatial_resolution=16)
     return root
 
 
@@ -35,39 +33,55 @@ def _artefact(tmp_path, name, fmt):
     return str(tmp_path / (name if fmt == "savedmodel" else f"{name}.{fmt}"))
 
 
-def _cases():
-    """iColoriT in every format by default; the upsamplers' exports (~13 s each:
-    their models are built twice) are slow (-m slow)."""
-    for name in ("icolorit", "color_upsampler", "spatial_upsampler"):
-        for fmt in deploy.FORMATS:
-            marks = [pytest.mark.skipif(not HAVE[fmt], reason="the export extra is not "
-                                        f"installed ({deploy.EXTRA})")]
-            if name != "icolorit":
-                marks.append(pytest.mark.slow)
-            yield pytest.param(name, fmt, marks=marks, id=f"{name}-{fmt}")
+def _needs(fmt):
+    return pytest.mark.skipif(not HAVE[fmt], reason=f"the export extra is not installed "
+                              f"({deploy.EXTRA})")
 
 
-@pytest.mark.parametrize("name, fmt", _cases())
-def test_exports_and_their_runtimes_match_keras(models, tmp_path, name, fmt):
-    if name == "color_upsampler" and not (models / name).exists():  # built by its first case
-        write_tiny_models(models, stages=(name,), low_resolution=8)
-    output = _artefact(tmp_path, name, fmt)
-    result = run_command("coltran_tf.export", f"--model={models / name}",
+@pytest.mark.parametrize("fmt", [pytest.param(f, marks=_needs(f)) for f in deploy.FORMATS])
+def test_icolorit_exports_and_its_runtimes_match_keras(models, tmp_path, fmt):
+    """The command, then independently of its own check: another input, the
+    runtime again."""
+    output = _artefact(tmp_path, "icolorit", fmt)
+    result = run_command("coltran_tf.export", f"--model={models / 'icolorit'}",
                          f"--format={fmt}", f"--output={output}")
     assert result.returncode == 0, result.stderr
     assert os.path.exists(output) and "max |difference| vs Keras" in result.stdout
-    # Independently of the command's own check: another input, the runtime again.
-    module = deploy.load_module(str(models / name))
+    module = deploy.load_module(str(models / "icolorit"))
+    inputs = deploy.example_inputs(module, seed=7)
+    expected = np.asarray(module.serve(**inputs)["ab"])
+    actual = deploy.RUNNERS[fmt](output, inputs)
+    assert set(actual) == {"ab"} and actual["ab"].shape == expected.shape
+    np.testing.assert_allclose(actual["ab"], expected, atol=1e-2)
+
+
+@pytest.mark.parametrize("name", ["color_upsampler", "spatial_upsampler"])
+def test_upsamplers_export_to_every_format_and_their_runtimes_match_keras(tmp_path, name):
+    """One tiny model, its three formats through deploy.export in process (the
+    command's path is iColoriT's and the colorizer's tests), then another input
+    through each runtime again. Formats whose extra is missing are skipped, with
+    the reason, after the others ran."""
+    from coltran_tf.models.builder import build_model
+    from conftest import tiny_config
+
+    module = deploy.upsampler_module(build_model(tiny_config(name, low_resolution=8,
+                                                             spatial_resolution=16)))
     inputs = deploy.example_inputs(module, seed=7)
     expected = {k: np.asarray(v) for k, v in module.serve(**inputs).items()}
-    actual = deploy.RUNNERS[fmt](output, inputs)
-    if name == "icolorit":
-        assert set(actual) == {"ab"} and actual["ab"].shape == expected["ab"].shape
-        np.testing.assert_allclose(actual["ab"], expected["ab"], atol=1e-2)
-    else:
-        assert set(actual) == {"argmax", "logits"}
-        np.testing.assert_allclose(actual["logits"], expected["logits"], atol=1e-3)
-        assert (actual["argmax"] == expected["argmax"]).mean() > 0.999
+    for fmt in [f for f in deploy.FORMATS if HAVE[f]]:
+        output = _artefact(tmp_path, name, fmt)
+        report = deploy.export(module, fmt, output)
+        assert report["outputs"]["argmax"]["agreement"] >= 0.999, fmt
+        assert report["outputs"]["logits"]["max_abs_diff"] <= deploy.TOLERANCE["logits"], fmt
+        actual = deploy.RUNNERS[fmt](output, inputs)
+        assert set(actual) == {"argmax", "logits"}, fmt
+        assert actual["logits"].shape == expected["logits"].shape, fmt
+        np.testing.assert_allclose(actual["logits"], expected["logits"], atol=1e-3,
+                                   err_msg=fmt)
+        assert (actual["argmax"] == expected["argmax"]).mean() > 0.999, fmt
+    if not all(HAVE.values()):
+        pytest.skip(f"the export extra is not installed ({deploy.EXTRA}): only "
+                    f"{[f for f in deploy.FORMATS if HAVE[f]]} ran")
 
 
 def test_the_icolorit_signature_is_the_models_forward(models):
@@ -114,12 +128,19 @@ def test_clear_errors_for_a_missing_extra_and_an_existing_output(models, tmp_pat
 
 @pytest.fixture(scope="module")
 def colorizer(tmp_path_factory):
-    """A tiny 8x8 colorizer's model directory and its Keras model."""
-    from coltran_tf.checkpoints.loading import load_model
+    """A tiny 8x8 colorizer's model directory and its Keras model (built once)."""
+    import keras
 
-    root = tmp_path_factory.mktemp("colorizer")
-    write_tiny_models(root, stages=("colorizer",), low_resolution=8)
-    return root / "colorizer", load_model(str(root / "colorizer"))[0]
+    from coltran_tf.checkpoints.native import save_model_dir
+    from coltran_tf.models.builder import build_model
+    from conftest import tiny_config
+
+    keras.utils.set_random_seed(3)
+    config = tiny_config("colorizer", low_resolution=8)
+    model = build_model(config)
+    path = tmp_path_factory.mktemp("colorizer") / "colorizer"
+    save_model_dir(model, config, str(path))
+    return path, model
 
 
 def _gray(model, batch):

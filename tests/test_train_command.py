@@ -54,7 +54,11 @@ def _train(config, logdir, *extra):
     return result.stdout
 
 
-def test_sigterm_checkpoints_and_a_rerun_resumes(tmp_path):
+def test_sigterm_checkpoints_and_says_how_to_resume(tmp_path):
+    """SIGTERM mid-run: a checkpoint of the last finished step and the way on
+    (that a rerun resumes from such a checkpoint, to the same step count as an
+    uninterrupted run, is test_train.py's test_resume_...; the command calls
+    the same trainer.train)."""
     logdir = tmp_path / "run"
     proc = subprocess.Popen(
         _command("configs/colorizer.py:tiny", logdir, "--steps_per_summaries=2",
@@ -72,10 +76,7 @@ def test_sigterm_checkpoints_and_a_rerun_resumes(tmp_path):
     assert "stopping on SIGTERM" in text and "run the same command again" in text
     step = int(tf.train.latest_checkpoint(str(logdir)).rsplit("-", 1)[1])
     assert 2 <= step < 100000
-    out = _train("colorizer:tiny", logdir, "--steps_per_summaries=2",
-                 f"--config.max_train_steps={step + 2}")
-    assert f"Resuming from {logdir}/ckpt-{step} at step {step}" in out
-    assert f"step {step + 2}/{step + 2}" in out
+    assert f"Saved {logdir}/ckpt-{step}" in text
 
 
 DIST_ARGS = ("--steps_per_summaries=1", "--config.max_train_steps=3", "--config.batch_size=2",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from coltran_tf import deploy
-from conftest import run_command
+from conftest import run_command, write_tiny_models
 
 HAVE = {"savedmodel": True,
         "tflite": importlib.util.find_spec("ai_edge_litert") is not None,
@@ -57,15 +57,15 @@ def test_icolorit_exports_and_its_runtimes_match_keras(models, tmp_path, fmt):
 
 @pytest.mark.parametrize("name", ["color_upsampler", "spatial_upsampler"])
 def test_upsamplers_export_to_every_format_and_their_runtimes_match_keras(tmp_path, name):
-    """One tiny model, its three formats through deploy.export in process (the
-    command's path is iColoriT's and the colorizer's tests), then another input
-    through each runtime again. Formats whose extra is missing are skipped, with
-    the reason, after the others ran."""
-    from coltran_tf.models.builder import build_model
-    from conftest import tiny_config
-
-    module = deploy.upsampler_module(build_model(tiny_config(name, low_resolution=8,
-                                                             spatial_resolution=16)))
+    """One tiny model directory, loaded as the command loads it, its three
+    formats through deploy.export in process (the command's own path is
+    iColoriT's and the colorizer's tests), then another input through each
+    runtime again. Formats whose extra is missing are skipped, with the reason,
+    after the others ran."""
+    write_tiny_models(tmp_path / "models", stages=(name,), low_resolution=8,
+                      spatial_resolution=16)
+    module = deploy.load_module(str(tmp_path / "models" / name))
+    assert module.name == name  # routed to upsampler_module
     inputs = deploy.example_inputs(module, seed=7)
     expected = {k: np.asarray(v) for k, v in module.serve(**inputs).items()}
     for fmt in [f for f in deploy.FORMATS if HAVE[f]]:
@@ -112,6 +112,29 @@ def test_a_mismatch_is_an_error_and_leaves_nothing(models, tmp_path, monkeypatch
                          f"--output={output}")
     assert result.returncode == 2 and "differs from the Keras model" in result.stderr
     assert not output.exists() and os.listdir(tmp_path) == []
+
+
+def test_icolorit_export_takes_the_precision_and_its_own_resolution(models, tmp_path):
+    """--precision=bfloat16: the artefact computes in bfloat16 (the command's
+    check holds it to the bfloat16 Keras model; it differs from float32).
+    --resolution takes the model's own size and names it for any other."""
+    from coltran_tf.icolorit.convert import load_saved
+
+    size = load_saved(str(models / "icolorit")).image_size
+    output = tmp_path / "bfloat16"
+    result = run_command("coltran_tf.export", f"--model={models / 'icolorit'}",
+                         "--precision=bfloat16", f"--resolution={size}", f"--output={output}")
+    assert result.returncode == 0, result.stderr
+    float32 = deploy.load_module(str(models / "icolorit"))
+    inputs = deploy.example_inputs(float32, seed=5)
+    got = deploy.run_savedmodel(str(output), inputs)["ab"]
+    assert got.dtype == np.float32
+    difference = np.abs(got - np.asarray(float32.serve(**inputs)["ab"])).max()
+    assert 0 < difference < 5, difference  # bfloat16 rounding, in ab units
+    wrong = run_command("coltran_tf.export", f"--model={models / 'icolorit'}",
+                        f"--resolution={size // 2}", f"--output={tmp_path / 'w'}")
+    assert wrong.returncode == 2 and f"takes {size}x{size} inputs" in wrong.stderr
+    assert not (tmp_path / "w").exists()
 
 
 def test_clear_errors_for_a_missing_extra_and_an_existing_output(models, tmp_path,

@@ -48,8 +48,8 @@ def main(argv):
         for fmt in deploy.FORMATS:
             path = os.path.join(root, "model" if fmt == "savedmodel" else f"model.{fmt}")
             # The colorizer's LiteRT/ONNX module differs (uniforms in place of seeds).
-            exported = deploy.load_module(spec, fmt=fmt) if module.name == "colorizer" \
-                else module
+            portable = module.name == "colorizer" and fmt != "savedmodel"
+            exported = deploy.load_module(spec, fmt=fmt) if portable else module
             inputs = deploy.example_inputs(exported)
             try:
                 report = deploy.export(exported, fmt, path)

@@ -206,7 +206,7 @@ def seed_uniforms(model, seeds) -> np.ndarray:
 
 def _seeds(seeds, batch: int) -> np.ndarray:
     if seeds is None:
-        seeds = np.random.randint(0, 2**31 - 1, size=batch)
+        seeds = np.random.randint(0, SEED_MODULUS, size=batch)
     seeds = np.asarray(seeds, np.int64).reshape(-1)
     if seeds.size == 1:
         seeds = seeds[0] + np.arange(batch)

@@ -88,6 +88,29 @@ def extractor_path(tmp_path_factory):
     return path
 
 
+def test_a_bfloat16_feature_extractor_computes_in_float32(tmp_path, extractor_path):
+    """FID features never come from reduced precision: an extractor saved under the
+    mixed_bfloat16 policy is rebuilt in float32 with the same weights."""
+    import keras
+
+    from coltran_tf.evaluation.features import KerasFeatures
+
+    float32 = KerasFeatures(extractor_path)
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        mixed = keras.models.clone_model(float32.model)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    mixed.set_weights(float32.model.get_weights())
+    assert mixed.compute_dtype == "bfloat16"
+    path = str(tmp_path / "mixed.keras")
+    mixed.save(path)
+    loaded = KerasFeatures(path)
+    assert loaded.model.compute_dtype == "float32"
+    images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_array_equal(loaded(images), float32(images))
+
+
 def _photos(directory, names, shift=0, size=48):
     """Small copies of data/'s photos (optionally with shifted colours)."""
     os.makedirs(directory, exist_ok=True)

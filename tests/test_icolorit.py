@@ -24,6 +24,7 @@ from coltran_tf.icolorit.head import pixel_shuffle
 from coltran_tf.icolorit.hints import make_hint_files, random_hint_mask, read_hint_file
 from coltran_tf.icolorit.inference import HintError, colorize, hint_channels
 from coltran_tf.icolorit.model import build_icolorit
+from coltran_tf.icolorit.patch_embedding import PatchEmbedding
 from coltran_tf.icolorit.training import WarmupCosine, huber_loss
 from conftest import REPO_ROOT as REPO
 from conftest import run_command
@@ -56,6 +57,43 @@ def test_a_state_dict_of_another_model_is_refused_with_its_keys(tmp_path):
                                             ("T-patch8", 5_716_004), ("T-patch32", 9_670_148)])
 def test_parameter_counts_of_the_paper_models(preset, params):
     assert build_icolorit(preset).count_params() == params
+
+
+@pytest.mark.parametrize("patch", [8, 16])
+def test_patch_embedding_is_the_official_strided_convolution(patch):
+    """Patchify + one matmul == Conv2D(kernel = stride = P) with the same HWIO kernel,
+    row-major over the grid (float32 rounding apart: the sums run in another order)."""
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(2, 4 * patch, 3 * patch, 4)).astype(np.float32)
+    layer = PatchEmbedding(patch, 24, name="patch_embed")
+    layer.build((None, 4 * patch, 3 * patch, 4))
+    layer.kernel.assign(rng.normal(size=(patch, patch, 4, 24)) * 0.05)
+    layer.bias.assign(rng.normal(size=24))
+    conv = tf.nn.conv2d(images, layer.kernel, patch, "VALID") + layer.bias
+    expected = tf.reshape(conv, (2, 12, 24)).numpy()
+    np.testing.assert_allclose(np.asarray(layer(images)), expected, rtol=1e-5, atol=1e-5)
+    assert layer.compute_output_shape((None, 4 * patch, 3 * patch, 4)) == (None, 12, 24)
+
+
+def test_patch_embedding_in_bfloat16_is_right_on_this_cpu():
+    """The paper model's shape (224 px, P = 16, 4 -> 192 channels) in bfloat16: within
+    bfloat16 rounding of float32 (inputs and kernel rounded to 8 significant bits,
+    sums of 1,024 products: relative error ~1e-2 at most). oneDNN's AMX kernel for the
+    strided convolution this replaces gave relative errors of 1.0-1.2 on AMX CPUs."""
+    from coltran_tf.utils.precision import cpu_bfloat16_summary, policy_scope
+
+    rng = np.random.default_rng(1)
+    images = rng.normal(size=(2, 224, 224, 4)).astype(np.float32)
+    layers = {}
+    for name in ("float32", "bfloat16"):
+        with policy_scope(name):
+            layers[name] = PatchEmbedding(16, 192, name="patch_embed")
+            layers[name].build((None, 224, 224, 4))
+    layers["bfloat16"].set_weights(layers["float32"].get_weights())
+    reference = np.asarray(layers["float32"](images))
+    got = np.asarray(tf.cast(layers["bfloat16"](images), tf.float32))
+    relative = np.abs(got - reference).max() / np.abs(reference).max()
+    assert relative < 0.02, (relative, cpu_bfloat16_summary())
 
 
 def test_pixel_shuffle_is_depth_to_space_order():

@@ -21,6 +21,7 @@ from coltran_tf import layers as L
 from coltran_tf.icolorit import attention as icolorit_attention
 from coltran_tf.icolorit import block as icolorit_block
 from coltran_tf.icolorit import head as icolorit_head
+from coltran_tf.icolorit import patch_embedding as icolorit_patch_embedding
 from coltran_tf.layers.activations import get_activation
 from coltran_tf.layers.conditioning import (
     BASELINE_CONDITIONING,
@@ -233,6 +234,7 @@ ICOLORIT_LAYERS = {
     "RelativeAttention": icolorit_attention.RelativeAttention,
     "TransformerBlock": icolorit_block.TransformerBlock,
     "LocalStabilizingHead": icolorit_head.LocalStabilizingHead,
+    "PatchEmbedding": icolorit_patch_embedding.PatchEmbedding,
 }
 LAYER_CASES.update({
     "RelativeAttention": (
@@ -249,6 +251,11 @@ LAYER_CASES.update({
         lambda: icolorit_head.LocalStabilizingHead(2, GRID, D),
         lambda layer, r: layer(_rand(r, B, GRID * GRID, D)),
         ["conv"], {},
+    ),
+    "PatchEmbedding": (
+        lambda: icolorit_patch_embedding.PatchEmbedding(2, D),
+        lambda layer, r: layer(_rand(r, B, 2 * GRID, 2 * GRID, 4)),
+        [], {},
     ),
 })
 

@@ -161,3 +161,65 @@ def test_profile_ops_counts_self_time_by_op_kind():
     plane.lines.add(name="python").events.add(metadata_id=5, offset_ps=0, duration_ps=500 * ms)
     totals = profile_ops.self_times(space)
     assert dict(totals) == {"_MklMatMul": 40.0, "Cast": 10.0, "loop_add_fusion": 25.0}
+
+
+# bfloat16 against float32 with the bundled demo weights on a real photo, through the
+# plain (not XLA-compiled) forward pass and with TensorFlow's default settings (oneDNN
+# on): the path that training, evaluation and the exports take. bfloat16 keeps 8
+# significant bits, so each value is rounded by at most 2^-9 (0.2%) relative; over a
+# few residual blocks that grows to a few tenths of a percent of the output's range.
+# - iColoriT's ab (range +-110): mean |difference| <= 1 ab unit (about a just
+#   noticeable colour difference), max <= 6. Measured 0.13 / 0.69 on CPUs with and
+#   without AMX; the strided bfloat16 convolution the patch embedding used to run gave
+#   a mean of 30 on AMX CPUs.
+# - ColTran's stages: the total variation between the per-pixel distributions (half
+#   the L1 distance, 0..1) averages <= 0.03 and is <= 0.25 everywhere. Measured
+#   0.005-0.011 mean, <= 0.053 max; a wrong kernel moves whole distributions (~1).
+PHOTO = "chelsea.png"
+
+
+def _photo() -> np.ndarray:
+    return np.asarray(Image.open(os.path.join(REPO_ROOT, "data", PHOTO)).convert("RGB"))
+
+
+def test_demo_icolorit_in_bfloat16_agrees_with_float32_on_a_real_photo():
+    from coltran_tf import demo
+    from coltran_tf.icolorit import convert
+    from coltran_tf.icolorit.inference import Prepared
+
+    rgb = _photo()
+    rng = np.random.default_rng(0)
+    points = zip(rng.integers(0, rgb.shape[0], 25), rng.integers(0, rgb.shape[1], 25))
+    hints = [(int(y), int(x), rgb[y, x].tolist()) for y, x in points]
+    x = Prepared(rgb).model_input(hints)[None]
+    ab = {p: 110.0 * np.asarray(convert.load_saved(demo.icolorit_dir(), p)(x))
+          for p in ("float32", "bfloat16")}
+    difference = np.abs(ab["float32"] - ab["bfloat16"])
+    where = f"CPU: {precision.cpu_bfloat16_summary()}"
+    assert difference.mean() <= 1.0, (difference.mean(), where)
+    assert difference.max() <= 6.0, (difference.max(), where)
+
+
+@pytest.mark.parametrize("stage", ["colorizer", "color_upsampler", "spatial_upsampler"])
+def test_demo_coltran_stage_in_bfloat16_agrees_with_float32_on_a_real_photo(stage):
+    import tensorflow as tf
+
+    from coltran_tf import demo
+    from coltran_tf.data.preprocess import make_example
+
+    probabilities = {}
+    for name in ("float32", "bfloat16"):
+        model, config, _ = loading.load_model(os.path.join(demo.coltran_dir(), stage),
+                                              precision=name, report=lambda line: None)
+        assert model.compute_dtype == name
+        example = make_example(tf.constant(_photo()), 0, tf.constant([0, 0]),
+                               resolution=config.resolution[0], downsample=config.downsample,
+                               downsample_res=config.downsample_res, random_channel=False,
+                               training=False)
+        logits = model.compute_outputs({k: v[None] for k, v in example.items()})["logits"]
+        probabilities[name] = tf.nn.softmax(tf.cast(logits, tf.float32), -1).numpy()
+    total_variation = 0.5 * np.abs(probabilities["float32"]
+                                   - probabilities["bfloat16"]).sum(-1)
+    where = f"CPU: {precision.cpu_bfloat16_summary()}"
+    assert total_variation.mean() <= 0.03, (total_variation.mean(), where)
+    assert total_variation.max() <= 0.25, (total_variation.max(), where)

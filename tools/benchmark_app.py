@@ -27,7 +27,7 @@ import urllib.request
 
 import _paths  # noqa: F401
 import numpy as np
-from _timing import median_ms
+from _timing import machine, median_ms
 from absl import app, flags
 from PIL import Image
 
@@ -82,7 +82,7 @@ def latency(model, name: str, hints: int, repeats: int, report) -> tuple[float, 
         session = json.loads(_post(server.url, "/api/session", _jpeg(photo),
                                    "image/jpeg"))["session"]
         body = json.dumps({"session": session, "hints": chosen, "format": "jpeg"}).encode()
-        report(f"CPU cores: {os.cpu_count()}; photo 1224x816 (1.0 MP), {hints} hints, "
+        report(f"{machine()}; photo 1224x816 (1.0 MP), {hints} hints, "
                f"median of {repeats}")
         round_trip = median_ms(lambda: _post(server.url, "/api/colorize", body,
                                              "application/json"), repeats)

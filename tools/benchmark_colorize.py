@@ -18,6 +18,7 @@ import tempfile
 import time
 
 import _paths  # noqa: F401
+from _timing import machine
 from absl import app, flags
 
 
@@ -81,7 +82,7 @@ def benchmark(variant: str = "paper", photos: int = 2, batch_size: int = 1,
     finally:
         shutil.rmtree(root, ignore_errors=True)
     report(f"first photo (tracing and compilation included): {first:.1f} s")
-    report(f"colorize, {variant} stages, {precision}, {os.cpu_count()} CPU cores, batch "
+    report(f"colorize, {variant} stages, {precision}, {machine()}, batch "
            f"{batch_size}, mode {mode}: {timed / count:.1f} s per photo ({count} photos in "
            f"{timed:.1f} s)")
     return {"first": first, "per_photo": timed / count, "photos": count}

@@ -19,7 +19,7 @@ import tempfile
 
 import _paths  # noqa: F401
 import numpy as np
-from _timing import median_ms
+from _timing import machine, median_ms
 from absl import app, flags
 
 flags.DEFINE_string("model", None, "Model to export (default: the bundled demo iColoriT-T).")
@@ -37,7 +37,7 @@ def main(argv):
     module = deploy.load_module(spec)
     inputs = deploy.example_inputs(module)
     batch = len(next(iter(inputs.values())))
-    print(f"{os.cpu_count()} CPU cores; {spec}; batch {batch}; median of {f.repeats} calls",
+    print(f"{machine()}; {spec}; batch {batch}; median of {f.repeats} calls",
           flush=True)
     print(f"{'runtime':<28}{'size MB':>9}{'ms':>9}{'vs Keras':>10}  max |diff|", flush=True)
     baseline = median_ms(lambda: {k: np.asarray(v) for k, v in module.serve(**inputs).items()},

@@ -9,11 +9,10 @@ CPU figures (Table 2: AMD Ryzen 5 PRO 4650G, 6 cores). The last line is the
 summary against the goals for a 2-core CPU (T <= 60 ms, B <= 400 ms).
 """
 
-import os
 
 import _paths  # noqa: F401
 import numpy as np
-from _timing import median_ms
+from _timing import machine, median_ms
 from absl import app, flags
 
 flags.DEFINE_list("presets", ["T", "S", "B"], "Model presets (T, S, B, T-patch8, T-patch32).")
@@ -32,7 +31,7 @@ def main(argv):
     from coltran_tf.icolorit.model import build_icolorit
 
     f = flags.FLAGS
-    print(f"CPU cores: {os.cpu_count()}; batch 1, 224x224, median of {f.repeats} calls",
+    print(f"{machine()}; batch 1, 224x224, median of {f.repeats} calls",
           flush=True)
     print(f"{'preset':<10} {'graph ms':>9} {'XLA ms':>8} {'paper CPU ms':>13}", flush=True)
     best = {}

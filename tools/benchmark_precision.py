@@ -33,7 +33,7 @@ import time
 
 import _paths  # noqa: F401
 import numpy as np
-from _timing import median_ms
+from _timing import machine, median_ms
 from absl import app, flags
 
 PARTS = ("fidelity", "spatial", "sampler", "colorize", "icolorit", "training")
@@ -252,7 +252,7 @@ def main(argv):
     for part in flags.FLAGS.parts:
         if part not in PARTS:
             raise app.UsageError(f"--parts: unknown {part!r}; choose from {list(PARTS)}.")
-    report(f"{os.cpu_count()} CPU cores; float32 vs bfloat16 (mixed precision), same weights")
+    report(f"{machine()}; float32 vs bfloat16 (mixed precision), same weights")
     report(f"{'measurement':<52}{'float32':>10}{'bfloat16':>10}{'ratio':>9}")
     for part in flags.FLAGS.parts:
         globals()[part](report)

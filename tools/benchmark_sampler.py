@@ -35,7 +35,7 @@ import time
 
 import _paths  # noqa: F401
 import numpy as np
-from _timing import median_ms
+from _timing import machine, median_ms
 from absl import app, flags
 
 flags.DEFINE_list("variants", ["tiny", "paper"], "tiny and/or paper colorizer sizes.")
@@ -162,6 +162,7 @@ def main(argv):
     if flags.FLAGS.measure:
         print("RESULT " + json.dumps(measure(flags.FLAGS.measure)), flush=True)
         return 0
+    print(machine(), flush=True)
     print(f"original algorithm: first {flags.FLAGS.loop_rows} row(s) timed, scaled to 64 "
           "rows (every row costs the same); cached sampler: timed in full", flush=True)
     print("  eager = the original algorithm as the original implementation runs it (op by op "

@@ -22,6 +22,7 @@ import time
 import _paths  # noqa: F401
 import numpy as np
 import tensorflow as tf
+from _timing import machine
 from absl import app, flags
 
 from coltran_tf.data.preprocess import make_example
@@ -104,7 +105,7 @@ def main(argv):
     header = f"{'config':<38}{'batch':>6}{'steps/s':>10}{'examples/s':>12}"
     header += f"{'XLA steps/s':>13}{'XLA speedup':>13}" if flags.FLAGS.xla else ""
     header += f"{'vs float32':>12}" if compare else ""
-    print(f"TensorFlow {tf.__version__}, devices: "
+    print(f"TensorFlow {tf.__version__}, {machine()}, devices: "
           f"{[d.name for d in tf.config.list_logical_devices()]}, one process per measurement")
     print(header)
     for name in flags.FLAGS.configs:

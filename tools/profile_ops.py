@@ -31,6 +31,7 @@ import time
 
 import _paths  # noqa: F401
 import numpy as np
+from _timing import machine
 from absl import app, flags
 
 WORKLOADS = ("spatial", "sampler", "icolorit", "matmul")
@@ -172,7 +173,7 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     f = flags.FLAGS
     report = lambda line: print(line, flush=True)  # noqa: E731
-    report(f"{os.cpu_count()} CPU cores; workload {f.workload}")
+    report(f"{machine()}; workload {f.workload}")
     if f.workload == "matmul":
         matmul_ceiling(report)
         return

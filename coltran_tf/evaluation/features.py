@@ -43,6 +43,26 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def _in_float32(model, path: str):
+    """The same model computing in float32. FID features are compared across runs,
+    machines and papers, so they are never computed in reduced precision; and feature
+    extractors are full of strided convolutions, whose bfloat16 oneDNN kernels gave
+    wrong results on CPUs with AMX (TensorFlow 2.21)."""
+    import keras
+
+    def float32_layer(layer):
+        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+
+    try:
+        clone = keras.models.clone_model(model, clone_function=float32_layer)
+        clone.set_weights(model.get_weights())
+    except Exception as error:  # noqa: BLE001 - subclassed models cannot be cloned
+        raise FeatureError(f"{path} computes in {model.compute_dtype} and could not be "
+                           f"rebuilt in float32 ({str(error)[:200]}); save the extractor "
+                           "with the float32 dtype policy.") from None
+    return clone
+
+
 class KerasFeatures:
     """A Keras model file: float32 RGB [0, 255] at its input size -> (B, D) features."""
 
@@ -57,6 +77,8 @@ class KerasFeatures:
         except Exception as error:  # noqa: BLE001 - any load failure gets the same advice
             raise FeatureError(f"--feature_extractor={path} is not a Keras model file this "
                                f"Keras can load: {str(error)[:300]}") from None
+        if self.model.compute_dtype != "float32":
+            self.model = _in_float32(self.model, path)
         shape = tuple(self.model.input_shape)
         if len(shape) != 4 or shape[-1] != 3:
             raise FeatureError(f"{path} takes inputs of shape {shape}; a feature extractor "
@@ -76,7 +98,9 @@ class KerasFeatures:
 
 
 class InceptionFeatures:
-    """The FID Inception graph: float RGB [0, 255], any size -> (B, 2048) pool_3."""
+    """The FID Inception graph: float RGB [0, 255], any size -> (B, 2048) pool_3.
+
+    The graph's constants and ops are float32, whatever precision a model uses."""
 
     def __init__(self, graph_path: str):
         import tensorflow as tf

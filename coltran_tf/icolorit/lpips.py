@@ -7,6 +7,9 @@ Weights: an .npz of `lpips.LPIPS(net='vgg').state_dict()` (keys
   python -c "import numpy, lpips; numpy.savez('lpips_vgg.npz', **{k: v.numpy()
              for k, v in lpips.LPIPS(net='vgg').state_dict().items()})"
 
+Always float32, whatever a model's precision: the metric must not depend on it (and
+bfloat16 convolutions are where oneDNN's AMX kernels have been wrong).
+
 Like the official iColoriT evaluation, images are fed as given (it passes
 [0, 1] images to a network that expects [-1, 1]).
 """

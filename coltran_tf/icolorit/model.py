@@ -8,6 +8,7 @@ from keras import ops
 
 from coltran_tf.icolorit.block import LAYER_NORM_EPS, TransformerBlock
 from coltran_tf.icolorit.head import LocalStabilizingHead, pixel_shuffle
+from coltran_tf.icolorit.patch_embedding import PatchEmbedding
 from coltran_tf.utils.precision import policy_scope
 
 IMAGE_SIZE = 224
@@ -40,7 +41,8 @@ def sinusoidal_positions(tokens: int, hidden: int) -> np.ndarray:
 
 
 def _torch_default_uniform(fan_in: int):
-    """PyTorch's Conv2d default init U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    """PyTorch's Conv2d default init U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (the official
+    patch embedding is a Conv2d)."""
     limit = 1.0 / np.sqrt(fan_in)
     return keras.initializers.RandomUniform(-limit, limit)
 
@@ -64,8 +66,8 @@ class IColoriT(keras.Model):
         self.drop_path = drop_path
         self.grid = image_size // patch_size
         fan_in = 4 * patch_size**2
-        self.patch_embed = keras.layers.Conv2D(
-            hidden_size, patch_size, strides=patch_size, padding="valid",
+        self.patch_embed = PatchEmbedding(
+            patch_size, hidden_size, channels=4,
             kernel_initializer=_torch_default_uniform(fan_in),
             bias_initializer=_torch_default_uniform(fan_in), name="patch_embed")
         # Drop-path grows linearly from 0 at the first block to `drop_path` at the last.
@@ -90,7 +92,6 @@ class IColoriT(keras.Model):
     def tokens(self, inputs, training=False):
         """(B, 224, 224, 4) -> (B, N, 2P²) in (-1, 1)."""
         x = self.patch_embed(ops.cast(inputs, "float32"))
-        x = ops.reshape(x, (ops.shape(x)[0], self.grid**2, self.hidden_size))
         x = x + ops.cast(self._positions, x.dtype)
         for block in self.blocks:
             x = block(x, training=training)

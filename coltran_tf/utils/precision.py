@@ -45,16 +45,33 @@ def has_fast_bfloat16() -> bool:
     return _cpu_has_bfloat16()
 
 
-def _cpu_has_bfloat16() -> bool:
+CPU_BFLOAT16_FLAGS = {"amx_bf16": "AMX-BF16", "avx512_bf16": "AVX512-BF16"}
+
+
+def cpu_flags() -> set:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+                    return set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return False
+    return set()
+
+
+def cpu_bfloat16_summary() -> str:
+    """"AMX-BF16 yes, AVX512-BF16 yes": the CPU features that decide bfloat16's speed
+    and which oneDNN kernels run (benchmarks and the docs print it; oneDNN's AMX
+    convolution kernels with strides > 1 were wrong in bfloat16, which is why no
+    model here runs a strided convolution, see icolorit/patch_embedding.py)."""
+    flags = cpu_flags()
+    return ", ".join(f"{name} {'yes' if flag in flags else 'no'}"
+                     for flag, name in CPU_BFLOAT16_FLAGS.items())
+
+
+def _cpu_has_bfloat16() -> bool:
+    return bool(cpu_flags() & set(CPU_BFLOAT16_FLAGS))
 
 
 def resolve(precision: str) -> str:

@@ -9,7 +9,7 @@
 (`python -m coltran_tf.evaluate_images` is the same command.)
 
 --generated and --reference each take a folder of images, a staged-sampling
-output folder of gen<N>.tfrecords (any stage; --num_samples as it was sampled)
+output folder of gen<N>.tfrecords (any stage; the records say their size and samples)
 or a TFDS split, tfds:NAME[:SPLIT] (e.g. tfds:imagenet2012:validation[:5000]).
 --protocol picks the reference set, the preprocessing and the metrics of a
 published protocol (coltran_fid5k: ColTran's FID-5K, Table 2; ddcolor_val5k and
@@ -44,7 +44,8 @@ flags.DEFINE_enum("preprocess", None, ["none", "center_crop_256", "resize_256"],
                   "Applied to both sets (default: the protocol's, else none).")
 flags.DEFINE_enum("pair_by", "auto", ["auto", "name", "index"], "PSNR pairs by file name "
                   "(auto where both sets have names) or by position.")
-flags.DEFINE_integer("num_samples", 1, "Samples per record of a gen dir (as sampled).")
+flags.DEFINE_integer("num_samples", None, "Samples per record of a gen dir (default: what "
+                     "the records say; 1 for records of the original implementation).")
 flags.DEFINE_string("tfds_data_dir", None, "TFDS data_dir for tfds: sets.")
 flags.DEFINE_integer("batch_size", 50, "Images per feature-extractor call.")
 flags.DEFINE_string("output", None, "Write the result as JSON here.")

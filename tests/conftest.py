@@ -84,17 +84,20 @@ class CommandResult:
 
 def run_command(module_name: str, *args: str) -> CommandResult:
     """A command's flag parsing and main(), in this process: what its console
-    script does, without starting Python and TensorFlow again. Flags of the
-    commands run before are forgotten first (they share names). Tools of
-    tools/ run the same way by their module name."""
-    from absl import app, flags
+    script does (utils.cli.execute: the same help, errors and exit codes),
+    without starting Python and TensorFlow again. Flags of the commands run
+    before are forgotten first (they share names). Tools of tools/ run the same
+    way by their module name."""
+    from absl import flags
 
     from coltran_tf.configs import expand_config_flag
-    from coltran_tf.utils.cli import parse_flags
+    from coltran_tf.utils import cli
 
     values = flags.FLAGS
     for name in list(values):
         owner = values.find_module_defining_flag(name) or ""
+        if owner == cli.__name__:
+            continue
         if owner.startswith(("coltran_tf.", "benchmark_", "check_gen_dir", "tfrecords_to_",
                              "verify_")) or name.startswith("config."):
             delattr(values, name)
@@ -107,15 +110,11 @@ def run_command(module_name: str, *args: str) -> CommandResult:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             sys.argv = argv  # ml_collections finds --config.KEY overrides there
-            code = module.main(parse_flags(argv))
-        except flags.Error as error:
-            print(f"FATAL Flags parsing error: {error}", file=sys.stderr)
-            code = 1
-        except app.UsageError as error:
-            print(error, file=sys.stderr)
-            code = error.exitcode
+            code = cli.execute(module.main, module.__name__, argv)
         except SystemExit as error:
             code = error.code
         finally:
             sys.argv = saved_argv
+            for name in ("verbose", "version"):
+                values[name].unparse()
     return CommandResult(int(code or 0), out.getvalue(), err.getvalue())

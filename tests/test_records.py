@@ -112,11 +112,36 @@ def test_check_gen_dir_finds_missing_duplicate_and_malformed_shards(tmp_path):
     with pytest.raises(records.GenDataError, match="same gen index"):
         records.read_gen_dir(str(tmp_path), resolution=8)
 
-    result = run_command("check_gen_dir", str(tmp_path), "--resolution=8")
+    result = run_command("coltran_tf.check_gen_dir", str(tmp_path))
     assert result.returncode == 1 and "PROBLEM: missing shards: gen2" in result.stdout
+    assert "mixes records of different runs" in result.stdout  # gen3 holds 4x4 images
     os.remove(tmp_path / "gen3.tfrecords")
     os.remove(tmp_path / "gen01.tfrecords")
     os.remove(tmp_path / ".gen4.tfrecords.x.tmp")
-    result = run_command("check_gen_dir", str(tmp_path), "--resolution=8",
-                         "--expected_records=4")
+    result = run_command("coltran_tf.check_gen_dir", str(tmp_path), "--expected_records=4")
     assert result.returncode == 0 and result.stdout.strip().endswith("OK"), result.stdout
+    assert "4 records of 8x8x3" in result.stdout  # the size comes from the records
+    result = run_command("coltran_tf.check_gen_dir", str(tmp_path / "nowhere"))
+    assert result.returncode == 2 and result.stderr.startswith("Error: ")
+
+
+def test_records_say_their_shape_and_foreign_ones_are_read_as_square(tmp_path):
+    """Ours carry height/width/num_samples; the original's (image and label only)
+    are square with one sample unless told otherwise."""
+    import tensorflow as tf
+
+    images = np.random.default_rng(0).integers(0, 256, (3, 6, 12, 3))  # 2 samples of 6x6
+    records.write_records(str(tmp_path / "ours" / "gen0.tfrecords"), images, [0, 1, 2],
+                          num_samples=2)
+    assert records.gen_dir_shape(str(tmp_path / "ours")) == (6, 2)
+    os.makedirs(tmp_path / "original")
+    with tf.io.TFRecordWriter(str(tmp_path / "original" / "gen0.tfrecords")) as writer:
+        for image in images:
+            feature = {"image": tf.train.Feature(int64_list=tf.train.Int64List(
+                value=image.reshape(-1).tolist())),
+                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[0]))}
+            writer.write(tf.train.Example(features=tf.train.Features(
+                feature=feature)).SerializeToString())
+    with pytest.raises(records.GenDataError, match="--num_samples"):
+        records.gen_dir_shape(str(tmp_path / "original"))  # 216 values: not R*R*3
+    assert records.gen_dir_shape(str(tmp_path / "original"), num_samples=2) == (6, 2)

@@ -57,8 +57,8 @@ def test_three_stages_chain_through_gen_data_dir(workdir, tmp_path):
     stage3.sample.gen_data_dir = str(tmp_path / "stage2")
     staged.run_stage(stage3, str(tmp_path), "sample_test", str(workdir / "spatial_upsampler"),
                      report=lambda line: None)
-    lines, problems = records.check_gen_dir(str(tmp_path / "stage3"), 128, expected_records=4)
-    assert problems == [], problems
+    lines, problems = records.check_gen_dir(str(tmp_path / "stage3"), expected_records=4)
+    assert problems == [] and "4 records of 128x128x3" in lines[-1], (lines, problems)
 
 
 def test_a_finished_shard_is_not_redone(workdir):
@@ -152,9 +152,10 @@ def test_tfrecords_to_images_and_contact_sheet(workdir, tmp_path):
 
     labels = [5, 7]
     images = np.random.default_rng(0).integers(0, 256, (2, 8, 16, 3))  # 2 samples of 8x8
-    records.write_records(str(tmp_path / "two" / "gen0.tfrecords"), images, labels)
-    paths = sheets.write_pngs(str(tmp_path / "two"), str(tmp_path / "split"), num_samples=2,
-                              split_samples=True)
+    records.write_records(str(tmp_path / "two" / "gen0.tfrecords"), images, labels,
+                          num_samples=2)
+    paths = sheets.write_pngs(str(tmp_path / "two"), str(tmp_path / "split"),
+                              split_samples=True)  # the records say 2 samples
     assert [os.path.basename(p) for p in paths] == [
         "00000_label5_s0.png", "00000_label5_s1.png", "00001_label7_s0.png",
         "00001_label7_s1.png"]
@@ -164,9 +165,9 @@ def test_tfrecords_to_images_and_contact_sheet(workdir, tmp_path):
 
     sheet = tmp_path / "sheet.png"
     result = run_command(
-        "tfrecords_to_images", f"--gen_dir={workdir / 'stage1'}",
+        "coltran_tf.tfrecords_to_images", f"--gen_dir={workdir / 'stage1'}",
         f"--output_dir={tmp_path / 'pngs'}", f"--stage_dirs={workdir / 'stage1'}",
-        "--config=configs/colorizer.py:tiny", "--config.sample.batch_size=2",
+        "--config=colorizer:tiny", "--config.sample.batch_size=2",
         f"--contact_sheet={sheet}")
     assert result.returncode == 0, result.stderr[-3000:]
     pngs = sorted(os.listdir(tmp_path / "pngs"))

@@ -88,15 +88,15 @@ class GenDirSet:
 
     kind, named = "gen_dir", False
 
-    def __init__(self, directory: str, num_samples: int = 1):
+    def __init__(self, directory: str, num_samples: int | None = None):
         from coltran_tf.sampling import sheets
 
         if not is_gen_dir(directory):
             raise EvaluationError(f"{directory}: no gen<N>.tfrecords files (the output folder "
                                   "of coltran-sample / the staged sampler).")
-        self.directory, self.num_samples = directory, int(num_samples)
+        self.directory = directory
         try:
-            self.side = sheets.infer_resolution(directory, self.num_samples)
+            self.side, self.num_samples = sheets.read_shape(directory, num_samples)
         except ValueError as error:
             raise EvaluationError(str(error)) from None
         files = [path for _, path in records.gen_files(directory)]
@@ -178,7 +178,8 @@ def is_gen_dir(path: str) -> bool:
     return os.path.isdir(path) and any(records.GEN_FILE.match(n) for n in os.listdir(path))
 
 
-def open_set(spec: str, num_samples: int = 1, tfds_data_dir: str | None = None, names=None):
+def open_set(spec: str, num_samples: int | None = None, tfds_data_dir: str | None = None,
+             names=None):
     """A folder, a gen dir (a folder of gen<N>.tfrecords) or tfds:NAME[:SPLIT];
     `names` keeps a folder's or a TFDS set's images of those file names only."""
     if not spec:

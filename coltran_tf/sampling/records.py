@@ -2,7 +2,9 @@
 
 One `tf.train.Example` per image: `image`, an int64 list of length H*W*3
 (row-major, RGB last; with num_samples > 1 the samples are concatenated along
-the width) and `label`, an int64 list of length 1. A stage writes
+the width) and `label`, an int64 list of length 1. Ours also carry `height`,
+`width` and `num_samples` (int64, one each), so that the records alone say how to
+read them; the original's readers ignore them. A stage writes
 `$logdir/$sample.log_dir/$gen_file.tfrecords`; the next stage reads every
 `gen<N>.tfrecords` of that directory in the order N = 0..max. Files written by
 the original and by us are interchangeable in both directions.
@@ -23,15 +25,23 @@ class GenDataError(ValueError):
     """A directory of generated records that cannot serve as configured."""
 
 
-def encode_example(image, label: int) -> bytes:
-    """(H, W, 3) integer image and its label -> a serialized tf.train.Example."""
+def _int64(values) -> tf.train.Feature:
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+
+
+def encode_example(image, label: int, num_samples: int | None = None) -> bytes:
+    """(H, W, 3) integer image (num_samples square images side by side; default
+    W / H) and its label -> a serialized tf.train.Example."""
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"expected an (H, W, 3) image, got shape {image.shape}")
+    if num_samples is None:
+        num_samples = max(1, image.shape[1] // max(1, image.shape[0]))
     features = {
-        "image": tf.train.Feature(int64_list=tf.train.Int64List(
-            value=image.astype(np.int64).reshape(-1))),
-        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
+        "image": _int64(image.astype(np.int64).reshape(-1)),
+        "label": _int64([int(label)]),
+        "height": _int64([image.shape[0]]), "width": _int64([image.shape[1]]),
+        "num_samples": _int64([int(num_samples)]),
     }
     return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
 
@@ -46,7 +56,7 @@ def parse_example(serialized, height: int, width: int):
     return image, tf.cast(features["label"][0], tf.int32)
 
 
-def write_records(path: str, images, labels) -> str:
+def write_records(path: str, images, labels, num_samples: int | None = None) -> str:
     """Writes all records to `path` atomically (temporary name, then rename)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -56,7 +66,7 @@ def write_records(path: str, images, labels) -> str:
     try:
         with tf.io.TFRecordWriter(staging) as writer:
             for image, label in zip(images, labels):
-                writer.write(encode_example(image, label))
+                writer.write(encode_example(image, label, num_samples))
         os.replace(staging, path)
     except BaseException:
         if os.path.exists(staging):
@@ -102,6 +112,50 @@ def record_length(path: str) -> int:
     return 0
 
 
+def record_shape(path: str, num_samples: int | None = None) -> tuple | None:
+    """(side, num_samples) of a file's first record (None for an empty file): from
+    its `height`/`num_samples` features, or for records without them (the
+    original's) a square image, num_samples times side by side (`num_samples`,
+    default 1)."""
+    for record in tf.data.TFRecordDataset(path).take(1):
+        feature = tf.train.Example.FromString(record.numpy()).features.feature
+        length = len(feature["image"].int64_list.value) if "image" in feature else 0
+        if "height" in feature and "num_samples" in feature:
+            side = int(feature["height"].int64_list.value[0])
+            stored = int(feature["num_samples"].int64_list.value[0])
+            if side * side * stored * 3 != length:
+                raise GenDataError(f"{path}: the first record's image has {length} values, "
+                                   f"not {side}x{side * stored}x3 as its shape features say.")
+            return side, stored
+        count = num_samples or 1
+        side = int(round((length / (3 * count)) ** 0.5))
+        if side * side * 3 * count != length:
+            raise GenDataError(
+                f"{path}: records of {length} values, which is not R*R*3*{count} for any R "
+                f"(they carry no shape): pass --num_samples=N as they were written.")
+        return side, count
+    return None
+
+
+def gen_dir_shape(directory: str, num_samples: int | None = None) -> tuple[int, int]:
+    """(side, num_samples) of a directory's records, the same in every file;
+    GenDataError when there are no records or the files disagree."""
+    shapes = {}
+    for _, path in gen_files(directory):
+        shape = record_shape(path, num_samples)
+        if shape is not None:
+            shapes[os.path.basename(path)] = shape
+    if not shapes:
+        raise GenDataError(f"{directory!r} holds no records (no gen<N>.tfrecords with "
+                           "records): is it the output folder of coltran-sample?")
+    if len(set(shapes.values())) > 1:
+        listed = ", ".join(f"{name}: {side}x{side * count}x3 ({count} sample(s))"
+                           for name, (side, count) in sorted(shapes.items()))
+        raise GenDataError(f"{directory!r} mixes records of different runs ({listed}); "
+                           "keep one run's gen<N>.tfrecords per folder.")
+    return next(iter(shapes.values()))
+
+
 def read_gen_dir(directory: str, resolution: int = 64, batch_size: int = 1,
                  skip_batches: int = 0, num_batches: int | None = None) -> tf.data.Dataset:
     """Batches of (images (B, R, R, 3) int32, labels (B,)) of a previous stage.
@@ -118,7 +172,7 @@ def read_gen_dir(directory: str, resolution: int = 64, batch_size: int = 1,
     indices = [n for n, _ in shards]
     if len(set(indices)) != len(indices):
         raise GenDataError(f"{directory!r} has two files for the same gen index (e.g. gen1 "
-                           "and gen01); run tools/check_gen_dir.py on it and remove one.")
+                           "and gen01); run coltran-check-gen-dir on it and remove one.")
     files = [path for _, path in shards]
     expected = resolution * resolution * 3
     length = record_length(files[0])
@@ -162,17 +216,29 @@ def _check_file(path: str, length: int) -> tuple[int, list[str]]:
     return count, problems
 
 
-def check_gen_dir(directory: str, resolution: int = 64, num_samples: int = 1,
+def check_gen_dir(directory: str, resolution: int | None = None, num_samples: int | None = None,
                   expected_records: int | None = None) -> tuple[list[str], list[str]]:
     """Validates a sample directory: (report lines, problems).
 
     Checks shard names (gen<N>, missing or duplicate N, leftover temporary
     files of an interrupted write), every record's image length
     (R * R * num_samples * 3), value range and label, and the total count.
+    R and num_samples come from the records themselves (record_shape) unless
+    given; a directory that mixes shapes is a problem.
     """
     shards = gen_files(directory)
+    problems = []
+    if resolution is None:
+        try:
+            resolution, num_samples = gen_dir_shape(directory, num_samples)
+        except GenDataError as error:  # no records, or files of different shapes
+            shapes = [shape for _, path in shards if (shape := record_shape(path, num_samples))]
+            if shapes:
+                problems.append(str(error))
+            resolution, num_samples = shapes[0] if shapes else (0, 1)
+    num_samples = num_samples or 1
     length = resolution * resolution * num_samples * 3
-    lines, problems, total = [], [], 0
+    lines, total = [], 0
     indices = [n for n, _ in shards]
     duplicates = sorted({n for n in indices if indices.count(n) > 1})
     if duplicates:

@@ -1,36 +1,42 @@
 """Generated TFRecords -> PNG files and contact sheets."""
 
-import math
 import os
 
 import numpy as np
 from PIL import Image
 
-from coltran_tf.sampling.records import gen_files, read_records, record_length
+from coltran_tf.sampling.records import gen_dir_shape, gen_files, read_records
 from coltran_tf.utils.images import save_png
 
 
-def infer_resolution(directory: str, num_samples: int = 1) -> int:
-    """Side R of a directory's images from its record length R * R * num_samples * 3."""
-    length = record_length(gen_files(directory)[0][1])
-    side = math.isqrt(length // (3 * num_samples))
-    if side * side * 3 * num_samples != length:
-        raise ValueError(f"Records of {directory!r} hold {length} values, which is not "
-                         f"R*R*3*{num_samples} for any R; check --num_samples.")
-    return side
+def infer_resolution(directory: str, num_samples: int | None = None) -> int:
+    """Side R of a directory's images, from the records (records.gen_dir_shape);
+    `num_samples` must agree with the records' own where they carry one."""
+    return read_shape(directory, num_samples)[0]
 
 
-def read_images(directory: str, num_samples: int = 1) -> list[tuple[np.ndarray, int]]:
+def read_shape(directory: str, num_samples: int | None = None) -> tuple[int, int]:
+    """(side, num_samples) of a directory's records; ValueError if a given
+    num_samples disagrees with what the records say."""
+    side, stored = gen_dir_shape(directory, num_samples)
+    if num_samples is not None and stored != num_samples:
+        raise ValueError(f"The records of {directory!r} hold {stored} sample(s) per image, "
+                         f"not {num_samples}; drop --num_samples (the records say it).")
+    return side, stored
+
+
+def read_images(directory: str, num_samples: int | None = None
+                ) -> list[tuple[np.ndarray, int]]:
     """[(image (R, R * num_samples, 3) uint8, label)] of all gen files in order."""
-    side = infer_resolution(directory, num_samples)
+    side, count = read_shape(directory, num_samples)
     out = []
     for _, path in gen_files(directory):
-        images, labels = read_records(path, side, side * num_samples)
+        images, labels = read_records(path, side, side * count)
         out.extend(zip(images, labels))
     return out
 
 
-def write_pngs(directory: str, output_dir: str, num_samples: int = 1,
+def write_pngs(directory: str, output_dir: str, num_samples: int | None = None,
                split_samples: bool = False, items=None) -> list[str]:
     """Writes <index>_label<label>[_s<k>].png for every record; returns the paths.
 
@@ -38,6 +44,7 @@ def write_pngs(directory: str, output_dir: str, num_samples: int = 1,
     """
     os.makedirs(output_dir, exist_ok=True)
     paths = []
+    num_samples = read_shape(directory, num_samples)[1]
     items = read_images(directory, num_samples) if items is None else items
     for index, (image, label) in enumerate(items):
         parts = np.split(image, num_samples, axis=1) if split_samples else [image]

@@ -140,7 +140,7 @@ def run_stage(config, logdir: str, mode: str, checkpoint: str | None = None,
                     save_png(uncertainty_image(map_), os.path.join(
                         out_dir, UNCERTAINTY_DIR,
                         f"{batch_index * batch_size + i:05d}_label{label}.png"))
-            write_records(chunk, out, batch_labels)
+            write_records(chunk, out, batch_labels, num_samples)
         images.extend(out)
         labels.extend(batch_labels)
         per_sec, eta = rate.update(len(images))
@@ -148,6 +148,6 @@ def run_stage(config, logdir: str, mode: str, checkpoint: str | None = None,
                f"ETA {format_duration(eta)}")
     if len(images) < shard.num_batches * batch_size and shard.num_batches:
         report(f"Note: the split ran out after {len(images)} images.")
-    write_records(path, images, labels)
+    write_records(path, images, labels, num_samples)
     shutil.rmtree(partial, ignore_errors=True)
     return path

@@ -1,9 +1,93 @@
-"""Running a command's main as a console script."""
+"""What every command shares: help, version, quiet start, errors and exit codes.
 
+Exit codes, the same for every command:
+  0    done;
+  1    failed while working (the message says what was saved and how to continue);
+  2    usage or input error (a flag, a path, a config, a model that does not fit),
+       found before any work starts;
+  130  interrupted (Ctrl-C): finished work is kept, the same command continues it.
+
+Every command prints its own lines only: TensorFlow's C++ start-up lines (oneDNN,
+CPU features, the CUDA probe), absl's INFO lines and Python warnings of the
+libraries are hidden unless `--verbose` is given or TF_CPP_MIN_LOG_LEVEL is set
+by the user. An error is one line on stderr, `Error: ...`, first.
+"""
+
+import contextlib
+import os
 import re
 import sys
+import tempfile
 
 from absl import app, flags
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+HELP_FLAGS = ("-h", "--help", "--helpshort", "-?")
+VERBOSE_FLAG = "--verbose"
+
+# Lines that TensorFlow's native libraries write to stderr while they load, before
+# its logging is set up (so TF_CPP_MIN_LOG_LEVEL does not reach all of them).
+_NATIVE_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|[IWE]\d{4} [\d:. ]+\d+ [\w.]+:\d+\]"
+    r"|To enable the following instructions:"
+    r"|\s*$)")
+
+flags.DEFINE_bool("verbose", False, "Show TensorFlow's and absl's own log lines (hidden by "
+                  "default; setting TF_CPP_MIN_LOG_LEVEL shows them too).")
+flags.DEFINE_bool("version", False, "Print the package version and exit.")
+
+
+def wants_verbose(argv: list[str]) -> bool:
+    return VERBOSE_FLAG in argv or "TF_CPP_MIN_LOG_LEVEL" in os.environ
+
+
+@contextlib.contextmanager
+def _stderr_filtered():
+    """Runs the body with file descriptor 2 captured, then writes back every
+    captured line that is not native start-up noise."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            kept = [line for line in capture.read().decode("utf-8", "replace").splitlines()
+                    if not _NATIVE_NOISE.match(line)]
+            if kept:
+                sys.stderr.write("\n".join(kept) + "\n")
+
+
+def quiet_start(argv: list[str]) -> None:
+    """Hides TensorFlow's start-up lines (see the module docstring) unless asked
+    for; call before anything imports TensorFlow."""
+    if wants_verbose(argv) or "tensorflow" in sys.modules:
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # C++ INFO/WARNING/ERROR lines (the CUDA probe)
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    import warnings
+
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    with _stderr_filtered():
+        import tensorflow  # noqa: F401  (loads the native libraries now, quietly)
+    from absl import logging
+
+    logging.set_verbosity(logging.ERROR)
+
+
+def command_name(argv0: str, module_name: str) -> str:
+    """'coltran-colorize' for a console script, 'python -m MODULE' otherwise."""
+    name = os.path.basename(argv0)
+    if name.endswith(".py") or name in ("", "-c", "-m"):
+        return f"python -m {module_name}"
+    return name
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -21,21 +105,58 @@ def parse_flags(argv: list[str]) -> list[str]:
                           "the --config.KEY=VALUE overrides") from None
 
 
-def _parse_with_usage(argv: list[str]) -> list[str]:
+def help_text(module_name: str, program: str) -> str:
+    """The command's module docstring (what it does, examples) and its flags."""
+    module = sys.modules[module_name]
+    doc = (module.__doc__ or "").strip()
+    values = flags.FLAGS
+    own = values.module_help(module_name).strip()
+    common = "\n".join(values[name].help and f"  --[no]{name}: {values[name].help}"
+                       for name in ("verbose", "version"))
+    return (f"{doc}\n\nUsage: {program} [flags]\n\nFlags:\n{own or '  (none)'}\n\n"
+            f"Common flags:\n{common}\n\nExit codes: 0 done, 1 failed while working, "
+            "2 usage or input error, 130 interrupted (finished work is kept).\n")
+
+
+def _one_line(error) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def execute(main, module_name: str, argv: list[str]) -> int:
+    """Parses `argv` and runs main(argv): the exit code, with --help, --version,
+    flag errors (2), app.UsageError (2) and Ctrl-C (130) handled alike for every
+    command. Prints to sys.stdout/sys.stderr only."""
+    program = command_name(argv[0], module_name)
+    if any(arg in HELP_FLAGS for arg in argv[1:]):
+        sys.stdout.write(help_text(module_name, program))
+        return EXIT_OK
+    if "--version" in argv[1:]:
+        from coltran_tf import __version__
+
+        print(f"{program} (coltran_tf) {__version__}")
+        return EXIT_OK
     try:
-        return parse_flags(argv)
+        rest = parse_flags(argv)
     except flags.Error as error:
-        sys.stderr.write(f"FATAL Flags parsing error: {error}\n"
-                         "Pass --helpshort or --helpfull to see help on flags.\n")
-        sys.exit(1)
+        print(f"Error: {_one_line(error)}\nSee `{program} --help` for the flags.",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        code = main(rest)
+    except app.UsageError as error:
+        print(f"Error: {_one_line(error)}\nSee `{program} --help` for the flags.",
+              file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("Interrupted. Finished work is kept; run the same command again to continue.",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return int(code or 0)
 
 
 def run(main, module_name: str, argv: list[str] | None = None) -> None:
-    """absl's app.run, with the command's flags shown by --help whatever the
-    program is called (a console script's main module is its wrapper, not the
-    module that defines the flags), and config-key typos reported as such."""
-    values = flags.FLAGS
-    program = (argv or sys.argv)[0]
-    for flag in values.get_key_flags_for_module(module_name):
-        values.register_key_flag_for_module(program, flag)
-    app.run(main, argv=argv, flags_parser=_parse_with_usage)
+    """A command's console script: quiet start, then execute() and exit."""
+    argv = list(sys.argv if argv is None else argv)
+    if not any(arg in (*HELP_FLAGS, "--version") for arg in argv[1:]):
+        quiet_start(argv)  # help and version need no TensorFlow
+    sys.exit(execute(main, module_name, argv))

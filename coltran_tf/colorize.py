@@ -38,15 +38,16 @@ from coltran_tf.utils import precision
 
 flags.DEFINE_string("img_dir", None, "Folder of photos (searched recursively).")
 flags.DEFINE_string("store_dir", None, "Where the results go (created if needed).")
-flags.DEFINE_string("checkpoints", None, "'released' (the authors' checkpoints, fetched "
+flags.DEFINE_string("checkpoints", None, "'demo' (the bundled demo weights), "
+                    "'released' (the authors' checkpoints, fetched "
                     "once into the cache), an http(s):// or gs:// URL of a zip in the same "
                     "layout, or a directory holding colorizer/, color_upsampler/ and "
                     "spatial_upsampler/ (released checkpoints or ours); default: the bundled "
                     "demo weights when no stage flag is given either.")
 for _stage in STAGES:
     flags.DEFINE_string(_stage, None, f"The {_stage} stage's model: a model directory, a "
-                        "training logdir, an original checkpoint, or released:"
-                        f"{_stage} (default: --checkpoints/{_stage}).")
+                        "training logdir, an original checkpoint, released:"
+                        f"{_stage} or demo:{_stage} (default: --checkpoints/{_stage}).")
     flags.DEFINE_string(f"{_stage}_config", None, f"Config of an original {_stage} "
                         "checkpoint: a preset (tiny, paper, baseline, demo) or "
                         f"FILE[:variant] (default: paper).")
@@ -71,7 +72,8 @@ flags.DEFINE_integer("sheet_rows", 32, "Images on contact_sheet.png (0 for none)
 
 
 def _stage_paths(values) -> dict:
-    if not values["checkpoints"] and not any(values[stage] for stage in STAGES):
+    if values["checkpoints"] == "demo" or (
+            not values["checkpoints"] and not any(values[stage] for stage in STAGES)):
         from coltran_tf.demo import DemoWeightsMissing, coltran_dir
         try:
             values = {**values, "checkpoints": coltran_dir()}
@@ -96,9 +98,10 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     values = flags.FLAGS.flag_values_dict()
-    for name in ("img_dir", "store_dir"):
-        if not values[name]:
-            raise app.UsageError(f"--{name} is required.")
+    from coltran_tf.utils.cli import check_exists, check_writable
+
+    check_exists(values["img_dir"], "--img_dir", "folder")
+    check_writable(values["store_dir"] or "", "--store_dir")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
     from coltran_tf.checkpoints.loading import StageError, load_model

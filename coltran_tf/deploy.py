@@ -146,6 +146,10 @@ def _saved_config(path: str) -> dict:
 
 
 def _looks_like_icolorit(path: str) -> bool:
+    from coltran_tf import demo
+
+    if demo.is_demo(path):
+        return path == "demo:icolorit"
     return path.endswith((".npz", ".pth")) or "patch_size" in _saved_config(path)
 
 

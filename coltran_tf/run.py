@@ -125,11 +125,10 @@ def main(argv):
 
 def run():
     """The `coltran-train` console script."""
-    from coltran_tf.configs import expand_config_flag
     from coltran_tf.utils import cli
 
     flags.mark_flags_as_required(["config"])
-    cli.run(main, __name__, expand_config_flag(sys.argv))
+    cli.run(main, __name__)
 
 
 if __name__ == "__main__":

@@ -89,10 +89,9 @@ def main(argv):
 
 def run():
     """The `coltran-tfrecords-to-images` console script."""
-    from coltran_tf.configs import expand_config_flag
     from coltran_tf.utils import cli
 
-    cli.run(main, __name__, expand_config_flag(sys.argv))
+    cli.run(main, __name__)
 
 
 if __name__ == "__main__":

@@ -116,9 +116,14 @@ def load_model(path: str, config=None, stage: str | None = None, report=print,
       StageError naming the path, what it should be and the fix; FetchError
       when a released archive cannot be fetched.
     """
+    from coltran_tf import demo
     from coltran_tf.checkpoints.released import is_remote, released_stage_dir
 
     flag = f"--{stage}={path}" if stage else path
+    try:
+        path = demo.resolve(path, stage or (None if path == demo.DEMO else _stage_of(config)))
+    except (ValueError, demo.DemoWeightsMissing) as error:
+        raise StageError(str(error)) from None
     spec = config if isinstance(config, str) else None
     remote = path if is_remote(path) else None
     if remote:

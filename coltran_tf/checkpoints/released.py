@@ -184,10 +184,14 @@ def released_stage_dir(spec: str, stage: str, config=None, report=print) -> str:
 
 def resolve_checkpoint(spec: str | None, config, report=print) -> str | None:
     """`--checkpoint` of sample and eval: a remote spec becomes the cached model
-    directory of the stage that `config` builds; anything else is returned as is."""
-    if not is_remote(spec):
-        return spec
+    directory of the stage that `config` builds, 'demo' (or 'demo:STAGE') the
+    bundled demo model of that stage; anything else is returned as is."""
+    from coltran_tf import demo
     from coltran_tf.checkpoints.loading import STAGES as MODEL_NAMES
 
+    if not is_remote(spec) and not demo.is_demo(spec):
+        return spec
     stage = next(s for s in STAGES if config.model.name == MODEL_NAMES[s])
+    if demo.is_demo(spec):
+        return demo.resolve(spec, stage)
     return released_stage_dir(spec, stage, config, report)

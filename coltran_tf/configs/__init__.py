@@ -92,9 +92,25 @@ def load_config(spec: str, default_preset: str | None = None) -> ml_collections.
            if default_preset else "") + ".")
 
 
+def check_spec(spec: str) -> None:
+    """ConfigError (one line: what is wrong, the presets) unless `spec` loads."""
+    name = spec.partition(":")[0]
+    if name not in PRESETS and not os.path.isfile(name):
+        raise ConfigError(f"--config={spec}: no preset {name!r} and no such file; presets: "
+                          f"{', '.join(PRESETS)} (with :tiny, :demo, ... e.g. colorizer:tiny), "
+                          "or a config file FILE.py[:variant].")
+    try:
+        load_config(spec)
+    except ConfigError:
+        raise
+    except (ValueError, KeyError) as error:
+        raise ConfigError(f"--config={spec}: {error}") from None
+
+
 def expand_config_flag(argv: list[str], flag: str = "config") -> list[str]:
     """Rewrites `--config=NAME[:variant]` (a preset) to the preset's file, so
-    that ml_collections' config-file flag loads presets from any directory."""
+    that ml_collections' config-file flag loads presets from any directory;
+    ConfigError for a spec that names no preset or file, or an unknown variant."""
     out, i = [], 0
     while i < len(argv):
         arg = argv[i]
@@ -110,7 +126,10 @@ def expand_config_flag(argv: list[str], flag: str = "config") -> list[str]:
             continue
         name, sep, variants = value.partition(":")
         if name in PRESETS and not os.path.exists(name):
+            check_spec(value)
             value = preset_file(name) + sep + variants
+        elif not os.path.isfile(name):
+            check_spec(value)
         out.extend(rebuild(value))
         i += 1
     return out

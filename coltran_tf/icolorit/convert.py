@@ -131,10 +131,18 @@ def read_state_dict(path: str) -> dict:
 
 def load_weights(path: str, report=print, precision: str | None = None) -> IColoriT:
     """Any iColoriT weights: official .npz/.pth state_dicts, our own saved model
-    directory (config.json + model.weights.h5), or a URL of a state_dict file
+    directory (config.json + model.weights.h5), 'demo' (the bundled demo weights),
+    or a URL of a state_dict file
     (fetched and converted once into the cache; see fetch_weights). `precision`
     (float32, bfloat16, auto) overrides a saved model's own (float32 for
     state_dicts)."""
+    from coltran_tf import demo
+
+    if demo.is_demo(path):
+        try:
+            path = demo.resolve(path, "icolorit")
+        except ValueError as error:
+            raise WeightsError(str(error)) from None
     if is_url(path):
         return load_saved(fetch_weights(path, report), precision)
     if os.path.isdir(path):

@@ -20,8 +20,8 @@ from absl import app, flags
 
 from coltran_tf.utils import precision
 
-flags.DEFINE_string("weights", None, "iColoriT weights (.npz/.pth state_dict, a URL of one, "
-                    "or our model dir).")
+flags.DEFINE_string("weights", "demo", "iColoriT weights: demo (the bundled ones), a .npz/"
+                    ".pth state_dict, a URL of one, or our model dir.")
 flags.DEFINE_list("data_dirs", None, "Folders of photos (each: imgs/ or images directly).")
 flags.DEFINE_string("hint_root", None, "Root of the hint folders (one sub-folder per data dir).")
 flags.DEFINE_list("counts", ["0", "1", "2", "5", "10", "20", "50", "100", "200"],
@@ -50,10 +50,11 @@ def main(argv):
     from coltran_tf.icolorit.lpips import LPIPS
 
     f = flags.FLAGS
-    if not (f.weights and f.data_dirs and f.hint_root):
-        print("Error: --weights, --data_dirs and --hint_root are required (see --help).",
-              file=sys.stderr)
-        return 2
+    if not (f.data_dirs and f.hint_root):
+        raise app.UsageError("--data_dirs and --hint_root are required.")
+    for directory in f.data_dirs:
+        if not os.path.isdir(directory):
+            raise app.UsageError(f"--data_dirs: {directory} is not a folder.")
     counts = [int(c) for c in f.counts]
     try:
         model = load_weights(f.weights, precision=f.precision)

@@ -63,23 +63,54 @@ def _stderr_filtered():
                 sys.stderr.write("\n".join(kept) + "\n")
 
 
+class _QuietTensorFlowImport:
+    """A meta-path finder: the first `import tensorflow` (wherever it happens, after
+    flags are checked) loads the native libraries with their start-up lines
+    filtered out of stderr."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        import importlib.util
+
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _FilteredLoader(spec.loader)
+        return spec
+
+
+class _FilteredLoader:
+    def __init__(self, loader):
+        self._loader = loader
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        with _stderr_filtered():
+            self._loader.exec_module(module)
+        from absl import logging
+
+        logging.set_verbosity(logging.ERROR)
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
+
+
 def quiet_start(argv: list[str]) -> None:
     """Hides TensorFlow's start-up lines (see the module docstring) unless asked
-    for; call before anything imports TensorFlow."""
+    for; costs nothing until TensorFlow is imported."""
     if wants_verbose(argv) or "tensorflow" in sys.modules:
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # C++ INFO/WARNING/ERROR lines (the CUDA probe)
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     import warnings
 
-    warnings.filterwarnings("ignore", category=UserWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    with _stderr_filtered():
-        import tensorflow  # noqa: F401  (loads the native libraries now, quietly)
-    from absl import logging
-
-    logging.set_verbosity(logging.ERROR)
+    for category in (UserWarning, FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    if not any(isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowImport())
 
 
 def command_name(argv0: str, module_name: str) -> str:
@@ -136,8 +167,13 @@ def execute(main, module_name: str, argv: list[str]) -> int:
         print(f"{program} (coltran_tf) {__version__}")
         return EXIT_OK
     try:
+        if "config" in flags.FLAGS:
+            from coltran_tf.configs import expand_config_flag
+
+            argv = expand_config_flag(argv)
+            sys.argv = argv  # ml_collections reads --config.KEY overrides there
         rest = parse_flags(argv)
-    except flags.Error as error:
+    except (flags.Error, ValueError) as error:
         print(f"Error: {_one_line(error)}\nSee `{program} --help` for the flags.",
               file=sys.stderr)
         return EXIT_USAGE
@@ -157,6 +193,30 @@ def execute(main, module_name: str, argv: list[str]) -> int:
 def run(main, module_name: str, argv: list[str] | None = None) -> None:
     """A command's console script: quiet start, then execute() and exit."""
     argv = list(sys.argv if argv is None else argv)
-    if not any(arg in (*HELP_FLAGS, "--version") for arg in argv[1:]):
-        quiet_start(argv)  # help and version need no TensorFlow
+    quiet_start(argv)
     sys.exit(execute(main, module_name, argv))
+
+
+def check_writable(path: str, flag: str) -> None:
+    """app.UsageError unless `path` (a file or folder to be written) can be created:
+    its nearest existing ancestor is a writable folder. Checked before any work."""
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    target = probe if os.path.isdir(probe) else os.path.dirname(probe)
+    if probe != os.path.abspath(path) and not os.path.isdir(probe):
+        raise app.UsageError(f"{flag}={path}: {probe} is a file, not a folder.")
+    if not os.access(target, os.W_OK):
+        raise app.UsageError(f"{flag}={path}: {target} is not writable; choose another place.")
+
+
+def check_exists(path: str | None, flag: str, kind: str = "file or folder") -> None:
+    """app.UsageError unless `path` exists (a 'file', a 'folder' or either)."""
+    if not path:
+        raise app.UsageError(f"{flag} is required.")
+    ok = {"file": os.path.isfile, "folder": os.path.isdir}.get(kind, os.path.exists)(path)
+    if not ok:
+        raise app.UsageError(f"{flag}={path}: no such {kind}.")

@@ -101,7 +101,7 @@ def main(argv):
     from coltran_tf.utils.cli import check_exists, check_writable
 
     check_exists(values["img_dir"], "--img_dir", "folder")
-    check_writable(values["store_dir"] or "", "--store_dir")
+    check_writable(values["store_dir"], "--store_dir")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
     from coltran_tf.checkpoints.loading import StageError, load_model

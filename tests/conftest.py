@@ -90,7 +90,6 @@ def run_command(module_name: str, *args: str) -> CommandResult:
     way by their module name."""
     from absl import flags
 
-    from coltran_tf.configs import expand_config_flag
     from coltran_tf.utils import cli
 
     values = flags.FLAGS
@@ -106,7 +105,7 @@ def run_command(module_name: str, *args: str) -> CommandResult:
     else:
         module = importlib.import_module(module_name)
     out, err, saved_argv = io.StringIO(), io.StringIO(), sys.argv
-    argv = expand_config_flag([module_name, *args])
+    argv = [module_name, *args]
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             sys.argv = argv  # ml_collections finds --config.KEY overrides there

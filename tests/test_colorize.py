@@ -233,3 +233,33 @@ def test_benchmark_colorize_times_the_whole_pipeline():
     assert result["photos"] == 1 and 0 < result["per_photo"] < result["first"] + 60
     assert lines[-1].startswith("colorize, tiny stages") and "s per photo" in lines[-1]
     assert sum("parameters (tiny)" in line for line in lines) == 3
+
+
+def test_a_store_dir_is_not_finished_in_another_precision(models, tmp_path):
+    """run.json records the precision; a half-finished float32 store_dir rerun in
+    bfloat16 is refused, naming the setting and both values (exit 2)."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.open(os.path.join(REPO_ROOT, "data", "camera.png")).resize((24, 24)).save(
+        photos / "camera.png")
+    common = (f"--img_dir={photos}", f"--store_dir={tmp_path / 'out'}",
+              f"--checkpoints={models}", "--mode=argmax", "--sheet_rows=0")
+    first = run_command("coltran_tf.colorize", *common)
+    assert first.returncode == 0, first.stderr
+    with open(tmp_path / "out" / "run.json") as f:
+        assert json.load(f)["precision"] == "float32"
+    again = run_command("coltran_tf.colorize", *common, "--precision=bfloat16")
+    assert again.returncode == 2
+    assert "precision: 'float32' then, 'bfloat16' now" in again.stderr, again.stderr
+
+
+def test_progress_never_goes_quiet_for_long():
+    """Heartbeat: the status line comes every `every` seconds while a call runs."""
+    import time
+
+    from coltran_tf.utils.progress import Heartbeat
+
+    lines = []
+    with Heartbeat(lines.append, lambda: "3/9 colorized | working on a.png", every=0.05):
+        time.sleep(0.33)
+    assert len(lines) >= 4 and all(line.startswith("3/9 colorized") for line in lines)

@@ -32,11 +32,7 @@ flags.DEFINE_enum("precision", "float32", list(precision.CHOICES), precision.HEL
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from coltran_tf.data.decode import read_image
-    from coltran_tf.icolorit.convert import WeightsError, load_weights
-    from coltran_tf.icolorit.inference import HintError, colorize, read_hints
     from coltran_tf.utils.cli import check_writable
-    from coltran_tf.utils.images import save_png
 
     flags_ = flags.FLAGS
     if not flags_.image:
@@ -47,6 +43,12 @@ def main(argv):
         raise app.UsageError(f"--hints={flags_.hints}: no such file.")
     output = flags_.output or os.path.splitext(flags_.image)[0] + "_icolorit.png"
     check_writable(output, "--output")
+
+    from coltran_tf.data.decode import read_image
+    from coltran_tf.icolorit.convert import WeightsError, load_weights
+    from coltran_tf.icolorit.inference import HintError, colorize, read_hints
+    from coltran_tf.utils.images import save_png
+
     try:
         rgb = read_image(flags_.image)
     except (OSError, ValueError) as error:

@@ -17,9 +17,12 @@ Outputs keep the input's relative path with a .png suffix (`_s<k>` per sample
 when num_samples > 1). Each file is written under a temporary name and
 renamed. A re-run skips outputs that exist and reuses stage-1 images (the
 expensive stage) of unfinished ones; `run.json` records the models and
-settings, and a re-run with other ones is refused instead of mixing results.
+settings (precision included), and a re-run with other ones is refused, naming
+the setting and both values, instead of mixing results. While a batch runs, a
+progress line comes every 2 s (images done, the batch's photos, ETA).
 """
 
+import json
 import os
 from dataclasses import dataclass
 
@@ -27,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from coltran_tf.configs import STAGES
 from coltran_tf.data.decode import IMAGE_EXTENSIONS, find_images, is_grayscale, read_image
 from coltran_tf.sampling.pipeline import Pipeline
 from coltran_tf.sampling.sheets import contact_sheet
@@ -34,7 +38,8 @@ from coltran_tf.sampling.staged import uncertainty_image
 from coltran_tf.utils.color import apply_chroma
 from coltran_tf.utils.files import settings_changes, write_json
 from coltran_tf.utils.images import TMP_SUFFIX, save_png
-from coltran_tf.utils.progress import Rate, format_duration
+from coltran_tf.utils.precision import model_precision
+from coltran_tf.utils.progress import Heartbeat, Rate, format_duration
 
 STAGE_DIRS = ("uncertainty", "stage1", "stage2", "final", "fullres")  # in writing order
 RUN_FILE = "run.json"
@@ -95,6 +100,10 @@ def _path(store_dir, stage, stem, k, num_samples):
 
 def _check_run_file(store_dir: str, settings: dict, overwrite: bool) -> None:
     path = os.path.join(store_dir, RUN_FILE)
+    if not overwrite and os.path.exists(path):
+        with open(path) as f:
+            if "precision" not in json.load(f):  # recorded before precision was: float32
+                settings = {k: v for k, v in settings.items() if k != "precision"}
     changes = None if overwrite else settings_changes(path, settings)
     if changes:
         raise ColorizeError(
@@ -179,6 +188,16 @@ def _write_sheet(store_dir, img_dir, done_files, stems, num_samples, max_rows):
     return path
 
 
+def _precision(pipeline: Pipeline) -> str:
+    """The precision the stages compute in (float32 or bfloat16; one name when all
+    agree, else stage=precision pairs)."""
+    found = {name: model_precision(pipeline.stage(name)) for name in STAGES
+             if getattr(pipeline, name) is not None}
+    if len(set(found.values())) == 1:
+        return next(iter(found.values()))
+    return ", ".join(f"{name}={value}" for name, value in found.items())
+
+
 def colorize_folder(pipeline: Pipeline, img_dir: str, store_dir: str, num_samples: int = 1,
                     batch_size: int = 4, mode: str = "sample", upsampler_mode: str = "argmax",
                     seed: int = 0, overwrite: bool = False, sheet_rows: int = 32,
@@ -212,7 +231,7 @@ def colorize_folder(pipeline: Pipeline, img_dir: str, store_dir: str, num_sample
     order = {rel: n for n, rel in enumerate(relpaths)}
     settings = {"models": pipeline.sources, "num_samples": num_samples, "mode": mode,
                 "upsampler_mode": upsampler_mode, "seed": seed,
-                "sampler": pipeline.options.as_dict()}
+                "sampler": pipeline.options.as_dict(), "precision": _precision(pipeline)}
     _check_run_file(store_dir, settings, overwrite)
     _remove_leftovers(store_dir)
 
@@ -238,10 +257,17 @@ def colorize_folder(pipeline: Pipeline, img_dir: str, store_dir: str, num_sample
     rate = Rate(0, total)
     queue: list[_Item] = []
 
+    def status(items):
+        per_sec, eta = rate.update(done_outputs)
+        eta_text = format_duration(eta) if done_outputs else "?"
+        names = ", ".join(dict.fromkeys(item.rel for item in items))
+        return (f"{done_outputs}/{total} colorized | working on {names} | ETA {eta_text}")
+
     def flush(items):
         nonlocal done_outputs, reused, batch_index
-        reused += _run_batch(pipeline, items, store_dir, num_samples, mode, upsampler_mode,
-                             seed + batch_index)
+        with Heartbeat(report, lambda: status(items)):
+            reused += _run_batch(pipeline, items, store_dir, num_samples, mode,
+                                 upsampler_mode, seed + batch_index)
         batch_index += 1
         done_outputs += len(items)
         per_sec, eta = rate.update(done_outputs)

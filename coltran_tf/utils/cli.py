@@ -142,8 +142,7 @@ def help_text(module_name: str, program: str) -> str:
     doc = (module.__doc__ or "").strip()
     values = flags.FLAGS
     own = values.module_help(module_name).strip()
-    common = "\n".join(values[name].help and f"  --[no]{name}: {values[name].help}"
-                       for name in ("verbose", "version"))
+    common = "\n".join(f"  --{name}: {values[name].help}" for name in ("verbose", "version"))
     return (f"{doc}\n\nUsage: {program} [flags]\n\nFlags:\n{own or '  (none)'}\n\n"
             f"Common flags:\n{common}\n\nExit codes: 0 done, 1 failed while working, "
             "2 usage or input error, 130 interrupted (finished work is kept).\n")
@@ -200,6 +199,8 @@ def run(main, module_name: str, argv: list[str] | None = None) -> None:
 def check_writable(path: str, flag: str) -> None:
     """app.UsageError unless `path` (a file or folder to be written) can be created:
     its nearest existing ancestor is a writable folder. Checked before any work."""
+    if not path:
+        raise app.UsageError(f"{flag} is required.")
     probe = os.path.abspath(path)
     while not os.path.exists(probe):
         parent = os.path.dirname(probe)

@@ -67,3 +67,33 @@ class GracefulStop:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         return False
+
+
+class Heartbeat:
+    """While a long call runs, prints `status()` every `every` seconds (from a
+    thread), so that a command never goes quiet for long:
+
+        with Heartbeat(report, lambda: "3/9 colorized | working on 4-6"):
+            run_batch()
+    """
+
+    def __init__(self, report, status, every: float = 2.0):
+        self.report, self.status, self.every = report, status, every
+        self._stop = threading.Event()
+        self._thread = None
+
+    def _beat(self):
+        start = time.monotonic()
+        while not self._stop.wait(self.every):
+            self.report(f"{self.status()} | {format_duration(time.monotonic() - start)} "
+                        "on this batch")
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        return False

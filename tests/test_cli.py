@@ -88,3 +88,34 @@ def test_a_console_script_starts_quietly_and_validates_in_well_under_a_second(tm
     verbose = subprocess.run([sys.executable, "-c", code, str(tmp_path / "gen"), "--verbose"],
                              capture_output=True, text=True, env=env, cwd=tmp_path)
     assert verbose.returncode == 0 and "oneDNN" in verbose.stderr, verbose.stderr
+
+
+def test_every_command_and_flag_the_readme_names_exists():
+    """The README's commands: each console script is declared, each of its flags
+    is defined by that command (config keys are checked by the config itself)."""
+    import importlib
+    import re
+
+    from absl import flags
+
+    with open(os.path.join(REPO_ROOT, "README.md")) as f:
+        text = f.read()
+    blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
+    commands = " ".join(blocks).replace("\\\n", " ").splitlines()
+    named = set(re.findall(r"`((?:coltran|icolorit)-[a-z-]+)`", text))
+    assert named <= set(SCRIPTS), named - set(SCRIPTS)
+    checked = 0
+    for line in commands:
+        for part in line.split("&&"):
+            words = part.split()
+            if not words or words[0] not in SCRIPTS:
+                continue
+            run_command(MODULES[words[0]], "--version")  # defines the command's flags
+            module = importlib.import_module(MODULES[words[0]])
+            own = {flag.name for flag in flags.FLAGS.get_key_flags_for_module(module)}
+            for word in words[1:]:
+                if word.startswith("--") and not word.startswith("--config."):
+                    name = word[2:].split("=")[0]
+                    assert name in own | {"verbose", "version"}, (words[0], name)
+                    checked += 1
+    assert checked > 30

@@ -67,9 +67,10 @@ def main(argv):
 
 def run():
     """The `coltran-convert` console script."""
+    from coltran_tf.configs import expand_config_flag
     from coltran_tf.utils import cli
 
-    cli.run(main, __name__)
+    cli.run(main, __name__, expand=expand_config_flag)
 
 
 if __name__ == "__main__":

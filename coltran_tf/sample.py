@@ -69,10 +69,11 @@ def main(argv):
 
 def run():
     """The `coltran-sample` console script."""
+    from coltran_tf.configs import expand_config_flag
     from coltran_tf.utils import cli
 
     flags.mark_flags_as_required(["config"])
-    cli.run(main, __name__)
+    cli.run(main, __name__, expand=expand_config_flag)
 
 
 if __name__ == "__main__":

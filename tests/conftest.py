@@ -90,6 +90,7 @@ def run_command(module_name: str, *args: str) -> CommandResult:
     way by their module name."""
     from absl import flags
 
+    from coltran_tf.configs import expand_config_flag
     from coltran_tf.utils import cli
 
     values = flags.FLAGS
@@ -109,7 +110,8 @@ def run_command(module_name: str, *args: str) -> CommandResult:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             sys.argv = argv  # ml_collections finds --config.KEY overrides there
-            code = cli.execute(module.main, module.__name__, argv)
+            expand = expand_config_flag if "config" in values else None
+            code = cli.execute(module.main, module.__name__, argv, expand)
         except SystemExit as error:
             code = error.code
         finally:

@@ -293,9 +293,10 @@ def test_training_runs_under_mirrored_strategy(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "coltran_tf.icolorit.train", "--config=configs/icolorit.py:tiny",
          f"--logdir={tmp_path}", "--accelerator_type=CPU", "--devices_per_worker=2",
-         "--config.max_train_steps=4", "--config.steps_per_log=2"],
+         "--config.max_train_steps=4", "--config.steps_per_log=2", "--verbose"],
         cwd=REPO, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert result.returncode == 0, result.stderr[-3000:]
+    # --verbose keeps absl's INFO lines, where tf.distribute names the strategy.
     assert "MirroredStrategy" in result.stderr and "step 4/4" in result.stdout
     assert (tmp_path / "model" / "model.weights.h5").exists()
 

@@ -13,7 +13,8 @@ from conftest import REPO_ROOT
 
 SCRIPTS = ("coltran-colorize", "coltran-train", "coltran-sample", "coltran-app",
            "coltran-convert", "coltran-evaluate", "coltran-export", "icolorit-colorize",
-           "icolorit-train", "icolorit-evaluate")
+           "icolorit-train", "icolorit-evaluate", "coltran-check-gen-dir",
+           "coltran-tfrecords-to-images")
 
 
 def _pyproject():
@@ -47,6 +48,7 @@ def test_presets_and_stage_config_values():
                     configs.preset_file("icolorit")]
 
 
+@pytest.mark.slow  # .ci/smoke_wheel does this with the wheel's dependencies installed
 def test_a_wheel_installed_elsewhere_works_from_any_directory(tmp_path):
     """Build the wheel, install it into a bare target, colorize from another
     directory with the bundled demo weights (nothing read from the checkout)."""

@@ -18,10 +18,10 @@ ALLOWED = {
     "data": {"data", "utils"},
     "layers": {"layers", "utils"},
     "models": {"models", "layers", "data", "utils"},
-    "checkpoints": {"checkpoints", "models", "layers", "configs", "utils"},
+    "checkpoints": {"checkpoints", "models", "layers", "configs", "demo", "utils"},
     "train": {"train", "checkpoints", "models", "data", "configs", "utils"},
     "sampling": {"sampling", "checkpoints", "models", "layers", "data", "configs", "utils"},
-    "icolorit": {"icolorit", "utils", "data.decode", "data.sources", "configs"},
+    "icolorit": {"icolorit", "utils", "data.decode", "data.sources", "configs", "demo"},
     "evaluation": {"evaluation", "data", "sampling.records", "sampling.sheets", "utils"},
     "demo": {"configs"},
 }

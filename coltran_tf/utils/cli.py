@@ -152,30 +152,42 @@ def _one_line(error) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-def execute(main, module_name: str, argv: list[str]) -> int:
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("coltran_tf")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def execute(main, module_name: str, argv: list[str], expand=None) -> int:
     """Parses `argv` and runs main(argv): the exit code, with --help, --version,
     flag errors (2), app.UsageError (2) and Ctrl-C (130) handled alike for every
-    command. Prints to sys.stdout/sys.stderr only."""
+    command. Prints to sys.stdout/sys.stderr only. `expand(argv)` rewrites
+    preset names of --config (configs.expand_config_flag; a ValueError there is
+    a usage error)."""
     program = command_name(argv[0], module_name)
     if any(arg in HELP_FLAGS for arg in argv[1:]):
         sys.stdout.write(help_text(module_name, program))
         return EXIT_OK
     if "--version" in argv[1:]:
-        from coltran_tf import __version__
-
-        print(f"{program} (coltran_tf) {__version__}")
+        print(f"{program} (coltran_tf) {_version()}")
         return EXIT_OK
     try:
-        if "config" in flags.FLAGS:
-            from coltran_tf.configs import expand_config_flag
-
-            argv = expand_config_flag(argv)
+        if expand is not None:
+            argv = expand(argv)
             sys.argv = argv  # ml_collections reads --config.KEY overrides there
         rest = parse_flags(argv)
     except (flags.Error, ValueError) as error:
         print(f"Error: {_one_line(error)}\nSee `{program} --help` for the flags.",
               file=sys.stderr)
         return EXIT_USAGE
+    from absl import logging
+
+    logging.use_absl_handler()  # absl's lines as app.run shows them (hidden unless verbose)
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.INFO if wants_verbose(argv) else logging.ERROR)
     try:
         code = main(rest)
     except app.UsageError as error:
@@ -189,11 +201,11 @@ def execute(main, module_name: str, argv: list[str]) -> int:
     return int(code or 0)
 
 
-def run(main, module_name: str, argv: list[str] | None = None) -> None:
+def run(main, module_name: str, argv: list[str] | None = None, expand=None) -> None:
     """A command's console script: quiet start, then execute() and exit."""
     argv = list(sys.argv if argv is None else argv)
     quiet_start(argv)
-    sys.exit(execute(main, module_name, argv))
+    sys.exit(execute(main, module_name, argv, expand))
 
 
 def check_writable(path: str, flag: str) -> None:

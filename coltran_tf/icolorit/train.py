@@ -43,7 +43,6 @@ def main(argv):
 
 def run():
     """The `icolorit-train` console script."""
-
     from coltran_tf.configs import expand_config_flag
     from coltran_tf.utils import cli
 

@@ -258,10 +258,10 @@ def colorize_folder(pipeline: Pipeline, img_dir: str, store_dir: str, num_sample
     queue: list[_Item] = []
 
     def status(items):
-        per_sec, eta = rate.update(done_outputs)
+        eta = rate.update(done_outputs)[1]
         eta_text = format_duration(eta) if done_outputs else "?"
         names = ", ".join(dict.fromkeys(item.rel for item in items))
-        return (f"{done_outputs}/{total} colorized | working on {names} | ETA {eta_text}")
+        return f"{done_outputs}/{total} colorized | working on {names} | ETA {eta_text}"
 
     def flush(items):
         nonlocal done_outputs, reused, batch_index

@@ -2,9 +2,9 @@
 
 One `tf.train.Example` per image: `image`, an int64 list of length H*W*3
 (row-major, RGB last; with num_samples > 1 the samples are concatenated along
-the width) and `label`, an int64 list of length 1. Ours also carry `height`,
-`width` and `num_samples` (int64, one each), so that the records alone say how to
-read them; the original's readers ignore them. A stage writes
+the width) and `label`, an int64 list of length 1. Ours also carry `height` and
+`num_samples` (int64, one each), so that the records alone say how to read them;
+the original's readers ignore them. A stage writes
 `$logdir/$sample.log_dir/$gen_file.tfrecords`; the next stage reads every
 `gen<N>.tfrecords` of that directory in the order N = 0..max. Files written by
 the original and by us are interchangeable in both directions.
@@ -40,8 +40,7 @@ def encode_example(image, label: int, num_samples: int | None = None) -> bytes:
     features = {
         "image": _int64(image.astype(np.int64).reshape(-1)),
         "label": _int64([int(label)]),
-        "height": _int64([image.shape[0]]), "width": _int64([image.shape[1]]),
-        "num_samples": _int64([int(num_samples)]),
+        "height": _int64([image.shape[0]]), "num_samples": _int64([int(num_samples)]),
     }
     return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
 

@@ -33,8 +33,8 @@ from coltran_tf.utils import precision
 flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (127.0.0.1: this machine only).")
 flags.DEFINE_integer("port", 0, "Port (0: a free one, printed).")
 flags.DEFINE_string("icolorit_weights", None, "iColoriT weights (.npz/.pth, a URL of one, "
-                    "or our model dir; default: the bundled demo iColoriT-T).")
-flags.DEFINE_string("coltran_dir", None, "ColTran stages for suggestions: 'released' (or a "
+                    "our model dir, or demo: the bundled demo iColoriT-T, the default).")
+flags.DEFINE_string("coltran_dir", None, "ColTran stages for suggestions: 'demo', 'released' (or a "
                     "zip URL), or a directory with colorizer/ and optionally "
                     "color_upsampler/ (default with the demo iColoriT: the demo stages).")
 flags.DEFINE_enum("precision", "float32", list(precision.CHOICES), "iColoriT and the ColTran "
@@ -67,10 +67,12 @@ def main(argv):
     f = flags.FLAGS
     try:
         weights, suggestions = f.icolorit_weights, f.coltran_dir
-        if not weights:
+        if not weights or weights == "demo":
             weights = icolorit_dir()
             suggestions = suggestions or (coltran_dir() if f.coltran else None)
             print("Using the bundled demo weights (trained briefly on data/; see README).")
+        if suggestions == "demo":
+            suggestions = coltran_dir()
         model = load_weights(weights, precision=precision.resolve(f.precision))
         if f.coltran and is_remote(suggestions):
             suggestions = fetch_released(suggestions)

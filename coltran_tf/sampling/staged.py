@@ -22,7 +22,7 @@ from coltran_tf.sampling.pipeline import STAGES, Pipeline
 from coltran_tf.sampling.records import PARTIAL_SUFFIX, read_gen_dir, read_records, write_records
 from coltran_tf.utils.files import settings_changes, write_json
 from coltran_tf.utils.images import save_png
-from coltran_tf.utils.progress import Rate, format_duration
+from coltran_tf.utils.progress import Heartbeat, Rate, format_duration
 
 MODES = ("sample_train", "sample_valid", "sample_test")
 UNCERTAINTY_DIR = "uncertainty"  # per-image PNGs of the colorizer's max probability
@@ -130,9 +130,11 @@ def run_stage(config, logdir: str, mode: str, checkpoint: str | None = None,
             rate.resumed(len(out))
             report(f"batch {batch_index}: done by an earlier run, reusing {chunk}")
         else:
-            sampled = pipeline.sample_stage_repeated(
-                stage, batch, None if prev is None else prev[0], str(sample.mode), num_samples,
-                int(config.seed) + batch_index * batch_size * num_samples)
+            status = f"{len(images)}/{total} images | sampling batch {batch_index}"
+            with Heartbeat(report, lambda status=status: status):
+                sampled = pipeline.sample_stage_repeated(
+                    stage, batch, None if prev is None else prev[0], str(sample.mode),
+                    num_samples, int(config.seed) + batch_index * batch_size * num_samples)
             out = sampled["images"]
             batch_labels = batch[keys.LABEL].numpy().tolist()
             if save_uncertainty:  # before the chunk, so a reused chunk has its maps

@@ -15,9 +15,11 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
+from raw_http import _api, _json, _png, _read_all, _request, _session, _status
 
 from coltran_tf.app import api
 from coltran_tf.app.api import App, Photo, parse_hints
+from coltran_tf.app.images import decode_bytes_for
 from coltran_tf.app.server import AppServer
 from coltran_tf.icolorit.inference import hints_ab
 from coltran_tf.icolorit.model import build_icolorit
@@ -38,61 +40,6 @@ def server(model):
                         idle_timeout=IDLE, max_connections=6).start()
     yield running
     running.stop()
-
-
-def _png(size=(64, 48), seed=0) -> bytes:
-    buffer = io.BytesIO()
-    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), np.uint8)
-    Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def _exchange(server, data: bytes, wait: float = 10.0) -> bytes:
-    """Sends raw bytes and reads until the server closes (or `wait` passes)."""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=wait) as sock:
-        sock.sendall(data)
-        return _read_all(sock)
-
-
-def _read_all(sock) -> bytes:
-    chunks = []
-    while True:
-        try:
-            chunk = sock.recv(1 << 16)
-        except (TimeoutError, ConnectionResetError):
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _status(reply: bytes) -> int:
-    return int(reply.split(b" ", 2)[1]) if reply.startswith(b"HTTP/1.1 ") else 0
-
-
-def _json(reply: bytes) -> dict:
-    return json.loads(reply.split(b"\r\n\r\n", 1)[1])
-
-
-def _request(server, path, body=b"", headers=None, method="POST") -> bytes:
-    headers = {"Host": f"127.0.0.1:{server.port}", "Connection": "close",
-               "Content-Length": str(len(body)), **(headers or {})}
-    head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n"
-                                                       for k, v in headers.items() if v is not None)
-    return _exchange(server, head.encode() + b"\r\n" + body)
-
-
-def _session(server, body=None, content_type="image/png") -> str:
-    reply = _request(server, "/api/session", body or _png(),
-                     {"Content-Type": content_type})
-    assert _status(reply) == 200, reply[:300]
-    return _json(reply)["session"]
-
-
-def _api(server, path, payload, content_type="application/json") -> bytes:
-    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    return _request(server, path, body, {"Content-Type": content_type})
 
 
 # 1. Bodies are capped whatever the headers say ------------------------------------
@@ -184,28 +131,34 @@ def test_idle_and_slow_connections_are_closed(server):
     assert time.monotonic() - start < 2 * IDLE + 6
 
 
-def test_concurrent_connections_are_capped(server):
-    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(6)]
+def test_idle_connections_give_way_to_a_new_request(server):
+    """All slots held by connections that send nothing: a new request is served
+    (the oldest idle one is closed to make room), not refused."""
+    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(8)]
     try:
         time.sleep(0.3)
-        reply = _request(server, "/api/info", method="GET")
-        assert _status(reply) == 503
+        assert _status(_request(server, "/api/info", method="GET")) == 200
+        idle[0].settimeout(2)
+        assert _read_all(idle[0]) == b""  # the oldest was closed for it
     finally:
         for sock in idle:
             sock.close()
-    time.sleep(0.3)
-    assert _status(_request(server, "/api/info", method="GET")) == 200
 
 
 # 4. Memory: compact photos within a budget ---------------------------------------------------
 
 def test_photos_are_compact_accounted_and_evicted_within_the_budget(model, monkeypatch):
     one = Photo.bytes_for(640, 480, None)
-    app = App(model, "micro", max_upload_bytes=8 * LIMIT, max_memory_bytes=3 * one + 1000)
+    # Three photos and one upload in flight (its decode's peak and its < 1 MB body).
+    budget = 3 * one + decode_bytes_for(640, 480) + 2**20
+    app = App(model, "micro", max_upload_bytes=8 * LIMIT, max_memory_bytes=budget)
     running = AppServer(app, idle_timeout=IDLE).start()
     try:
-        sessions = [_session(running, _png((640, 480), seed)) for seed in range(5)]
-        assert len(app.sessions) == 3 and app.sessions.total_bytes <= app.sessions.budget
+        sessions = [_session(running, _png((640, 480), seed)) for seed in range(8)]
+        # Each decode first reserved its peak (evicting down to three photos), then
+        # its photo was added: four remain, within the budget.
+        assert len(app.sessions) == 4 and app.sessions.total_bytes <= app.sessions.budget
+        assert app.sessions.reserved == 0
         photo = app.sessions.get(sessions[-1])
         lightness = photo.prepared.lightness
         assert lightness.dtype == np.float32 and lightness.shape == (480, 640, 1)
@@ -216,12 +169,12 @@ def test_photos_are_compact_accounted_and_evicted_within_the_budget(model, monke
         assert _status(_api(running, "/api/colorize", {"session": sessions[-1]})) == 200
 
         # A photo larger than the whole budget: refused from its header, never decoded.
-        monkeypatch.setattr(api, "decode_bytes", lambda data: pytest.fail("decoded"))
+        monkeypatch.setattr(api, "decode", lambda data: pytest.fail("decoded"))
         huge = io.BytesIO()
         Image.new("L", (4000, 3000)).save(huge, "PNG")  # 12 MP in a few KB
         reply = _request(running, "/api/session", huge.getvalue(), {"Content-Type": "image/png"})
         assert _status(reply) == 413 and "--max_memory_mb" in _json(reply)["error"]
-        assert len(app.sessions) == 3
+        assert len(app.sessions) == 4
     finally:
         running.stop()
 
@@ -274,19 +227,19 @@ def test_hints_are_checked_outside_the_model_lock(server):
 @pytest.mark.parametrize("body", [
     b"\xff\xfe{not utf-8",
     b"[" * 100_000 + b"]" * 100_000,
-    b'{"session": "x", "count": ' + b"9" * 5000 + b"}",
+    b'{"session": "x", "hints": ' + b"9" * 5000 + b"}",
     b'{"session": ',
     b"[1, 2, 3]",
 ], ids=["invalid-utf8", "deep-nesting", "5000-digits", "truncated", "not-an-object"])
 def test_malformed_json_is_a_400(server, body):
-    reply = _api(server, "/api/suggest", body)
+    reply = _api(server, "/api/colorize", body)
     assert _status(reply) == 400, reply[:300]
     assert len(_json(reply)["error"]) < 200
 
 
 def test_errors_quote_only_an_excerpt_and_500s_echo_nothing(server, monkeypatch, capfd):
     session = _session(server)
-    secret = "A" * 10_000
+    secret = "A" * 900  # within the 1 KB a gamut request may have
     reply = _api(server, "/api/colorize", {"session": session,
                                            "hints": [{"y": secret, "x": 1, "rgb": [1, 2, 3]}]})
     assert _status(reply) == 400 and len(_json(reply)["error"]) < 300

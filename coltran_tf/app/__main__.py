@@ -6,7 +6,9 @@
 (`python -m coltran_tf.app` is the same command.)
 
 Serves one page on 127.0.0.1 and a free port (printed; --host/--port to
-change): open an image (file picker or drag and drop), click to place a hint
+change; on any other address anyone who reaches the port can use the tool, so
+the server then requires a token, shown in the printed URL): open an image
+(file picker or drag and drop), click to place a hint
 with the current colour, drag to move it, right-click to delete it;
 undo/redo, clear, before/after, download the full-resolution PNG, save and
 load the hints as JSON; the ab gamut at a hint's lightness to pick from.
@@ -24,6 +26,7 @@ the colorizer's most likely colours at a hint's pixel. Without
 demo ColTran stages unless --coltran_dir is given (--nocoltran: none).
 """
 
+import secrets
 import sys
 
 from absl import app, flags
@@ -46,10 +49,29 @@ flags.DEFINE_integer("max_memory_mb", 2048, "Memory for uploaded photos (4 bytes
                      "and small extras each); least recently used photos are dropped to "
                      "stay within it, and a photo larger than all of it is refused.")
 flags.DEFINE_integer("max_connections", 64, "Concurrent connections; more get 503.")
-flags.DEFINE_float("idle_timeout", 30.0, "Seconds before an idle or stalled connection is "
-                   "closed.")
+flags.DEFINE_float("idle_timeout", 30.0, "Seconds a client has to send a request head (from "
+                   "connecting or from the last reply), and on top of its size at --min_rate_kb "
+                   "to send a body or read a reply; trickled bytes do not extend it.")
+flags.DEFINE_integer("min_rate_kb", 64, "Slowest a client may send a body or read a reply "
+                     "(KB/s), after --idle_timeout.")
+flags.DEFINE_string("token", None, "A secret every API request must carry (the page takes it "
+                    "from the printed URL). Default: none on 127.0.0.1/localhost, a random one "
+                    "for any other --host.")
 flags.DEFINE_list("allowed_hosts", [], "Names besides 127.0.0.1, localhost, [::1] and --host "
                   "that the Host header may use (e.g. this machine's LAN name).")
+
+
+def token_for(host: str, token: str | None) -> str | None:
+    """The token the server will require: `token`, or for an address other
+    than this machine's loopback a random one, with a warning on stderr."""
+    from coltran_tf.app.server import is_loopback
+
+    if is_loopback(host):
+        return token
+    print(f"Warning: --host={host} is not this machine only: anyone who can reach the port "
+          "can use the tool (upload photos, use the CPU). Every API request needs the token "
+          "in the URL below; share it only with people you trust.", file=sys.stderr)
+    return token or secrets.token_urlsafe(18)
 
 
 def main(argv):
@@ -65,6 +87,10 @@ def main(argv):
     from coltran_tf.utils.download import FetchError
 
     f = flags.FLAGS
+    for name in ("idle_timeout", "min_rate_kb", "max_connections", "max_upload_mb",
+                 "max_megapixels", "max_memory_mb"):
+        if not getattr(f, name) > 0:
+            raise app.UsageError(f"--{name} must be positive, got {getattr(f, name)}.")
     try:
         weights, suggestions = f.icolorit_weights, f.coltran_dir
         if not weights or weights == "demo":
@@ -83,13 +109,15 @@ def main(argv):
         return 2
     app_ = App(model, weights, f.max_upload_mb * 2**20, f.max_megapixels * 1_000_000,
                f.max_memory_mb * 2**20, coltran=coltran)
+    token = token_for(f.host, f.token)
     try:
         server = AppServer(app_, f.host, f.port, extra_hosts=f.allowed_hosts,
-                           idle_timeout=f.idle_timeout, max_connections=f.max_connections)
+                           idle_timeout=f.idle_timeout, max_connections=f.max_connections,
+                           token=token, min_rate=f.min_rate_kb * 1024)
     except OSError as error:
         print(f"Error: cannot listen on {f.host}:{f.port} ({error}).", file=sys.stderr)
         return 2
-    print(f"Serving on {server.url}/  (Ctrl+C to stop)", flush=True)
+    print(f"Serving on {server.page_url}  (Ctrl+C to stop)", flush=True)
     server.serve_forever()
     return 0
 

@@ -16,6 +16,7 @@ import ctypes.util
 import io
 import json
 import math
+import os
 import secrets
 import threading
 from http import HTTPStatus
@@ -23,22 +24,29 @@ from http import HTTPStatus
 import numpy as np
 from PIL import Image
 
+from coltran_tf.app.images import (
+    BROWSER_FORMATS,
+    MAX_SIDE,
+    ImageRefused,
+    decode,
+    decode_bytes_for,
+    probe,
+)
 from coltran_tf.app.suggest import (
     MAX_SUGGESTIONS,
     ColTranSuggester,
+    area_square,
     likely_colors,
     starting_hints,
     thumbnail,
 )
-from coltran_tf.data.decode import decode_bytes
-from coltran_tf.data.preprocess import resize_area
 from coltran_tf.icolorit.color import AB_NORM, ab_gamut
 from coltran_tf.icolorit.inference import Prepared, forward, hint_grid, hints_ab
 from coltran_tf.utils.color import apply_chroma
 
 MAX_HINTS = 4096
 MAX_EXCERPT = 40
-THUMBNAIL_BYTES = 3 * 160 * 160  # suggest.thumbnail's largest
+THUMBNAIL_BYTES = 3 * 320 * 320  # suggest.thumbnail's largest
 
 
 class ApiError(Exception):
@@ -79,8 +87,11 @@ def _is_int(value) -> bool:
 
 
 def _is_number(value) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
+    """A JSON number that is finite: any int (however many digits: compared
+    exactly, never converted to float), or a finite float."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 def _numbers(value, count: int) -> bool:
@@ -128,23 +139,28 @@ class Photo:
     """One uploaded photo, compact: what iColoriT needs (Prepared: the lightness),
     with ColTran the photo at the colorizer's input size and a thumbnail, the
     latest suggestions, and for formats a browser cannot show a JPEG of the
-    original for the page's before/after view."""
+    original for the page's before/after view. Built from a Pillow RGB image
+    in row strips (no full-size array besides the lightness)."""
 
-    def __init__(self, rgb: np.ndarray, coltran_side: int | None, browser_format: bool):
-        self.prepared = Prepared(rgb)
+    def __init__(self, image: Image.Image, coltran_side: int | None, browser_format: bool):
+        self.prepared = Prepared.from_image(image)
         self.square = self.thumbnail = None
         if coltran_side:
-            self.square = np.asarray(resize_area(rgb[None], coltran_side)[0], np.uint8)
-            self.thumbnail = thumbnail(rgb)
-        self.original = None if browser_format else encode(rgb, "jpeg")
+            self.square = area_square(image, coltran_side)
+            self.thumbnail = thumbnail(image)
+        self.original = None if browser_format else encode(image, "jpeg")
         self.suggestions = None
         self.lock = threading.Lock()
 
     @staticmethod
-    def bytes_for(width: int, height: int, coltran_side: int | None) -> int:
-        """The bytes a photo of this size will hold (before decoding it)."""
+    def bytes_for(width: int, height: int, coltran_side: int | None,
+                  browser_format: bool = True) -> int:
+        """The bytes a photo of this size will hold (before decoding it); the
+        JPEG of an original the browser cannot show is counted at 3 bytes per
+        pixel, more than JPEG at quality 92 takes."""
         extra = 3 * coltran_side ** 2 + THUMBNAIL_BYTES if coltran_side else 0
-        return Prepared.bytes_for(height, width) + extra
+        original = 0 if browser_format else 3 * width * height
+        return Prepared.bytes_for(height, width) + extra + original
 
     @property
     def nbytes(self) -> int:
@@ -173,12 +189,15 @@ except (OSError, AttributeError):
 
 class Sessions:
     """Uploaded photos by random id within a byte budget, least recently used
-    evicted first (the one being added never)."""
+    evicted first (the one being added never). The budget also covers
+    reservations: uploads being received and decodes in flight reserve their
+    bytes first, evicting photos to make room."""
 
     def __init__(self, budget_bytes: int):
         self.budget = budget_bytes
         self._items: collections.OrderedDict[str, Photo] = collections.OrderedDict()
         self._lock = threading.Lock()
+        self.reserved = 0
 
     @property
     def total_bytes(self) -> int:
@@ -195,19 +214,43 @@ class Sessions:
         self.fit(keep=key)
         return key
 
-    def fit(self, keep: str | None = None) -> None:
-        """Evicts least recently used photos until the total is within budget."""
+    def _evict(self, room: int, keep: str | None = None) -> bool:
+        """Under the lock: evicts LRU photos until photos + reservations + room fit
+        the budget; False (nothing evicted) when even evicting all would not."""
+        total = sum(photo.nbytes for photo in self._items.values())
+        kept = self._items[keep].nbytes if keep in self._items else 0
+        if kept + self.reserved + room > self.budget:
+            return False
         evicted = False
-        with self._lock:
-            total = sum(photo.nbytes for photo in self._items.values())
-            for key in list(self._items):
-                if total <= self.budget:
-                    break
-                if key != keep:
-                    total -= self._items.pop(key).nbytes
-                    evicted = True
+        for key in list(self._items):
+            if total + self.reserved + room <= self.budget:
+                break
+            if key != keep:
+                total -= self._items.pop(key).nbytes
+                evicted = True
         if evicted:
             _release_freed_memory()
+        return True
+
+    def fit(self, keep: str | None = None) -> None:
+        """Evicts least recently used photos until the total is within budget."""
+        with self._lock:
+            if not self._evict(0, keep):  # reservations alone exceed it: keep only `keep`
+                for key in [k for k in self._items if k != keep]:
+                    del self._items[key]
+
+    def reserve(self, nbytes: int) -> bool:
+        """Reserves `nbytes` of the budget (evicting photos); False if the
+        reservations in flight leave no room even with every photo evicted."""
+        with self._lock:
+            if not self._evict(nbytes):
+                return False
+            self.reserved += nbytes
+            return True
+
+    def release(self, nbytes: int) -> None:
+        with self._lock:
+            self.reserved -= nbytes
 
     def get(self, key) -> Photo:
         with self._lock:
@@ -218,12 +261,14 @@ class Sessions:
             return self._items[key]
 
 
-def encode(image: np.ndarray, kind: str) -> bytes:
+def encode(image: np.ndarray | Image.Image, kind: str) -> bytes:
+    """An (H, W, 3) uint8 array or a Pillow image -> JPEG (quality 92) or PNG bytes."""
+    image = image if isinstance(image, Image.Image) else Image.fromarray(image)
     buffer = io.BytesIO()
     if kind == "jpeg":
-        Image.fromarray(image).save(buffer, "JPEG", quality=92)
+        image.save(buffer, "JPEG", quality=92)
     else:
-        Image.fromarray(image).save(buffer, "PNG", compress_level=3)
+        image.save(buffer, "PNG", compress_level=3)
     return buffer.getvalue()
 
 
@@ -231,9 +276,6 @@ def _data_url(image: np.ndarray, kind: str) -> str:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, kind, **({"quality": 90} if kind == "JPEG" else {}))
     return f"data:image/{kind.lower()};base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-_BROWSER_FORMATS = {"PNG", "JPEG", "GIF", "WEBP", "BMP", "ICO"}
 
 
 class App:
@@ -246,13 +288,16 @@ class App:
         self.max_upload_bytes, self.max_pixels = max_upload_bytes, max_pixels
         self.sessions = Sessions(max_memory_bytes)
         self.model_lock = threading.Lock()
+        self.decode_lock = threading.Lock()  # one decode at a time (memory)
         self.coltran = coltran
 
     def info(self) -> dict:
-        return {"model": self.model_name,
-                "coltran": self.coltran.name if self.coltran else None,
+        """The model names (no file-system paths) and the limits."""
+        return {"model": _display_name(self.model_name),
+                "coltran": _display_name(self.coltran.name) if self.coltran else None,
                 "limits": {"max_upload_bytes": self.max_upload_bytes,
-                           "max_pixels": self.max_pixels, "max_hints": MAX_HINTS,
+                           "max_pixels": self.max_pixels, "max_side": MAX_SIDE,
+                           "max_hints": MAX_HINTS,
                            "max_memory_bytes": self.sessions.budget,
                            "max_suggestions": MAX_SUGGESTIONS}}
 
@@ -261,34 +306,42 @@ class App:
                 "budget": self.sessions.budget}
 
     def open_image(self, data: bytes) -> dict:
-        """Any file Pillow can decode (by content, whatever its declared type)."""
+        """An upload in one of the offered formats (by content, whatever its
+        declared type), checked before decoding (images.probe) and decoded one
+        at a time under the memory budget: the decode's peak is reserved first,
+        so concurrent uploads queue instead of adding up."""
         if len(data) > self.max_upload_bytes:
             raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                            f"The file is larger than {self.max_upload_bytes // 2**20} MB.")
         try:
-            with Image.open(io.BytesIO(data)) as probe:
-                (width, height), kind = probe.size, probe.format
-        except Exception:  # noqa: BLE001  (any undecodable upload is the client's error)
-            raise ApiError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "Not an image this tool can "
-                           "read (PNG, JPEG, WebP, BMP, TIFF, GIF, PNM, ...).") from None
-        if width * height > self.max_pixels:
-            raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                           f"The image has {width * height / 1e6:.0f} megapixels; the limit is "
-                           f"{self.max_pixels / 1e6:.0f}.")
+            width, height, kind = probe(data, self.max_pixels)
+        except ImageRefused as error:
+            raise ApiError(error.status, error.message) from None
         side = self.coltran.input_side if self.coltran else None
-        needed = Photo.bytes_for(width, height, side)
+        browser = kind in BROWSER_FORMATS
+        needed = max(Photo.bytes_for(width, height, side, browser),
+                     decode_bytes_for(width, height))
         if needed > self.sessions.budget:
             raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                           f"A {width}x{height} photo needs {needed / 2**20:.0f} MB, more than "
-                           f"the server's memory budget of {self.sessions.budget / 2**20:.0f} "
-                           "MB (--max_memory_mb).")
-        try:
-            rgb = decode_bytes(data)
-        except ValueError as error:
-            raise ApiError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-                           f"Cannot read the image: {str(error)[:120]}.") from None
-        session = self.sessions.add(Photo(rgb, side, kind in _BROWSER_FORMATS))
-        return {"session": session, "width": rgb.shape[1], "height": rgb.shape[0]}
+                           f"A {width}x{height} photo needs {needed / 2**20:.0f} MB to open, "
+                           f"more than the server's memory budget of "
+                           f"{self.sessions.budget / 2**20:.0f} MB (--max_memory_mb).")
+        peak = decode_bytes_for(width, height)
+        with self.decode_lock:
+            if not self.sessions.reserve(peak):
+                raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, "Other uploads are using the "
+                               "server's memory budget; try again in a moment.")
+            try:
+                image = decode(data)
+                photo = Photo(image, side, browser)
+                del image
+            except ImageRefused as error:
+                raise ApiError(error.status, error.message) from None
+            finally:
+                self.sessions.release(peak)
+        session = self.sessions.add(photo)
+        return {"session": session, "width": photo.prepared.width,
+                "height": photo.prepared.height}
 
     def original(self, request: dict) -> tuple[bytes, str]:
         """The uploaded photo as JPEG, for formats the browser cannot show."""
@@ -363,6 +416,11 @@ class App:
         if suggestions is None:
             suggestions = self._suggestions(photo, 3, 0)
         return {"colors": likely_colors(suggestions, y, x, photo.prepared.lightness, count)}
+
+
+def _display_name(name: str) -> str:
+    """A model's name for the page: a path's last part (no absolute paths)."""
+    return os.path.basename(os.path.normpath(name)) if name else name
 
 
 def _pixel(request: dict, prepared: Prepared) -> tuple[int, int]:

@@ -2,9 +2,9 @@
 
 API (errors are JSON {"error": message} with a 4xx status the page shows):
   GET  /                     the page
-  GET  /api/info             {"model": ..., "limits": {...}}
-  POST /api/session          body: the image file (any type the server can decode;
-                             sniffed, not trusted from Content-Type) ->
+  GET  /api/info             {"model", "coltran", "limits": {...}} (names, no paths)
+  POST /api/session          body: the image file (PNG, JPEG, WebP, BMP, TIFF,
+                             GIF or PNM; sniffed, not trusted from Content-Type) ->
                              {"session", "width", "height"}
   POST /api/original         JSON {"session"} -> the photo as JPEG (for formats a
                              browser cannot show itself, e.g. TIFF, PNM)
@@ -21,25 +21,52 @@ API (errors are JSON {"error": message} with a 4xx status the page shows):
                              [{"rgb", "probability"}]}: ColTran's most likely
                              colours at that pixel
 
-A local tool, not a multi-user service. Requests are guarded as such: the Host
-header must name this server (DNS rebinding), a request whose Origin is not
-the page's own is refused with 403 (other web pages), JSON endpoints take
-only application/json (no preflight-free text/plain posts), every body is
-capped at the upload limit whatever its headers say (413), a body that stalls
-is cut off (408), idle connections are closed after `idle_timeout` seconds
-and concurrent connections are capped (503 beyond).
+A local tool, not a multi-user service; requests are guarded as such:
+  * Who may ask: the Host header must name this server (DNS rebinding); a
+    request whose Origin is not the page's own gets 403 (other web pages);
+    with a token (--token, or generated for a non-loopback --host) every API
+    request must carry it (`Authorization: Bearer TOKEN`; the page takes it
+    from the printed URL's #token=...).
+  * Bodies: JSON endpoints take only application/json, each capped by what a
+    valid request can be (JSON_LIMITS) and parsed in a worker thread; an
+    upload is capped at --max_upload_mb; a larger body is a 413 before it is
+    read, whatever its headers say; Content-Length with Transfer-Encoding is
+    refused (400) and the connection closed.
+  * Time: deadlines that trickling bytes cannot reset: the request head within
+    `idle_timeout` of the connection (or of the previous reply), the body
+    within `idle_timeout` plus its size at `min_rate` (408), a reply read
+    within `idle_timeout` plus its size at `min_rate` (the connection is cut).
+  * Slots (fairness): at most `max_connections` connections. When all are
+    taken, a new one frees a slot by closing a connection that waits on its
+    client: idle or still sending its request head first, then one that has
+    fallen behind `min_rate` sending its body or reading its reply; it is
+    taken from the address holding the most connections, the longest waiting
+    first. Connections the server is working for are never closed; each
+    address may have at most half of `max_connections` requests queued or
+    running (503 beyond).
+  * Work: uploads decode one at a time, ColTran suggestions run in a queue of
+    their own, so neither delays a colorize.
+  * Headers: nosniff, a CSP allowing only the page's own script and no
+    framing, no-store on API answers; 405s name the allowed methods.
 """
 
 import asyncio
+import base64
 import functools
+import hashlib
+import ipaddress
 import os
+import re
+import secrets
 import socket
 import sys
 import threading
+import time
 import traceback
 from http import HTTPStatus
 
 import anyio
+import h11
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -50,58 +77,209 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from coltran_tf.app.api import ApiError, App, excerpt, parse_json
+from coltran_tf.app.api import MAX_HINTS, ApiError, App, excerpt, parse_json
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
-JSON_ENDPOINTS = ("original", "colorize", "gamut", "suggest", "likely")
+# The largest body a valid request to each JSON endpoint can have: a hint with
+# float coordinates is under 100 bytes, everything else is a few fields.
+JSON_LIMITS = {"colorize": 1024 + 128 * MAX_HINTS, "original": 1024, "gamut": 1024,
+               "suggest": 1024, "likely": 1024}
+COLTRAN_ENDPOINTS = ("suggest", "likely")
+MIN_RATE = 64 * 1024  # bytes/s a client must keep up sending a body or reading a reply
+GRACE = 0.1           # seconds a body or reply has before it can fall behind MIN_RATE
 
 
-def _error(status: int, message: str) -> JSONResponse:
+def _error(status: int, message: str, headers=None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status,
-                        headers={"Cache-Control": "no-store"})
+                        headers={"Cache-Control": "no-store", **(headers or {})})
 
 
-class _IdleClosingProtocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol that also closes a connection which has not
-    sent a whole request head within the keep-alive timeout (uvicorn arms that
-    timer only between requests, so a client that connects and sends nothing,
-    or a header a byte at a time, would hold its connection for ever)."""
+class _GuardedProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with deadlines that trickling bytes cannot
+    reset and the slot policy of the module docstring. A watchdog per
+    connection checks, a few times a second, that the client keeps up:
+
+      head:  the request head (or the next one on a kept-alive connection)
+             arrives within `idle_timeout` of the connection or the last reply;
+      reply: a reply leaves the write buffer within `idle_timeout` plus its
+             size at `min_rate` (a client that stops reading is cut off, and
+             its buffer freed, not kept until it reads).
+
+    The body's deadline is the endpoint's (`_Routes._body`: it answers 408).
+    Set on a subclass per server (see `_protocol_class`): idle_timeout,
+    min_rate, max_connections.
+    """
+
+    idle_timeout = 30.0
+    min_rate = MIN_RATE
+    max_connections = 64
 
     def connection_made(self, transport):
         super().connection_made(transport)
-        self._arm_idle_timer()
+        now = time.monotonic()
+        self._head_since = now        # waiting for a request head since
+        self._reply_since = None      # write buffer non-empty since
+        self._reply_size = 0          # ... holding this many bytes then
+        self._cycle_seen, self._cycle_since, self._body_bytes = None, now, 0
+        self._make_room(now)
+        self._tick()
 
     def data_received(self, data: bytes) -> None:
+        if not self._running() and len(self.connections) > self.max_connections:
+            self._make_room(time.monotonic())  # a request head may be complete now
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and cycle.more_body:
+            self._body_bytes += len(data)
         super().data_received(data)
-        if self.cycle is None or self.cycle.response_complete:  # no request running
-            self._arm_idle_timer()
 
-    def _arm_idle_timer(self) -> None:
-        if self.transport.is_closing():
+    def on_response_complete(self) -> None:
+        self._head_since = time.monotonic()
+        super().on_response_complete()
+
+    def _running(self) -> bool:
+        """A request whose head has arrived and whose reply is not yet written."""
+        return self.cycle is not None and not self.cycle.response_complete
+
+    def _waiting_since(self, now: float) -> tuple[int, float] | None:
+        """(rank, since) when this connection waits on its client: rank 0 for a
+        head that has not come, 1 for a body or reply behind min_rate; None
+        when the server works for it or the client keeps pace."""
+        if self.transport.is_closing() and not self.transport.get_write_buffer_size():
+            return None
+        if self._reply_since is not None:
+            elapsed = now - self._reply_since
+            sent = self._reply_size - self.transport.get_write_buffer_size()
+            if elapsed > GRACE and sent < elapsed * self.min_rate:
+                return 1, self._reply_since
+            return None
+        if not self._running():
+            return 0, self._head_since
+        cycle = self.cycle
+        if cycle is not self._cycle_seen:
+            self._cycle_seen, self._cycle_since, self._body_bytes = cycle, now, 0
+        elapsed = now - self._cycle_since
+        if (cycle.more_body and not cycle.body and elapsed > GRACE
+                and self._body_bytes < elapsed * self.min_rate):
+            return 1, self._cycle_since
+        return None
+
+    def _make_room(self, now: float) -> None:
+        """Over the connection cap: closes one connection that waits on its
+        client, from the address holding the most connections, longest first."""
+        live = [c for c in self.connections if isinstance(c, _GuardedProtocol)
+                and not c.transport.is_closing()]
+        if len(live) <= self.max_connections:
             return
-        self._unset_keepalive_if_required()
-        self.timeout_keep_alive_task = self.loop.call_later(
-            self.timeout_keep_alive, self.timeout_keep_alive_handler)
+        per_address = {}
+        for connection in live:
+            address = (connection.client or ("",))[0]
+            per_address[address] = per_address.get(address, 0) + 1
+        candidates = []
+        for connection in live:
+            if connection is self:
+                continue
+            waiting = connection._waiting_since(now)
+            if waiting is not None:
+                address = (connection.client or ("",))[0]
+                candidates.append((-per_address[address], waiting[0], waiting[1], id(connection),
+                                   connection))
+        if candidates:
+            min(candidates)[-1].transport.abort()
+
+    def _tick(self) -> None:
+        if self.transport.is_closing() and not self.transport.get_write_buffer_size():
+            return  # closed, or closing with nothing left to send
+        now = time.monotonic()
+        buffered = self.transport.get_write_buffer_size()
+        if buffered and self._reply_since is None:
+            self._reply_since, self._reply_size = now, buffered
+        elif not buffered:
+            self._reply_since = None
+        if self._reply_since is not None:
+            deadline = self._reply_since + self.idle_timeout + self._reply_size / self.min_rate
+            if now > deadline:
+                self.transport.abort()  # a client that does not read: free its buffer now
+                return
+        elif not self._running() and now > self._head_since + self.idle_timeout:
+            if not self.transport.is_closing():
+                try:
+                    self.conn.send(h11.ConnectionClosed())
+                except h11.LocalProtocolError:
+                    pass
+                self.transport.close()
+            return
+        self.loop.call_later(min(0.25, self.idle_timeout / 4), self._tick)
 
 
-class _OriginCheck:
-    """403 for a request whose Origin header is not this page's own origin."""
+def _protocol_class(idle_timeout: float, min_rate: float, max_connections: int):
+    return type("GuardedProtocol", (_GuardedProtocol,),
+                {"idle_timeout": idle_timeout, "min_rate": min_rate,
+                 "max_connections": max_connections})
 
-    def __init__(self, app):
-        self.app = app
+
+def _page_and_policy() -> tuple[bytes, str]:
+    """The page and its Content-Security-Policy: only the page's own inline
+    script (by hash), no framing, requests to this server only."""
+    with open(os.path.join(STATIC_DIR, "index.html"), "rb") as f:
+        page = f.read()
+    scripts = re.findall(rb"<script>(.*?)</script>", page, re.S)
+    hashes = " ".join("'sha256-" + base64.b64encode(hashlib.sha256(s).digest()).decode() + "'"
+                      for s in scripts)
+    policy = ("default-src 'none'; script-src " + (hashes or "'none'") + "; style-src "
+              "'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; "
+              "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+    return page, policy
+
+
+class _RequestGuard:
+    """Headers on every reply (nosniff, the CSP, no framing); 400 and close for a
+    request with both Content-Length and Transfer-Encoding (request smuggling);
+    403 for another web page's Origin; 401 for an API request without the
+    token (when there is one)."""
+
+    def __init__(self, app, policy: str, token: str | None):
+        self.app, self.token = app, token
+        self.headers = [(b"x-content-type-options", b"nosniff"),
+                        (b"x-frame-options", b"DENY"),
+                        (b"content-security-policy", policy.encode()),
+                        (b"referrer-policy", b"no-referrer")]
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            headers = dict(scope["headers"])
-            origin = headers.get(b"origin")
-            host = headers.get(b"host", b"")
-            if origin is not None and origin != b"http://" + host:
-                response = _error(HTTPStatus.FORBIDDEN, "Requests from other web pages are "
-                                  "refused (Origin " + excerpt(origin.decode("latin-1")) + ").")
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *self.headers]}
+            await send(message)
+
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            await refusal(scope, receive, send_with_headers)
+            return
+        await self.app(scope, receive, send_with_headers)
+
+    def _refusal(self, scope) -> Response | None:
+        headers = {}
+        for name, value in scope["headers"]:
+            headers.setdefault(name, value)
+        if b"content-length" in headers and b"transfer-encoding" in headers:
+            return _error(HTTPStatus.BAD_REQUEST, "A request may not have both Content-Length "
+                          "and Transfer-Encoding.", {"Connection": "close"})
+        origin, host = headers.get(b"origin"), headers.get(b"host", b"")
+        if origin is not None and origin != b"http://" + host:
+            return _error(HTTPStatus.FORBIDDEN, "Requests from other web pages are refused "
+                          "(Origin " + excerpt(origin.decode("latin-1")) + ").")
+        if self.token is not None and scope["path"].startswith("/api/"):
+            given = headers.get(b"authorization", b"")
+            expected = b"Bearer " + self.token.encode()
+            if not secrets.compare_digest(given, expected):
+                return _error(HTTPStatus.UNAUTHORIZED, "This server needs its token: open the "
+                              "URL it printed (with #token=...).",
+                              {"WWW-Authenticate": "Bearer"})
+        return None
 
 
 def _guarded(endpoint):
@@ -125,46 +303,73 @@ def _guarded(endpoint):
 class _Routes:
     """The endpoints, bound to one App."""
 
-    def __init__(self, app: App, idle_timeout: float, workers: int):
-        self.app, self.idle_timeout = app, idle_timeout
-        self.limiter = anyio.CapacityLimiter(workers)  # CPU work at a time (memory, cores)
-        with open(os.path.join(STATIC_DIR, "index.html"), "rb") as f:
-            self.page = f.read()
+    def __init__(self, app: App, idle_timeout: float, workers: int, min_rate: float,
+                 per_address: int, page: bytes):
+        self.app, self.idle_timeout, self.min_rate = app, idle_timeout, min_rate
+        self.limiter = anyio.CapacityLimiter(workers)  # colorize, gamut, original
+        self.uploads = anyio.CapacityLimiter(1)        # decodes: one at a time (memory)
+        self.coltran = anyio.CapacityLimiter(1)        # suggestions: a queue of their own
+        self.per_address, self.in_progress = per_address, {}
+        self.page = page
 
-    async def _body(self, request: Request) -> bytes:
-        """The body, at most the upload limit whatever the headers say (a larger
-        one is read on up to 4x the limit, so the client sees the reply, then
-        refused; a stalled one is cut off)."""
-        limit = self.app.max_upload_bytes
+    async def _body(self, request: Request, limit: int, reserve: bool = False) -> bytes:
+        """The body, at most `limit` bytes whatever the headers say (413 unread
+        when the declared length is larger; a larger body otherwise read on up to
+        4x the limit, so the client sees the reply). The whole body must arrive
+        within idle_timeout plus its size at min_rate (408), a deadline that
+        trickled bytes cannot reset. With `reserve`, its bytes are reserved in
+        the memory budget as they arrive (503 when the budget has no room; the
+        caller releases `request.state.reserved`)."""
         too_large = ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                             f"The request is larger than {limit // 2**20} MB.")
+                             f"The request is larger than {_size(limit)}, the most this "
+                             "endpoint takes.")
         length = request.headers.get("content-length")
-        if length is not None and int(length) > 4 * limit:  # h11 checked it is a number
+        if length is not None and int(length) > limit:  # h11 checked it is a number
             raise too_large  # refused unread; the connection is closed after the reply
-        chunks, size = [], 0
-        try:
-            while True:
-                message = await asyncio.wait_for(request.receive(), self.idle_timeout)
-                if message["type"] == "http.disconnect":
-                    raise ClientDisconnect()
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > 4 * limit:
-                    raise too_large
-                if size <= limit:
-                    chunks.append(chunk)
-                if not message.get("more_body", False):
-                    break
-        except TimeoutError:
-            raise ApiError(HTTPStatus.REQUEST_TIMEOUT, "The request body stopped arriving."
-                           ) from None
+        chunks, size, start = [], 0, time.monotonic()
+        request.state.reserved = 0
+        while True:
+            remaining = start + self.idle_timeout + size / self.min_rate - time.monotonic()
+            try:
+                message = await asyncio.wait_for(request.receive(), max(remaining, 0.001))
+            except TimeoutError:
+                raise ApiError(HTTPStatus.REQUEST_TIMEOUT, "The request body arrived too "
+                               "slowly.") from None
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > 4 * limit:
+                raise too_large
+            if size <= limit:
+                if reserve and chunk:
+                    if not self.app.sessions.reserve(len(chunk)):
+                        raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, "Other uploads are "
+                                       "using the server's memory budget; try again in a "
+                                       "moment.")
+                    request.state.reserved += len(chunk)
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
         if size > limit:
             raise too_large
         return b"".join(chunks)
 
-    async def _run(self, function, *args):
-        return await anyio.to_thread.run_sync(function, *args, limiter=self.limiter)
-
+    async def _run(self, request: Request, limiter, function, *args):
+        """function(*args) in a worker thread, within `limiter`, at most
+        `per_address` at a time queued or running for one client address."""
+        address = request.client.host if request.client else ""
+        if self.in_progress.get(address, 0) >= self.per_address:
+            raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, f"{self.per_address} requests from "
+                           "your address are in progress, the most one address may have; "
+                           "try again when they are answered.")
+        self.in_progress[address] = self.in_progress.get(address, 0) + 1
+        try:
+            return await anyio.to_thread.run_sync(function, *args, limiter=limiter)
+        finally:
+            self.in_progress[address] -= 1
+            if not self.in_progress[address]:
+                del self.in_progress[address]
 
     async def page_(self, request: Request) -> Response:
         return Response(self.page, media_type="text/html; charset=utf-8",
@@ -174,35 +379,43 @@ class _Routes:
         return JSONResponse(self.app.info(), headers={"Cache-Control": "no-store"})
 
     async def session(self, request: Request) -> Response:
-        body = await self._body(request)
-        return JSONResponse(await self._run(self.app.open_image, body))
+        try:
+            body = await self._body(request, self.app.max_upload_bytes, reserve=True)
+            return JSONResponse(await self._run(request, self.uploads, self.app.open_image,
+                                                body), headers={"Cache-Control": "no-store"})
+        finally:
+            self.app.sessions.release(getattr(request.state, "reserved", 0))
 
     async def json_endpoint(self, request: Request) -> Response:
         name = request.path_params["name"]
-        if name not in JSON_ENDPOINTS:
+        if name not in JSON_LIMITS:
             raise ApiError(HTTPStatus.NOT_FOUND, f"No such endpoint: /api/{excerpt(name)}")
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind != "application/json":
             raise ApiError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "Send the request as "
                            "application/json.")
-        payload = parse_json(await self._body(request))
-        answer = await self._run(getattr(self.app, name), payload)
+        body = await self._body(request, JSON_LIMITS[name])
+        handler = getattr(self.app, name)
+        limiter = self.coltran if name in COLTRAN_ENDPOINTS else self.limiter
+        answer = await self._run(request, limiter, lambda: handler(parse_json(body)))
         if isinstance(answer, dict):
             return JSONResponse(answer, headers={"Cache-Control": "no-store"})
         body, media_type = answer
         return Response(body, media_type=media_type, headers={"Cache-Control": "no-store"})
 
 
+def _size(limit: int) -> str:
+    return f"{limit // 2**20} MB" if limit >= 2**20 else f"{limit // 1024} KB"
+
+
 async def _api_error(request: Request, error: ApiError) -> Response:
-    response = _error(error.status, error.message)
-    if error.status in (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.REQUEST_TIMEOUT):
-        response.headers["Connection"] = "close"
-    return response
+    close = error.status in (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.REQUEST_TIMEOUT)
+    return _error(error.status, error.message, {"Connection": "close"} if close else None)
 
 
 async def _http_error(request: Request, error: HTTPException) -> Response:
     return _error(error.status_code, error.detail if error.status_code != 404
-                  else "No such page.")
+                  else "No such page.", error.headers)  # 405: Allow
 
 
 async def _client_gone(request: Request, error: ClientDisconnect) -> Response:
@@ -216,16 +429,30 @@ def allowed_hosts(host: str, extra=()) -> list[str]:
     return sorted({*LOCAL_HOSTS, listening, *extra})
 
 
-def build_asgi(app: App, hosts, idle_timeout: float = 30.0, workers: int = 4) -> Starlette:
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine reaches (127.0.0.0/8, ::1, localhost)."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def build_asgi(app: App, hosts, idle_timeout: float = 30.0, workers: int = 4, *,
+               token: str | None = None, min_rate: float = MIN_RATE,
+               max_connections: int = 64) -> Starlette:
     """The Starlette application serving `app`."""
-    routes = _Routes(app, idle_timeout, workers)
+    page, policy = _page_and_policy()
+    routes = _Routes(app, idle_timeout, workers, min_rate, max(1, max_connections // 2), page)
     return Starlette(
         routes=[Route("/", routes.page_), Route("/index.html", routes.page_),
                 Route("/api/info", routes.info),
                 Route("/api/session", _guarded(routes.session), methods=["POST"]),
                 Route("/api/{name}", _guarded(routes.json_endpoint), methods=["POST"])],
-        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts)),
-                    Middleware(_OriginCheck)],
+        middleware=[Middleware(_RequestGuard, policy=policy, token=token),
+                    Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error,
                             ClientDisconnect: _client_gone})
 
@@ -234,23 +461,25 @@ class AppServer:
     """The app on uvicorn, bound at construction (port 0: a free one, see `url`).
 
     serve_forever() blocks (the command); start()/stop() run it in a thread
-    (tests, benchmarks).
+    (tests, benchmarks). `token`: required on every API request (None: none).
     """
 
     def __init__(self, app: App, host: str = "127.0.0.1", port: int = 0, *,
                  extra_hosts=(), idle_timeout: float = 30.0, max_connections: int = 64,
-                 workers: int = 4):
+                 workers: int = 4, token: str | None = None, min_rate: float = MIN_RATE):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.socket = socket.socket(family, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.socket.bind((host.strip("[]"), port))
         self.socket.listen(128)  # connections queue until uvicorn accepts them
         self.app, self.host, self.port = app, host, self.socket.getsockname()[1]
+        self.token = token
         config = uvicorn.Config(
-            build_asgi(app, allowed_hosts(host, extra_hosts), idle_timeout, workers),
-            http=_IdleClosingProtocol, timeout_keep_alive=idle_timeout,
-            limit_concurrency=max_connections, lifespan="off", access_log=False,
-            log_level="warning", server_header=False)
+            build_asgi(app, allowed_hosts(host, extra_hosts), idle_timeout, workers,
+                       token=token, min_rate=min_rate, max_connections=max_connections),
+            http=_protocol_class(idle_timeout, min_rate, max_connections),
+            timeout_keep_alive=idle_timeout, limit_concurrency=max_connections + 1,
+            lifespan="off", access_log=False, log_level="warning", server_header=False)
         self.server = uvicorn.Server(config)
         self._thread = None
 
@@ -259,6 +488,11 @@ class AppServer:
         host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") \
             else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def page_url(self) -> str:
+        """The page's address, with the token when there is one."""
+        return f"{self.url}/" + (f"#token={self.token}" if self.token else "")
 
     def serve_forever(self) -> None:
         self.server.run(sockets=[self.socket])

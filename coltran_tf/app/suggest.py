@@ -157,9 +157,34 @@ def likely_colors(suggestions: Suggestions, y: int, x: int, lightness: np.ndarra
     return [{"rgb": list(rgb), "probability": round(p, 4)} for rgb, p in ranked]
 
 
-def thumbnail(rgb: np.ndarray, max_side: int = 320) -> np.ndarray:
-    """The photo scaled down to at most max_side pixels (aspect kept)."""
-    height, width = rgb.shape[:2]
+def thumbnail(image: Image.Image, max_side: int = 320) -> np.ndarray:
+    """A Pillow image scaled down to at most max_side pixels (aspect kept)."""
+    width, height = image.size
     scale = min(1.0, max_side / max(height, width))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
+    return np.asarray(image.resize(size, Image.BILINEAR))
+
+
+def area_square(image: Image.Image, side: int, strip_pixels: int = 1 << 20) -> np.ndarray:
+    """A Pillow RGB image squeezed to (side, side, 3) uint8 by area resizing, as
+    colorize squeezes photos (preprocess.resize_area), in strips: area resizing
+    is separable, so the longer axis is reduced first strip by strip and no
+    full-size float copy of the photo exists."""
+    import tensorflow as tf
+
+    width, height = image.size
+    parts = []
+    if width >= height:  # rows of full width -> (rows, side)
+        step = max(1, strip_pixels // width)
+        for top in range(0, height, step):
+            rows = np.asarray(image.crop((0, top, width, min(height, top + step))), np.float32)
+            parts.append(tf.image.resize(rows[None], [rows.shape[0], side], "area")[0])
+        middle = tf.concat(parts, axis=0)
+    else:  # columns of full height -> (side, columns)
+        step = max(1, strip_pixels // height)
+        for left in range(0, width, step):
+            cols = np.asarray(image.crop((left, 0, min(width, left + step), height)), np.float32)
+            parts.append(tf.image.resize(cols[None], [side, cols.shape[1]], "area")[0])
+        middle = tf.concat(parts, axis=1)
+    square = tf.image.resize(middle[None], [side, side], "area")[0]
+    return np.asarray(tf.clip_by_value(tf.round(square), 0, 255), np.uint8)

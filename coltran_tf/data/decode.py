@@ -51,31 +51,52 @@ class DecodeStats:
         return text
 
 
-def _to_8bit(image: Image.Image) -> Image.Image:
-    """16-bit, 32-bit integer and float single-channel images -> mode 'L'."""
-    array = np.asarray(image)
-    if array.dtype == np.uint8:
+def _to_8bit(image: Image.Image, strip_pixels: int = 1 << 20) -> Image.Image:
+    """16-bit, 32-bit integer and float single-channel images -> mode 'L', in
+    row strips (no full-size temporaries beyond the 8-bit result)."""
+    if image.mode not in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         return image
-    if np.issubdtype(array.dtype, np.floating):
-        scale = 255.0 if array.max(initial=0.0) <= 1.0 else 1.0
-        return Image.fromarray(np.round(np.clip(array * scale, 0, 255)).astype(np.uint8), "L")
-    # Integer images wider than 8 bits: 16-bit PNG/TIFF keep the top byte.
-    shift = 8 if array.max(initial=0) > 255 or image.mode.startswith("I;16") else 0
-    return Image.fromarray((array.astype(np.uint32) >> shift).clip(0, 255).astype(np.uint8), "L")
+    low, high = image.getextrema()
+    width, height = image.size
+    out = np.empty((height, width), np.uint8)
+    step = max(1, strip_pixels // max(width, 1))
+    for top in range(0, height, step):
+        array = np.asarray(image.crop((0, top, width, min(height, top + step))))
+        if image.mode == "F":
+            scale = 255.0 if high <= 1.0 else 1.0
+            out[top:top + step] = np.round(np.clip(array * scale, 0, 255))
+        else:  # integer images wider than 8 bits: 16-bit PNG/TIFF keep the top byte
+            shift = 8 if high > 255 or image.mode.startswith("I;16") else 0
+            out[top:top + step] = (array.astype(np.uint32) >> shift).clip(0, 255)
+    return Image.fromarray(out, "L")
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """The image turned by its EXIF orientation; metadata that cannot be read
+    (malformed EXIF fails in many ways) is ignored and the image kept as stored."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # noqa: BLE001
+        return image
+
+
+def to_rgb_image(image: Image.Image) -> Image.Image:
+    """Any Pillow image -> a Pillow RGB image (8 bits per channel), upright,
+    alpha composited over white."""
+    image = _to_8bit(upright(image))
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        if image.mode != "RGBA":
+            image = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", image.size, (255, 255, 255, 255)),
+                                      image)  # rebinding frees each copy in turn
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def to_rgb(image: Image.Image) -> np.ndarray:
     """Any Pillow image -> (H, W, 3) uint8 RGB, alpha composited over white."""
-    image = ImageOps.exif_transpose(image)
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        image = _to_8bit(image)
-    if image.mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, rgba)
-    array = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    array = np.asarray(to_rgb_image(image), dtype=np.uint8)
     if array.ndim != 3 or array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"decoded to an empty image of shape {array.shape}")
     return array

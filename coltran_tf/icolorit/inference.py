@@ -118,10 +118,30 @@ class Prepared:
         if rgb.ndim != 3 or rgb.shape[-1] != 3:
             raise ValueError(f"Expected an (H, W, 3) uint8 image, got shape {rgb.shape}.")
         self.height, self.width = rgb.shape[:2]
-        small = np.asarray(Image.fromarray(rgb).resize((IMAGE_SIZE, IMAGE_SIZE),
-                                                       Image.BILINEAR))
-        self.small_lightness = ((lightness_of(small)[..., None] - L_CENT) / L_NORM)
+        self.small_lightness = self._small_lightness(Image.fromarray(rgb))
         self.lightness = lightness_of(rgb)[..., None]  # (H, W, 1), no copy
+
+    @classmethod
+    def from_image(cls, image: Image.Image) -> "Prepared":
+        """The same from a Pillow RGB image, read in row strips: no full-size
+        array besides the lightness it keeps."""
+        if image.mode != "RGB":
+            raise ValueError(f"Expected an RGB image, got mode {image.mode}.")
+        prepared = cls.__new__(cls)
+        prepared.width, prepared.height = image.size
+        prepared.small_lightness = cls._small_lightness(image)
+        prepared.lightness = np.empty((prepared.height, prepared.width, 1), np.float32)
+        step = max(1, _ROWS_PER_CHUNK // prepared.width)
+        for top in range(0, prepared.height, step):
+            bottom = min(top + step, prepared.height)
+            strip = np.asarray(image.crop((0, top, prepared.width, bottom)))
+            prepared.lightness[top:bottom, :, 0] = lightness_of(strip)
+        return prepared
+
+    @staticmethod
+    def _small_lightness(image: Image.Image) -> np.ndarray:
+        small = np.asarray(image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR))
+        return (lightness_of(small)[..., None] - L_CENT) / L_NORM
 
     @staticmethod
     def bytes_for(height: int, width: int) -> int:

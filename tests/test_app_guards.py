@@ -375,13 +375,13 @@ def test_json_is_parsed_off_the_event_loop(server, monkeypatch):
 
 
 @pytest.mark.parametrize("payload, field", [
-    ({"hints": [{"y": 10 ** 300, "x": 1, "rgb": [1, 2, 3]}]}, "Hint 0: y"),
-    ({"hints": [{"y": 1, "x": -10 ** 300, "rgb": [1, 2, 3]}]}, "Hint 0: x"),
-    ({"hints": [{"y": 1, "x": 1, "rgb": [10 ** 300, 2, 3]}]}, "Hint 0: rgb"),
-    ({"hints": [{"y": 1, "x": 1, "ab": [1, -10 ** 300]}]}, "Hint 0: ab"),
+    ({"hints": [{"y": 10 ** 400, "x": 1, "rgb": [1, 2, 3]}]}, "Hint 0: y"),
+    ({"hints": [{"y": 1, "x": -10 ** 400, "rgb": [1, 2, 3]}]}, "Hint 0: x"),
+    ({"hints": [{"y": 1, "x": 1, "rgb": [10 ** 400, 2, 3]}]}, "Hint 0: rgb"),
+    ({"hints": [{"y": 1, "x": 1, "ab": [1, -10 ** 400]}]}, "Hint 0: ab"),
 ], ids=["y", "x", "rgb", "ab"])
 def test_huge_integers_are_a_400_not_a_500(server, payload, field):
-    """Before: 300-digit integers raised OverflowError in math.isfinite (500)."""
+    """Before: 400-digit integers raised OverflowError in math.isfinite (500)."""
     session = _session(server)
     reply = _api(server, "/api/colorize", {"session": session, **payload})
     assert _status(reply) == 400 and _json(reply)["error"].startswith(field)

@@ -16,6 +16,7 @@ import base64
 import io
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -52,8 +53,10 @@ def url(tmp_path_factory):
     _require_browser()
     coltran_dir = write_tiny_models(tmp_path_factory.mktemp("coltran"), STAGES[:2])
     app = App(build_icolorit("micro"), "micro", coltran=load_suggester(coltran_dir))
-    server = AppServer(app).start()
-    yield server.url
+    # With a token, as for a --host other than loopback: every API call the page
+    # makes below must carry the token it read from the URL.
+    server = AppServer(app, token="a-token-from-the-printed-url").start()
+    yield server.page_url
     server.stop()
 
 
@@ -68,9 +71,23 @@ def page(url):
                                       accept_downloads=True)
         page = context.new_page()
         page.set_default_timeout(60_000)
+        page.csp_violations = []  # the page must run under its own Content-Security-Policy
+        page.on("console", lambda message: page.csp_violations.append(message.text)
+                if "Content Security Policy" in message.text else None)
         page.goto(url)
         yield page
         browser.close()
+
+
+def _wait_for(page, predicate: str, timeout: float = 60.0) -> None:
+    """Polls `predicate` (an expression or a function) until it is truthy.
+    page.wait_for_function would evaluate it with eval(), which the page's
+    Content-Security-Policy forbids, as it should."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(predicate):
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout} s: {predicate[:80]}")
+        page.wait_for_timeout(50)
 
 
 def _renders(page) -> int:
@@ -78,7 +95,7 @@ def _renders(page) -> int:
 
 
 def _wait_render(page, after: int) -> None:
-    page.wait_for_function(f"Number(document.body.dataset.renders || 0) > {after}")
+    _wait_for(page, f"Number(document.body.dataset.renders || 0) > {after}")
 
 
 def _result(page) -> np.ndarray:
@@ -117,7 +134,7 @@ def test_colorize_in_the_browser(page, tmp_path):
     # The panel shows the gamut at the hint's lightness and ColTran's likely colours.
     page.wait_for_selector("#likely .swatch")
     assert page.locator("#likely .swatch").count() >= 1
-    page.wait_for_function("""() => {
+    _wait_for(page, """() => {
         const g = document.getElementById("gamut").getContext("2d")
             .getImageData(0, 0, 129, 129).data;
         for (let i = 3; i < g.length; i += 4) if (g[i] > 0) return true;
@@ -195,7 +212,7 @@ def test_colorize_in_the_browser(page, tmp_path):
 
     # ColTran's suggestions: three colourings; one click starts from its hints.
     page.click("#suggest")
-    page.wait_for_function("document.querySelectorAll('#suggestions img').length === 3")
+    _wait_for(page, "document.querySelectorAll('#suggestions img').length === 3")
     count = _renders(page)
     page.locator("#suggestions img").first.click()
     _wait_render(page, count)
@@ -221,7 +238,7 @@ def test_colorize_in_the_browser(page, tmp_path):
         document.body.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer,
                                                            bubbles: true, cancelable: true }));
     }""", dropped)
-    page.wait_for_function(f"state.session !== {json.dumps(session)} && state.result !== null")
+    _wait_for(page, f"state.session !== {json.dumps(session)} && state.result !== null")
     assert page.evaluate("[state.width, state.height, state.hints.length]") == [102, 102, 0]
 
     # A TIFF with no type the browser knows (it cannot show TIFFs): the server reads it
@@ -236,7 +253,7 @@ def test_colorize_in_the_browser(page, tmp_path):
         document.body.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer,
                                                            bubbles: true, cancelable: true }));
     }""", base64.b64encode(tiff.read_bytes()).decode())
-    page.wait_for_function(f"state.session !== {json.dumps(session)} && state.result !== null")
+    _wait_for(page, f"state.session !== {json.dumps(session)} && state.result !== null")
     assert page.evaluate("[state.width, state.height, state.original.width]") == [96, 80, 96]
     assert page.inner_text("#error") == ""
 
@@ -244,8 +261,9 @@ def test_colorize_in_the_browser(page, tmp_path):
     not_image = tmp_path / "notes.png"
     not_image.write_bytes(b"this is not a png")
     page.set_input_files("#file", str(not_image))
-    page.wait_for_function("document.getElementById('error').textContent.length > 0")
+    _wait_for(page, "document.getElementById('error').textContent.length > 0")
     assert "Not an image" in page.inner_text("#error")
+    assert page.csp_violations == []  # all of the above ran under the page's CSP
 
 
 def _artifacts() -> str:

@@ -313,9 +313,9 @@ class _Routes:
         self.page = page
 
     async def _body(self, request: Request, limit: int, reserve: bool = False) -> bytes:
-        """The body, at most `limit` bytes whatever the headers say (413 unread
-        when the declared length is larger; a larger body otherwise read on up to
-        4x the limit, so the client sees the reply). The whole body must arrive
+        """The body, at most `limit` bytes whatever the headers say (a larger one
+        is read on up to 4x the limit, so that the client sees the 413; beyond
+        that, or declared so, it is refused unread). The whole body must arrive
         within idle_timeout plus its size at min_rate (408), a deadline that
         trickled bytes cannot reset. With `reserve`, its bytes are reserved in
         the memory budget as they arrive (503 when the budget has no room; the
@@ -324,7 +324,7 @@ class _Routes:
                              f"The request is larger than {_size(limit)}, the most this "
                              "endpoint takes.")
         length = request.headers.get("content-length")
-        if length is not None and int(length) > limit:  # h11 checked it is a number
+        if length is not None and int(length) > 4 * limit:  # h11 checked it is a number
             raise too_large  # refused unread; the connection is closed after the reply
         chunks, size, start = [], 0, time.monotonic()
         request.state.reserved = 0

@@ -22,7 +22,7 @@ from raw_http import _api, _exchange, _json, _read_all, _request, _session, _sta
 from coltran_tf.app import images
 from coltran_tf.app import server as server_module
 from coltran_tf.app.api import ApiError, App, Photo
-from coltran_tf.app.server import JSON_LIMITS, AppServer
+from coltran_tf.app.server import JSON_LIMITS, AppServer, token_for
 from coltran_tf.icolorit.model import build_icolorit
 
 IDLE = 1.5            # the servers' idle timeout, seconds
@@ -460,8 +460,6 @@ def test_a_token_guards_every_api_request(model):
 
 
 def test_a_non_loopback_host_warns_and_requires_a_token(capsys):
-    from coltran_tf.app.__main__ import token_for
-
     assert token_for("127.0.0.1", None) is None and token_for("localhost", None) is None
     assert token_for("[::1]", "mine") == "mine"
     generated = token_for("0.0.0.0", None)

@@ -144,8 +144,7 @@ def test_app_starts_with_the_demo_weights_by_default():
         url = lines[-1].split()[2].rstrip("/")
         with urllib.request.urlopen(url + "/api/info") as response:
             info = json.loads(response.read())
-        assert info["model"].endswith(os.path.join("demo", "icolorit"))
-        assert info["coltran"] == demo.DEMO_DIR
+        assert info["model"] == "demo" and info["coltran"] == "demo"  # names, not paths
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -26,7 +26,6 @@ the colorizer's most likely colours at a hint's pixel. Without
 demo ColTran stages unless --coltran_dir is given (--nocoltran: none).
 """
 
-import secrets
 import sys
 
 from absl import app, flags
@@ -61,24 +60,11 @@ flags.DEFINE_list("allowed_hosts", [], "Names besides 127.0.0.1, localhost, [::1
                   "that the Host header may use (e.g. this machine's LAN name).")
 
 
-def token_for(host: str, token: str | None) -> str | None:
-    """The token the server will require: `token`, or for an address other
-    than this machine's loopback a random one, with a warning on stderr."""
-    from coltran_tf.app.server import is_loopback
-
-    if is_loopback(host):
-        return token
-    print(f"Warning: --host={host} is not this machine only: anyone who can reach the port "
-          "can use the tool (upload photos, use the CPU). Every API request needs the token "
-          "in the URL below; share it only with people you trust.", file=sys.stderr)
-    return token or secrets.token_urlsafe(18)
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     from coltran_tf.app.api import App
-    from coltran_tf.app.server import AppServer
+    from coltran_tf.app.server import AppServer, token_for
     from coltran_tf.app.suggest import load_suggester
     from coltran_tf.checkpoints.loading import StageError
     from coltran_tf.checkpoints.released import fetch_released, is_remote
@@ -93,21 +79,23 @@ def main(argv):
             raise app.UsageError(f"--{name} must be positive, got {getattr(f, name)}.")
     try:
         weights, suggestions = f.icolorit_weights, f.coltran_dir
+        name, coltran_name = weights, suggestions
         if not weights or weights == "demo":
-            weights = icolorit_dir()
-            suggestions = suggestions or (coltran_dir() if f.coltran else None)
+            weights, name = icolorit_dir(), "demo"
+            suggestions = suggestions or ("demo" if f.coltran else None)
+            coltran_name = suggestions
             print("Using the bundled demo weights (trained briefly on data/; see README).")
         if suggestions == "demo":
             suggestions = coltran_dir()
         model = load_weights(weights, precision=precision.resolve(f.precision))
         if f.coltran and is_remote(suggestions):
             suggestions = fetch_released(suggestions)
-        coltran = (load_suggester(suggestions, precision.resolve(f.precision))
+        coltran = (load_suggester(suggestions, precision.resolve(f.precision), coltran_name)
                    if suggestions and f.coltran else None)
     except (WeightsError, StageError, DemoWeightsMissing, FetchError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
-    app_ = App(model, weights, f.max_upload_mb * 2**20, f.max_megapixels * 1_000_000,
+    app_ = App(model, name, f.max_upload_mb * 2**20, f.max_megapixels * 1_000_000,
                f.max_memory_mb * 2**20, coltran=coltran)
     token = token_for(f.host, f.token)
     try:

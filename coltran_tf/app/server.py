@@ -440,6 +440,17 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def token_for(host: str, token: str | None) -> str | None:
+    """The token a server on `host` requires: `token`, or for an address other
+    than this machine's loopback a random one, with a warning on stderr."""
+    if is_loopback(host):
+        return token
+    print(f"Warning: --host={host} is not this machine only: anyone who can reach the port "
+          "can use the tool (upload photos, use the CPU). Every API request needs the token "
+          "in the URL below; share it only with people you trust.", file=sys.stderr)
+    return token or secrets.token_urlsafe(18)
+
+
 def build_asgi(app: App, hosts, idle_timeout: float = 30.0, workers: int = 4, *,
                token: str | None = None, min_rate: float = MIN_RATE,
                max_connections: int = 64) -> Starlette:

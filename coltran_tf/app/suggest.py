@@ -75,10 +75,12 @@ class ColTranSuggester:
                            seed=seed)
 
 
-def load_suggester(coltran_dir: str, precision: str | None = None) -> ColTranSuggester:
+def load_suggester(coltran_dir: str, precision: str | None = None,
+                   name: str | None = None) -> ColTranSuggester:
     """A suggester from a directory holding colorizer/ and (optionally)
     color_upsampler/: released checkpoints, training logdirs or model
-    directories, as `colorize --checkpoints` takes them."""
+    directories, as `colorize --checkpoints` takes them. `name`: what the page
+    calls it (default: the directory)."""
     from coltran_tf.checkpoints.loading import StageError, load_model
 
     if not os.path.isdir(coltran_dir):
@@ -93,7 +95,7 @@ def load_suggester(coltran_dir: str, precision: str | None = None) -> ColTranSug
     upsampler_path = os.path.join(coltran_dir, "color_upsampler")
     upsampler = (load_model(upsampler_path, stage="color_upsampler", precision=precision)[0]
                  if os.path.exists(upsampler_path) else None)
-    return ColTranSuggester(colorizer, upsampler, name=coltran_dir)
+    return ColTranSuggester(colorizer, upsampler, name=name or coltran_dir)
 
 
 # -- turning colourings into what the page shows -------------------------------------

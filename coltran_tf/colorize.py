@@ -33,7 +33,7 @@ import sys
 from absl import app, flags, logging
 
 from coltran_tf.configs import STAGES
-from coltran_tf.sampling.options import HELP, NORM_CONTEXTS, SAMPLERS, SamplerOptions
+from coltran_tf.configs.sampler import HELP, NORM_CONTEXTS, SAMPLERS, SamplerOptions
 from coltran_tf.utils import precision
 
 flags.DEFINE_string("img_dir", None, "Folder of photos (searched recursively).")
@@ -121,7 +121,7 @@ def main(argv):
                 path, values[f"{stage}_config"], stage, report,
                 precision=precision.resolve(values["precision"]))
         options = SamplerOptions.from_mapping(values)
-        pipeline = Pipeline(**models, options=options, sources=sources)
+        pipeline = Pipeline(*models.values(), options=options, sources=sources)
         summary = colorize_folder(
             pipeline, values["img_dir"], os.path.abspath(values["store_dir"]),
             num_samples=values["num_samples"], batch_size=values["batch_size"],

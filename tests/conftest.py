@@ -19,8 +19,7 @@ if TOOLS not in sys.path:
     sys.path.append(TOOLS)  # the tools' modules, for run_command
 SHARED = os.path.join(os.path.dirname(REPO_ROOT), "shared")
 REFERENCE_FIXTURES = os.path.join(SHARED, "fixtures", "reference")
-MODEL_NAMES = ("coltran_core", "color_upsampler", "spatial_upsampler")
-STAGES = ("colorizer", "color_upsampler", "spatial_upsampler")
+from coltran_tf.configs.stages import NAMES as STAGES  # noqa: E402
 
 
 class Interrupted(Exception):

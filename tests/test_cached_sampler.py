@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from test_colorizer_sampler import VARIANTS, _gray, _model, _teacher_forced_proba
 
-from coltran_tf.sampling import sample_colorizer_loop
 from coltran_tf.sampling.cached_sampler import sample_colorizer_cached
+from coltran_tf.sampling.colorizer_sampler import sample_colorizer_loop
 
 
 @pytest.mark.parametrize("stage", ["encoder_decoder", "decoder"])
@@ -73,7 +73,7 @@ def test_seeds_are_per_image_and_samples_batch_together():
 def test_pipeline_draws_all_samples_in_one_call_like_one_by_one():
     """`sample` batches num_samples together; the result equals drawing each
     sample alone with its own seeds (image i, sample k: seed + i * n + k)."""
-    from coltran_tf.sampling import sample_colorizer
+    from coltran_tf.sampling.cached_sampler import sample_colorizer
     from coltran_tf.sampling.pipeline import Pipeline
     from coltran_tf.utils import image_ops
 
@@ -206,7 +206,7 @@ def test_sample_and_colorize_use_the_cached_sampler_by_default():
     from absl import flags as absl_flags
 
     from coltran_tf import colorize  # noqa: F401  (defines the --sampler flags)
-    from coltran_tf.sampling.options import SamplerOptions
+    from coltran_tf.configs.sampler import SamplerOptions
     from configs import colorizer
 
     for variant in (None, "tiny"):

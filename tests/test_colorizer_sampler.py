@@ -5,7 +5,7 @@ import pytest
 
 from coltran_tf.layers.conditioning import BASELINE_CONDITIONING
 from coltran_tf.models import ColTranCore
-from coltran_tf.sampling import sample_colorizer_loop
+from coltran_tf.sampling.colorizer_sampler import sample_colorizer_loop
 
 VARIANTS = {
     "paper": {},

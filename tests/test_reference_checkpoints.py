@@ -16,9 +16,10 @@ from coltran_tf.checkpoints.reference import (
     plan_mapping,
     unescape_key,
 )
+from coltran_tf.configs.stages import MODEL_NAMES
 from coltran_tf.fixture_check import verify_fixture_dir
 from coltran_tf.models import ColTranCore, build_model
-from conftest import MODEL_NAMES, require_fixtures, run_command
+from conftest import require_fixtures, run_command
 
 
 def _layout(variant, name):

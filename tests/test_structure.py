@@ -14,10 +14,10 @@ PACKAGE = os.path.join(REPO_ROOT, "coltran_tf")
 # package (or top-level module) -> what it may import from coltran_tf
 ALLOWED = {
     "utils": {"utils"},
-    "configs": {"configs", "sampling.options"},
+    "configs": {"configs"},
     "data": {"data", "utils"},
     "layers": {"layers", "utils"},
-    "models": {"models", "layers", "data", "utils"},
+    "models": {"models", "layers", "data", "configs", "utils"},
     "checkpoints": {"checkpoints", "models", "layers", "configs", "demo", "utils"},
     "train": {"train", "checkpoints", "models", "data", "configs", "utils"},
     "sampling": {"sampling", "checkpoints", "models", "layers", "data", "configs", "utils"},
@@ -65,3 +65,84 @@ def test_dependencies_point_one_way(package):
 def test_no_module_patches_sys_path():
     patched = [module for module, path in _modules() if "sys.path" in open(path).read()]
     assert not patched
+
+
+def _module_of(target: str, known: set) -> str | None:
+    """`data.decode.to_rgb` -> `data.decode` (the longest known module prefix)."""
+    parts = target.split(".")
+    for end in range(len(parts), 0, -1):
+        if ".".join(parts[:end]) in known:
+            return ".".join(parts[:end])
+    return None
+
+
+def test_no_circle_of_imports():
+    """No two modules import each other, directly or around a circle, counting
+    imports inside functions too (a deferred import hides a circle, it does not
+    remove it)."""
+    modules = dict(_modules())
+    known = set(modules)
+    graph = {module: {m for target, _ in _imports(path)
+                      if (m := _module_of(target, known)) and m != module
+                      and not m.endswith("__init__")}
+             for module, path in modules.items()}
+    # Tarjan's strongly connected components, iteratively.
+    index, low, stack, on_stack, circles, counter = {}, {}, [], set(), [], [0]
+
+    def visit(root):
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = counter[0]
+        counter[0] += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is None:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    if len(component) > 1:
+                        circles.append(sorted(component))
+            elif child not in index:
+                index[child] = low[child] = counter[0]
+                counter[0] += 1
+                stack.append(child)
+                on_stack.add(child)
+                work.append((child, iter(sorted(graph[child]))))
+            elif child in on_stack:
+                low[node] = min(low[node], index[child])
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    assert not circles, circles
+
+
+def test_the_stage_table_is_the_only_one():
+    """No module but configs/stages.py writes down two stages' names together
+    (a tuple, list, set or dict of them is another stage table)."""
+    from coltran_tf.configs.stages import MODEL_NAMES, NAMES
+
+    names = set(NAMES) | set(MODEL_NAMES)
+    tables = []
+    for module, path in _modules():
+        if module == "configs.stages":
+            continue
+        with open(path) as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set, ast.Dict)):
+                values = node.keys if isinstance(node, ast.Dict) else node.elts
+                found = {v.value for v in values if isinstance(v, ast.Constant)} & names
+                if len(found) >= 2:
+                    tables.append(f"{module}:{node.lineno}: {sorted(found)}")
+    assert not tables, "\n".join(tables)

@@ -122,10 +122,10 @@ def fidelity(report) -> None:
     try:
         outputs = {}
         for p in ("float32", "bfloat16"):
-            stages = {s: _demo_models(s)[p] for s in ("colorizer", "color_upsampler",
-                                                       "spatial_upsampler")}
+            models = [_demo_models(s)[p] for s in ("colorizer", "color_upsampler",
+                                                    "spatial_upsampler")]
             out = os.path.join(root, p)
-            colorize_folder(Pipeline(**stages), os.path.join(_paths.REPO_ROOT, "data"), out,
+            colorize_folder(Pipeline(*models), os.path.join(_paths.REPO_ROOT, "data"), out,
                             mode="argmax", sheet_rows=0, report=lambda line: None)
             outputs[p] = out
         psnrs = []

@@ -18,10 +18,11 @@ import numpy as np
 from absl import app, flags
 from PIL import Image, ImageDraw
 
+from coltran_tf.configs.stages import NAMES as STAGES
+
 flags.DEFINE_string("runs", "runs/demo", "Directory of the four training runs.")
 flags.DEFINE_string("out", "coltran_tf/demo", "Where the packaged weights go.")
 
-STAGES = ("colorizer", "color_upsampler", "spatial_upsampler")
 COMMAND = "bash tools/train_demo_weights.sh"
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from coltran_tf.configs import stages
 from coltran_tf.icolorit.color import fit_chroma, lab_to_uint8, rgb_to_lab
 from coltran_tf.sampling.pipeline import Pipeline, PipelineError
 from coltran_tf.utils import image_ops
@@ -42,6 +43,8 @@ class ColTranSuggester:
     def __init__(self, colorizer, color_upsampler=None, name: str = "ColTran"):
         try:
             self.pipeline = Pipeline(colorizer, color_upsampler)
+            if stages.get(self.pipeline.names[0]).takes is not None:
+                raise PipelineError("Its first stage needs another stage's output.")
         except PipelineError as error:
             raise ValueError(f"{error} The suggestions need stages trained together.") from None
         self.name = name
@@ -61,13 +64,11 @@ class ColTranSuggester:
         """`count` colourings of an (H, W, 3) uint8 photo, sample k drawn with seed + k
         (so a colouring does not depend on how many are asked for)."""
         batch = self.pipeline.prepare(np.repeat(rgb[None], count, axis=0))
+        runs = len(self.pipeline.names)  # the colorizer samples, an upsampler takes the argmax
         with self.lock:
-            sampled = self.pipeline.sample_stage("colorizer", batch, None, "sample",
-                                                 seed + np.arange(count))
-            colors = sampled["images"]
-            if self.pipeline.color_upsampler is not None:
-                colors = self.pipeline.sample_stage("color_upsampler", batch, colors, "argmax",
-                                                    seed)["images"]
+            outputs = self.pipeline.chain(batch, ["sample"] + ["argmax"] * (runs - 1),
+                                          [seed + np.arange(count)] + [seed] * (runs - 1))
+        sampled, colors = outputs[0], outputs[-1]["images"]
         mean = np.asarray(sampled["proba"], np.float32).mean(axis=0)  # (R, R, 512)
         top = np.argsort(-mean, axis=-1)[..., :TOP_SYMBOLS]
         return Suggestions(colors=colors, certainty=np.asarray(sampled["uncertainty"]),

@@ -23,16 +23,9 @@ from coltran_tf.checkpoints.reference import (
     load_reference_checkpoint,
     resolve_checkpoint_path,
 )
-from coltran_tf.configs import ConfigError, load_config
+from coltran_tf.configs import ConfigError, load_config, stages
 from coltran_tf.models.builder import build_model
 from coltran_tf.utils.precision import model_precision as precision_of
-
-# stage name (flag, release folder and preset) -> model name
-STAGES = {
-    "colorizer": "coltran_core",
-    "color_upsampler": "color_upsampler",
-    "spatial_upsampler": "spatial_upsampler",
-}
 
 
 class CheckpointMismatch(ValueError):
@@ -156,13 +149,14 @@ def load_model(path: str, config=None, stage: str | None = None, report=print,
             "directory.") from error
     except (FileNotFoundError, OSError, ValueError, ConfigError) as error:
         raise StageError(f"{flag}: {error}") from error
-    if stage and model.name != STAGES[stage]:
+    if stage and model.name != stages.get(stage).model_name:
         raise StageError(f"{flag} holds a {model.name} model, but the {stage} stage needs a "
-                         f"{STAGES[stage]}; check which directory goes with which stage.")
+                         f"{stages.get(stage).model_name}; check which directory goes with "
+                         "which stage.")
     return model, config, description
 
 
 def _stage_of(config) -> str:
     if config is None or isinstance(config, str):
         return "colorizer"
-    return {name: stage for stage, name in STAGES.items()}[config.model.name]
+    return stages.of_model_name(config.model.name).name

@@ -17,12 +17,13 @@ import os
 import numpy as np
 
 from coltran_tf.checkpoints.reference_names import canonical_names, reference_slots
+from coltran_tf.configs import stages
 
 _VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 _EMA_SUFFIX = "/ExponentialMovingAverage"
 _IGNORED_PREFIXES = ("optimizer/", "save_counter", "_CHECKPOINTABLE_OBJECT_GRAPH")
 _MAX_LISTED = 25
-_MODEL_SCOPES = ("col_tran_core", "color_upsampler", "spatial_upsampler")
+_MODEL_SCOPES = tuple(stage.reference_scope for stage in stages.STAGES)
 
 
 class ReferenceCheckpointMismatch(ValueError):

@@ -17,14 +17,15 @@ original's names.
 import re
 from collections import defaultdict
 
+from coltran_tf.configs import stages
+
 AUTO_BASES = (
     "dense", "self_attention_nd", "layer_normalization", "conditional_layer_norm",
     "position_embed", "factorized_attention", "gray_scale_encoder",
-    "col_tran_core", "color_upsampler", "spatial_upsampler",
+    *(stage.reference_scope for stage in stages.STAGES),
 )
 _AUTO = re.compile(rf"^({'|'.join(AUTO_BASES)})(?:_(\d+))?$")
-MODEL_SCOPES = {"coltran_core": "col_tran_core", "color_upsampler": "color_upsampler",
-                "spatial_upsampler": "spatial_upsampler"}
+MODEL_SCOPES = {stage.model_name: stage.reference_scope for stage in stages.STAGES}
 
 
 def canonical_names(names):

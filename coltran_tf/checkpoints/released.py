@@ -21,7 +21,7 @@ import zipfile
 
 from coltran_tf.checkpoints.native import CONFIG_FILE, save_model_dir
 from coltran_tf.checkpoints.reference import ReferenceCheckpointMismatch, load_reference_checkpoint
-from coltran_tf.configs import STAGES, load_config
+from coltran_tf.configs import STAGES, load_config, stages
 from coltran_tf.models.builder import build_model, model_kwargs
 from coltran_tf.utils.download import fetch_cached, is_url
 
@@ -187,11 +187,10 @@ def resolve_checkpoint(spec: str | None, config, report=print) -> str | None:
     directory of the stage that `config` builds, 'demo' (or 'demo:STAGE') the
     bundled demo model of that stage; anything else is returned as is."""
     from coltran_tf import demo
-    from coltran_tf.checkpoints.loading import STAGES as MODEL_NAMES
 
     if not is_remote(spec) and not demo.is_demo(spec):
         return spec
-    stage = next(s for s in STAGES if config.model.name == MODEL_NAMES[s])
+    stage = stages.of_model_name(config.model.name).name
     if demo.is_demo(spec):
         return demo.resolve(spec, stage)
     return released_stage_dir(spec, stage, config, report)

@@ -14,8 +14,8 @@ import os
 
 import ml_collections
 
-# ColTran's three stages, in pipeline order: flag names, release folders, presets.
-STAGES = ("colorizer", "color_upsampler", "spatial_upsampler")
+from coltran_tf.configs.stages import NAMES as STAGES  # ColTran's stages, in pipeline order
+
 PRESETS = (*STAGES, "icolorit")
 # A stage's config flag may name only variants: `--colorizer_config=tiny`.
 PAPER = "paper"

@@ -13,4 +13,5 @@ from coltran_tf.configs import common
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    return common.upsampler_config(arg, "color_upsampler", num_layers=4, batch_size=24)
+    return common.upsampler_config(arg, "color_upsampler", num_layers=4, batch_size=24,
+                                   demo_steps=2000)

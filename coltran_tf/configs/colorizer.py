@@ -22,7 +22,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config = common.training_defaults(batch_size=2 if tiny else 4 if demo else 7,
                                       max_train_steps=450000, tiny=tiny, demo=demo)
     if demo:
-        config.max_train_steps = common.DEMO_STEPS["coltran_core"]
+        config.max_train_steps = 2500  # the bundled demo weights (coltran_tf/demo/README.md)
     hidden = 32 if tiny else 64 if demo else 512
     heads = 1 if tiny else 2 if demo else 4
     config.model = ml_collections.ConfigDict({

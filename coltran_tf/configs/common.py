@@ -2,12 +2,10 @@
 
 import ml_collections
 
-from coltran_tf.sampling.options import SamplerOptions
+from coltran_tf.configs.sampler import SamplerOptions
 
 VARIANTS = ("tiny", "baseline", "demo")
 PAPER = "paper"  # no variant: the paper's configuration
-# Training steps of the bundled demo weights (coltran_tf/demo/README.md).
-DEMO_STEPS = {"coltran_core": 2500, "color_upsampler": 2000, "spatial_upsampler": 800}
 
 
 def parse_arg(arg: str | None) -> set:
@@ -92,13 +90,16 @@ def sample_config(log_dir: str, mode: str, with_gen_data_dir: bool) -> ml_collec
     })
     if with_gen_data_dir:
         sample.gen_data_dir = ""
-    else:  # the colorizer's sampler options (sampling/options.py holds their defaults)
+    else:  # the colorizer's sampler options (configs/sampler.py holds their defaults)
         sample.update({**SamplerOptions().as_dict(), "save_uncertainty": False})
     return sample
 
 
-def upsampler_config(arg, name: str, num_layers: int, batch_size: int):
-    """Color or spatial upsampler config (the two differ only in these values)."""
+def upsampler_config(arg, name: str, num_layers: int, batch_size: int, demo_steps: int,
+                     demo_resolution: int = 256):
+    """Color or spatial upsampler config (the two differ only in these values;
+    demo_*: the training steps and final resolution of the bundled demo
+    weights, coltran_tf/demo/README.md)."""
     variants = parse_arg(arg)
     if "baseline" in variants:
         raise ValueError("The 'baseline' variant applies to the colorizer only.")
@@ -115,8 +116,7 @@ def upsampler_config(arg, name: str, num_layers: int, batch_size: int):
         "resolution": [64, 64],
     })
     if demo:
-        config.max_train_steps = DEMO_STEPS[name]
-        if name == "spatial_upsampler":  # 64 -> 128: a quarter of the paper's cost per image
-            config.resolution = [128, 128]
+        config.max_train_steps = demo_steps
+        config.resolution = [demo_resolution, demo_resolution]
     config.sample = sample_config(log_dir="samples_sweep", mode="argmax", with_gen_data_dir=True)
     return config

@@ -227,7 +227,8 @@ class AxialAttention(keras.layers.Layer):
         `project`)."""
         hidden = self.hidden_size
         conditions = self.condition(context) if self.is_conditional else {}
-        ones = ops.ones_like(decoding.columns_first(context)[..., :hidden])
+        lines = decoding.columns_first(context)[..., :1]  # (L, B, 1), whatever C is
+        ones = ops.broadcast_to(ops.ones_like(lines), (*ops.shape(lines)[:2], hidden))
         scales, shifts = [], []
         for which in ("q", "k", "v"):
             factor = self.depth**-0.5 if which == "q" else 1.0

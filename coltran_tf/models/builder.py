@@ -5,18 +5,16 @@ ColTran config dicts unchanged (for example the `config` of a fixture's
 layout.json), validates the model keys, and returns a built Keras model.
 """
 
+import importlib
 from collections.abc import Mapping
 
 import keras
 import ml_collections
 
+from coltran_tf.configs import stages
 from coltran_tf.layers.conditioning import CONDITIONING_DEFAULTS
-from coltran_tf.models.color_upsampler import ColorUpsampler
 from coltran_tf.models.colorizer import ColTranCore
-from coltran_tf.models.spatial_upsampler import SpatialUpsampler
 from coltran_tf.utils import precision
-
-MODEL_NAMES = ("coltran_core", "color_upsampler", "spatial_upsampler")
 
 # Keys the original configs may omit, with the original's defaults.
 _OPTIONAL = {"dropout": 0.0, "skip": True, "stage": "encoder_decoder"}
@@ -63,12 +61,10 @@ def model_kwargs(config) -> tuple[type, dict]:
     """(model class, constructor arguments) for a full experiment config."""
     config = _as_dict(config)
     model_cfg = config["model"]
-    name = model_cfg.get("name")
-    if name not in MODEL_NAMES:
-        raise ValueError(f"config.model.name={name!r} is not one of {list(MODEL_NAMES)}.")
+    cls = _model_class(stages.of_model_name(model_cfg.get("name")))
     resolution = model_resolution(config)
     downsample = bool(config.get("downsample", True))
-    if name == "coltran_core":
+    if cls is ColTranCore:
         return ColTranCore, _colorizer_kwargs(config, model_cfg, resolution, downsample)
     _check_keys("model", model_cfg, _UPSAMPLER_KEYS,
                 {"hidden_size", "ff_size", "num_heads", "num_encoder_layers"})
@@ -77,8 +73,13 @@ def model_kwargs(config) -> tuple[type, dict]:
                   num_encoder_layers=model_cfg["num_encoder_layers"],
                   dropout=_get(model_cfg, "dropout"), downsample=downsample,
                   low_resolution=int(config.get("downsample_res", 64)))
-    cls = ColorUpsampler if name == "color_upsampler" else SpatialUpsampler
     return cls, kwargs
+
+
+def _model_class(stage) -> type:
+    """The Keras model class the stage table names ("module:Class")."""
+    module, _, name = stage.model_class.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _colorizer_kwargs(config, model_cfg, resolution, downsample) -> dict:

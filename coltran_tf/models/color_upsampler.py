@@ -12,7 +12,6 @@ from coltran_tf.utils import image_ops
 class ColorUpsampler(ChannelUpsampler):
     """Gray of the low-resolution RGB plus its 3-bit channels -> 256-way logits."""
 
-    PIPELINE_STAGE = "color_upsampler"  # its place in sampling.pipeline.Pipeline
 
     symbols_per_channel = image_ops.NUM_SYMBOLS_PER_CHANNEL
 

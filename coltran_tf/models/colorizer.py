@@ -13,7 +13,7 @@ from coltran_tf.layers.symbol_embedding import SymbolEmbedding
 from coltran_tf.models.losses import bits_per_dim
 from coltran_tf.utils import image_ops
 
-STAGES = ("decoder", "encoder_decoder")
+ARCHITECTURES = ("decoder", "encoder_decoder")  # config.model.stage: without / with encoder
 NUM_GRAY_LEVELS = 256
 
 
@@ -26,7 +26,6 @@ class ColTranCore(keras.Model):
     `stage="decoder"` drops the parallel head (and its loss).
     """
 
-    PIPELINE_STAGE = "colorizer"  # its place in sampling.pipeline.Pipeline
 
     def __init__(self, resolution: int = 64, hidden_size: int = 512,
                  stage: str = "encoder_decoder", encoder_ff_size: int = 512,
@@ -39,8 +38,9 @@ class ColTranCore(keras.Model):
                  downsample: bool = True, source_resolution: int = 256, **kwargs):
         kwargs.setdefault("name", "coltran_core")
         super().__init__(**kwargs)
-        if stage not in STAGES:
-            raise ValueError(f"stage={stage!r} is not supported; choose one of {list(STAGES)}.")
+        if stage not in ARCHITECTURES:
+            raise ValueError(f"stage={stage!r} is not supported; choose one of "
+                             f"{list(ARCHITECTURES)}.")
         self.resolution = resolution
         self.hidden_size = hidden_size
         self.stage = stage

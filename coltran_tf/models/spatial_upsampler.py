@@ -14,7 +14,6 @@ class SpatialUpsampler(ChannelUpsampler):
     """Gray of the full-resolution RGB plus the 8-bit channels of the
     low-resolution image resized back up (area method) -> 256-way logits."""
 
-    PIPELINE_STAGE = "spatial_upsampler"  # its place in sampling.pipeline.Pipeline
 
     symbols_per_channel = 256
 

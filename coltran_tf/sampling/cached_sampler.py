@@ -31,10 +31,10 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from coltran_tf.configs.sampler import DEFAULTS, NORM_CONTEXTS, SamplerOptions
 from coltran_tf.layers.decoding import at, write
 from coltran_tf.sampling import symbols
 from coltran_tf.sampling.colorizer_sampler import sample_colorizer_loop
-from coltran_tf.sampling.options import DEFAULTS, NORM_CONTEXTS, SamplerOptions
 from coltran_tf.utils import image_ops
 
 
@@ -215,9 +215,11 @@ def _seeds(seeds, batch: int) -> np.ndarray:
     return seeds
 
 
-def sample_colorizer_cached(model, gray, mode: str = "sample", norm_context: str = "exact",
-                            seeds=None, temperature: float = 1.0, top_k: int = 0,
-                            top_p: float = 1.0, jit_compile: bool = True) -> dict:
+def sample_colorizer_cached(model, gray, mode: str = "sample",
+                            norm_context: str = DEFAULTS.norm_context,
+                            seeds=None, temperature: float = DEFAULTS.temperature,
+                            top_k: int = DEFAULTS.top_k, top_p: float = DEFAULTS.top_p,
+                            jit_compile: bool = True) -> dict:
     """Samples coarse colours for grayscale images with key/value caches.
 
     Args:
@@ -235,7 +237,8 @@ def sample_colorizer_cached(model, gray, mode: str = "sample", norm_context: str
         (cache writes by select, much slower; for debugging or without XLA).
 
     Returns:
-      NumPy arrays: {"auto_<mode>" (B, R, R, 3) coarse colours, "symbols",
+      NumPy arrays: {"coarse" (B, R, R, 3) coarse colours (also under the
+      original's name "auto_<mode>"), "symbols",
       "proba" (B, R, R, 512), "uncertainty" (B, R, R) = the per-pixel max of
       proba, and with a parallel head "parallel"}.
     """
@@ -251,7 +254,8 @@ def sample_colorizer_cached(model, gray, mode: str = "sample", norm_context: str
     uniforms = _uniforms(model, tf.constant(_seeds(seeds, gray.shape[0])))
     outputs = _sample_images(model, gray, uniforms, _controls(temperature, top_k, top_p), mode,
                              norm_context, bool(jit_compile))
-    result = {f"auto_{mode}": image_ops.coarse_symbols_to_rgb(outputs["symbols"]),
+    coarse = image_ops.coarse_symbols_to_rgb(outputs["symbols"])
+    result = {"coarse": coarse, f"auto_{mode}": coarse,  # the original's name too
               "symbols": outputs["symbols"], "proba": outputs["proba"],
               "uncertainty": ops.max(outputs["proba"], axis=-1)}
     if "parallel_symbols" in outputs:

@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from coltran_tf.configs import STAGES
+from coltran_tf.configs import stages
 from coltran_tf.data.decode import IMAGE_EXTENSIONS, find_images, is_grayscale, read_image
 from coltran_tf.sampling.pipeline import Pipeline
 from coltran_tf.sampling.sheets import contact_sheet
@@ -149,18 +149,16 @@ def _run_batch(pipeline, items, store_dir, num_samples, mode, upsampler_mode, se
             todo.append(i)
         else:
             coarse[i] = cached
-    if todo:
+    if todo:  # the first stage, for the images an earlier run has not done
         subset = {key: tf.gather(value, todo) for key, value in batch.items()}
-        sampled = pipeline.sample_stage("colorizer", subset, None, mode,
-                                        [items[i].seed for i in todo])
+        sampled = pipeline.chain(subset, [mode], [[items[i].seed for i in todo]],
+                                 stop=1)[0]
         coarse[todo] = sampled["images"]
         for j, i in enumerate(todo):  # the map first: a stage-1 image implies its map
             save_png(uncertainty_image(sampled["uncertainty"][j]), paths["uncertainty"][i])
             save_png(coarse[i], paths["stage1"][i])
-    colors = pipeline.sample_stage("color_upsampler", batch, coarse, upsampler_mode,
-                                   seed)["images"]
-    final = pipeline.sample_stage("spatial_upsampler", batch, colors, upsampler_mode,
-                                  seed)["images"]
+    colors, final = (out["images"] for out in pipeline.chain(
+        batch, upsampler_mode, seed, previous=coarse, start=1))
     for i, item in enumerate(items):
         save_png(colors[i], paths["stage2"][i])
         save_png(final[i], paths["final"][i])
@@ -191,8 +189,7 @@ def _write_sheet(store_dir, img_dir, done_files, stems, num_samples, max_rows):
 def _precision(pipeline: Pipeline) -> str:
     """The precision the stages compute in (float32 or bfloat16; one name when all
     agree, else stage=precision pairs)."""
-    found = {name: model_precision(pipeline.stage(name)) for name in STAGES
-             if getattr(pipeline, name) is not None}
+    found = {name: model_precision(model) for name, model in pipeline.models.items()}
     if len(set(found.values())) == 1:
         return next(iter(found.values()))
     return ", ".join(f"{name}={value}" for name, value in found.items())
@@ -223,6 +220,9 @@ def colorize_folder(pipeline: Pipeline, img_dir: str, store_dir: str, num_sample
       [{"file", "reason"}], "contact_sheet": path or None, "grayscale" / "color":
       images of each kind colorized this run}.
     """
+    if pipeline.names != stages.NAMES:
+        raise ColorizeError(f"Colorizing needs every stage ({', '.join(stages.NAMES)}); this "
+                            f"pipeline has {', '.join(pipeline.names)}.")
     if num_samples < 1 or batch_size < 1:
         raise ColorizeError(f"--num_samples={num_samples} and --batch_size={batch_size} must "
                             "be at least 1.")

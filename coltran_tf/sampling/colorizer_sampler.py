@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from coltran_tf.sampling.options import NORM_CONTEXTS
+from coltran_tf.configs.sampler import NORM_CONTEXTS
 from coltran_tf.sampling.symbols import SAMPLE_MODES
 from coltran_tf.utils import image_ops
 
@@ -134,7 +134,8 @@ def sample_colorizer_loop(model, gray, mode: str = "argmax", norm_context: str =
         seed = int(np.random.randint(0, 2**31 - 1))
     seed_tensor = tf.constant([seed, 0], tf.int32)
     outputs = _compiled(model, mode, norm_context, num_rows)(gray, seed_tensor)
-    result = {f"auto_{mode}": image_ops.coarse_symbols_to_rgb(outputs["symbols"]),
+    coarse = image_ops.coarse_symbols_to_rgb(outputs["symbols"])
+    result = {"coarse": coarse, f"auto_{mode}": coarse,  # the original's name too
               "symbols": outputs["symbols"], "proba": outputs["proba"]}
     if "parallel_symbols" in outputs:
         result["parallel"] = image_ops.coarse_symbols_to_rgb(outputs["parallel_symbols"])

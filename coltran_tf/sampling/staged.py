@@ -15,10 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from coltran_tf.checkpoints.loading import load_weights
+from coltran_tf.configs import stages
+from coltran_tf.configs.sampler import SamplerOptions
 from coltran_tf.data import datasets, keys
 from coltran_tf.models.builder import build_model
-from coltran_tf.sampling.options import SamplerOptions
-from coltran_tf.sampling.pipeline import STAGES, Pipeline
+from coltran_tf.sampling.pipeline import Pipeline
 from coltran_tf.sampling.records import PARTIAL_SUFFIX, read_gen_dir, read_records, write_records
 from coltran_tf.utils.files import settings_changes, write_json
 from coltran_tf.utils.images import save_png
@@ -96,10 +97,10 @@ def run_stage(config, logdir: str, mode: str, checkpoint: str | None = None,
         report(f"{path} already exists (a finished shard); nothing to do.")
         return path
     model, source = load_weights(build_model(config), checkpoint or logdir)
-    stage = model.PIPELINE_STAGE
-    is_colorizer = stage == STAGES[0]
-    options = SamplerOptions.from_mapping(sample) if is_colorizer else SamplerOptions()
-    pipeline = Pipeline.of(model, options=options, sources={stage: source})
+    stage = stages.of_model_name(model.name)
+    pipeline = Pipeline(model, options=SamplerOptions.from_mapping(sample),
+                        sources={stage.name: source})
+    sampler = pipeline.samplers[stage.name]
     batch_size, num_samples = int(sample.batch_size), int(sample.num_samples)
     data = datasets.get_dataset(config, mode[len("sample_"):], batch_size, training=False)
     data = data.skip(shard.skip_batches).take(shard.num_batches)
@@ -107,14 +108,14 @@ def run_stage(config, logdir: str, mode: str, checkpoint: str | None = None,
     previous = (read_gen_dir(gen_dir, int(config.downsample_res), batch_size,
                              shard.skip_batches, shard.num_batches) if gen_dir else None)
     partial = os.path.join(out_dir, f".{shard.gen_file}{PARTIAL_SUFFIX}")
-    save_uncertainty = is_colorizer and bool(sample.get("save_uncertainty", False))
+    save_uncertainty = bool(sample.get("save_uncertainty", False))  # a colorizer's option
     _open_partial(partial, {
         "split": mode, "skip_batches": shard.skip_batches, "num_batches": shard.num_batches,
         "batch_size": batch_size, "num_samples": num_samples, "mode": str(sample.mode),
         "seed": int(config.seed), "model": source,
-        "sampler": options.as_dict() if is_colorizer else None,
+        "sampler": sampler.settings(),
         "gen_data_dir": os.path.abspath(gen_dir) if gen_dir else ""})
-    condition = ("" if is_colorizer else
+    condition = ("" if stage.takes is None else
                  f" conditioned on {gen_dir}" if gen_dir else " conditioned on ground truth")
     report(f"Sampling {shard.num_batches} batch(es) of {batch_size} with {source}{condition} "
            f"-> {path}")
@@ -133,11 +134,12 @@ def run_stage(config, logdir: str, mode: str, checkpoint: str | None = None,
             status = f"{len(images)}/{total} images | sampling batch {batch_index}"
             with Heartbeat(report, lambda status=status: status):
                 sampled = pipeline.sample_stage_repeated(
-                    stage, batch, None if prev is None else prev[0], str(sample.mode),
+                    stage.name, batch, None if prev is None else prev[0], str(sample.mode),
                     num_samples, int(config.seed) + batch_index * batch_size * num_samples)
             out = sampled["images"]
             batch_labels = batch[keys.LABEL].numpy().tolist()
-            if save_uncertainty:  # before the chunk, so a reused chunk has its maps
+            if save_uncertainty and "uncertainty" in sampled:  # before the chunk: a reused
+                # chunk has its maps
                 for i, (map_, label) in enumerate(zip(sampled["uncertainty"], batch_labels)):
                     save_png(uncertainty_image(map_), os.path.join(
                         out_dir, UNCERTAINTY_DIR,

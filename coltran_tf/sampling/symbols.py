@@ -9,13 +9,15 @@ distribution drawn from; argmax takes the most likely symbol.
 import numpy as np
 import tensorflow as tf
 
+from coltran_tf.configs.sampler import DEFAULTS
 from coltran_tf.utils.image_ops import NUM_COARSE_SYMBOLS
 
 SAMPLE_MODES = ("argmax", "sample")
 SEED_SALT = 0x5EED  # second word of every pixel-uniform stateless seed
 
 
-def filtered_probabilities(logits, temperature=1.0, top_k=0, top_p=1.0):
+def filtered_probabilities(logits, temperature=DEFAULTS.temperature, top_k=DEFAULTS.top_k,
+                           top_p=DEFAULTS.top_p):
     """(B, N) softmax of logits / temperature, restricted to the top-k symbols
     (0: all) and to the top-p nucleus (1: all), renormalised.
 
@@ -57,7 +59,8 @@ def blocked_cumsum(probs, block: int = 16):
     return tf.reshape(within + before[..., None], [batch, n])
 
 
-def choose(logits, probs, uniform, mode: str, temperature=1.0, top_k=0, top_p=1.0):
+def choose(logits, probs, uniform, mode: str, temperature=DEFAULTS.temperature,
+           top_k=DEFAULTS.top_k, top_p=DEFAULTS.top_p):
     """(B, N) logits, their softmax and (B,) uniforms in [0, 1) -> (B,) int32 symbols.
 
     "sample": the symbol whose CDF interval holds the uniform number, under the

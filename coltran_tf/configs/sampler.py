@@ -1,8 +1,9 @@
 """The colorizer sampler's options, in one place.
 
 `SamplerOptions` is the single source of their defaults: the presets'
-`config.sample` block, colorize's flags and the pipeline all start from it.
-Imports nothing heavy, so that commands can build their flags from it.
+`config.sample` block, colorize's flags, the samplers, the pipeline and the
+exported samplers all start from it. Imports nothing, so that configs and
+commands can build on it.
 """
 
 import dataclasses

@@ -119,7 +119,7 @@ def main(argv):
         for stage, path in _stage_paths(values).items():
             models[stage], _, sources[stage] = load_model(
                 path, values[f"{stage}_config"], stage, report,
-                precision=precision.resolve(values["precision"]))
+                precision=values["precision"])
         options = SamplerOptions.from_mapping(values)
         pipeline = Pipeline(*models.values(), options=options, sources=sources)
         summary = colorize_folder(

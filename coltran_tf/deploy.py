@@ -158,9 +158,9 @@ def load_module(spec: str, kind: str = "auto", resolution: int = 0,
     """The serving tf.Module of a model spec for format `fmt` (icolorit_module,
     upsampler_module or colorizer_module)."""
     if kind == "icolorit" or (kind == "auto" and _looks_like_icolorit(spec)):
-        from coltran_tf.icolorit.convert import load_weights
+        from coltran_tf.icolorit.convert import load_icolorit
 
-        model = load_weights(spec, report=lambda line: None, precision=precision_name)
+        model = load_icolorit(spec, report=lambda line: None, precision=precision_name)
         if resolution and resolution != model.image_size:
             raise ExportError(
                 f"--resolution={resolution}: this iColoriT model takes {model.image_size}x"

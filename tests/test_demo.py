@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from coltran_tf import demo
-from coltran_tf.icolorit.convert import load_weights
+from coltran_tf.icolorit.convert import load_icolorit
 from coltran_tf.icolorit.inference import colorize as icolorit_colorize
 from coltran_tf.icolorit.model import PRESETS
 from coltran_tf.sampling import colorize_folder as cf
@@ -53,7 +53,7 @@ def test_demo_icolorit_loads_and_follows_a_hint():
     """iColoriT-T loads; a red hint on the cat's fur makes that region redder
     than without hints."""
     rgb = np.asarray(Image.open(os.path.join(REPO_ROOT, "data", "chelsea.png")).convert("RGB"))
-    model = load_weights(demo.icolorit_dir())
+    model = load_icolorit(demo.icolorit_dir())
     assert model.count_params() == 6_444_740  # iColoriT-T
     assert PRESETS["T"]["hidden_size"] == model.hidden_size
     plain = icolorit_colorize(model, rgb, []).astype(np.float32)

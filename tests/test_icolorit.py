@@ -15,8 +15,8 @@ from PIL import Image
 from coltran_tf.icolorit import color, metrics
 from coltran_tf.icolorit.convert import (
     WeightsError,
+    load_icolorit,
     load_state_dict,
-    load_weights,
     model_from_state_dict,
 )
 from coltran_tf.icolorit.fixture_check import check_fixture
@@ -200,7 +200,7 @@ def test_tiny_config_trains_with_decreasing_loss_and_resumes(trained):
     assert [r["step"] for r in records] == list(range(5, 45, 5))
     assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:2]), losses
     assert "images/s" in stdout and "ETA" in stdout
-    model = load_weights(str(logdir / "model"))
+    model = load_icolorit(str(logdir / "model"))
     assert model.count_params() == build_icolorit("micro").count_params()
     more = run_command("coltran_tf.icolorit.train", "--config=configs/icolorit.py:tiny",
                        f"--logdir={logdir}", "--config.max_train_steps=45",
@@ -233,7 +233,7 @@ def test_cli_colorizes_a_bundled_image_from_a_hints_file(trained, tmp_path):
 
 def test_hints_change_the_colours_where_they_are(trained):
     logdir, _ = trained
-    model = load_weights(str(logdir / "model"))
+    model = load_icolorit(str(logdir / "model"))
     gray = np.repeat(np.asarray(Image.open(os.path.join(REPO, "data/camera.png"))
                                 .convert("L"))[..., None], 3, -1)
     plain = colorize(model, gray).astype(np.float32)
@@ -282,7 +282,7 @@ def test_released_pth_files_load_when_pytorch_is_installed(tmp_path):
             value = np.transpose(value, (3, 2, 0, 1))
         state[key] = torch.from_numpy(np.ascontiguousarray(value))
     torch.save({"model": state}, tmp_path / "w.pth")
-    loaded = load_weights(str(tmp_path / "w.pth"))
+    loaded = load_icolorit(str(tmp_path / "w.pth"))
     inputs = np.zeros((1, 224, 224, 4), np.float32)
     np.testing.assert_allclose(np.asarray(loaded(inputs)), np.asarray(model(inputs)), atol=1e-6)
     assert set(load_pth(str(tmp_path / "w.pth"))) == set(state)
@@ -355,7 +355,7 @@ def test_compact_float16_weights_load_as_float32(tmp_path):
     model = build_icolorit("micro")
     save_compact(model, str(tmp_path / "compact"))
     assert sorted(os.listdir(tmp_path / "compact")) == ["config.json", "model.weights.npz"]
-    loaded = load_weights(str(tmp_path / "compact"))
+    loaded = load_icolorit(str(tmp_path / "compact"))
     for original, restored in zip(model.weights, loaded.weights):
         assert restored.dtype == "float32"
         np.testing.assert_allclose(restored, np.asarray(original, np.float16).astype(np.float32))
@@ -365,4 +365,4 @@ def test_compact_float16_weights_load_as_float32(tmp_path):
         partial = {k: arrays[k] for k in arrays.files[1:]}
     np.savez(tmp_path / "compact" / "model.weights.npz", **partial)
     with pytest.raises(WeightsError, match="does not fit"):
-        load_weights(str(tmp_path / "compact"))
+        load_icolorit(str(tmp_path / "compact"))

@@ -222,7 +222,7 @@ def test_two_concurrent_first_runs_both_succeed(tmp_path, home):
 
 
 def test_icolorit_weights_from_a_url(tmp_path, home):
-    from coltran_tf.icolorit.convert import WeightsError, load_weights, model_from_state_dict
+    from coltran_tf.icolorit.convert import WeightsError, load_icolorit, model_from_state_dict
 
     state_dict = os.path.join(SHARED, "fixtures", "icolorit", "tiny", "state_dict.npz")
     if not os.path.exists(state_dict):
@@ -236,14 +236,14 @@ def test_icolorit_weights_from_a_url(tmp_path, home):
     (site / "page.html").write_text("<html>Google Drive can't scan this file</html>")
     lines = []
     with serve(site) as base:
-        model = load_weights(f"{base}/icolorit_tiny.npz", report=lines.append)
+        model = load_icolorit(f"{base}/icolorit_tiny.npz", report=lines.append)
         for name, match in (("short.npz", "not a readable"), ("page.html", "web page")):
             with pytest.raises(WeightsError, match=match) as error:
-                load_weights(f"{base}/{name}", report=[].append)
+                load_icolorit(f"{base}/{name}", report=[].append)
             assert f"{base}/{name}" in str(error.value) and "gdown" in str(error.value)
     assert any("MB/s" in line for line in lines)
     assert len(_entries(home, "icolorit")) == 1  # the failures left nothing
-    again = load_weights(f"{base}/icolorit_tiny.npz", report=lines.append)  # offline
+    again = load_icolorit(f"{base}/icolorit_tiny.npz", report=lines.append)  # offline
     with np.load(state_dict) as arrays:
         reference = model_from_state_dict({k: arrays[k] for k in arrays.files})
     for a, b, c in zip(model.weights, again.weights, reference.weights):

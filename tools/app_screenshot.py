@@ -31,11 +31,11 @@ def main(argv):
     from coltran_tf.app.api import App
     from coltran_tf.app.server import AppServer
     from coltran_tf.app.suggest import load_suggester
-    from coltran_tf.icolorit.convert import load_weights
+    from coltran_tf.icolorit.convert import load_icolorit
 
     f = flags.FLAGS
     weights = f.icolorit_weights or demo.icolorit_dir()
-    server = AppServer(App(load_weights(weights), os.path.relpath(weights),
+    server = AppServer(App(load_icolorit(weights), os.path.relpath(weights),
                            coltran=load_suggester(f.coltran_dir or demo.coltran_dir()))).start()
     url = server.url
     with sync_playwright() as playwright:

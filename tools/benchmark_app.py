@@ -146,12 +146,12 @@ def memory(model, uploads: int, megapixels: float, budget_mb: int, report) -> di
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from coltran_tf.icolorit.convert import load_weights
+    from coltran_tf.icolorit.convert import load_icolorit
     from coltran_tf.icolorit.model import build_icolorit
 
     f = flags.FLAGS
     report = lambda line: print(line, flush=True)  # noqa: E731
-    model = load_weights(f.icolorit_weights) if f.icolorit_weights else build_icolorit(f.preset)
+    model = load_icolorit(f.icolorit_weights) if f.icolorit_weights else build_icolorit(f.preset)
     name = f.icolorit_weights or f"iColoriT-{f.preset} (random weights)"
     round_trip, baseline = latency(model, name, f.hints, f.repeats, report)
     hint_conversion(f.many_hints, report)

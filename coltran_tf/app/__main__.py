@@ -69,7 +69,7 @@ def main(argv):
     from coltran_tf.checkpoints.loading import StageError
     from coltran_tf.checkpoints.released import fetch_released, is_remote
     from coltran_tf.demo import DemoWeightsMissing, coltran_dir, icolorit_dir
-    from coltran_tf.icolorit.convert import WeightsError, load_weights
+    from coltran_tf.icolorit.convert import WeightsError, load_icolorit
     from coltran_tf.utils.download import FetchError
 
     f = flags.FLAGS
@@ -87,10 +87,10 @@ def main(argv):
             print("Using the bundled demo weights (trained briefly on data/; see README).")
         if suggestions == "demo":
             suggestions = coltran_dir()
-        model = load_weights(weights, precision=precision.resolve(f.precision))
+        model = load_icolorit(weights, precision=f.precision)
         if f.coltran and is_remote(suggestions):
             suggestions = fetch_released(suggestions)
-        coltran = (load_suggester(suggestions, precision.resolve(f.precision), coltran_name)
+        coltran = (load_suggester(suggestions, f.precision, coltran_name)
                    if suggestions and f.coltran else None)
     except (WeightsError, StageError, DemoWeightsMissing, FetchError) as error:
         print(f"Error: {error}", file=sys.stderr)

@@ -16,12 +16,9 @@ import numpy as np
 
 from coltran_tf.data import decode
 from coltran_tf.sampling import records
+from coltran_tf.utils.image_metrics import EvaluationError
 
 TFDS_PREFIX = "tfds:"
-
-
-class EvaluationError(ValueError):
-    """Bad evaluation input; the message names the problem and the fix."""
 
 
 @dataclasses.dataclass

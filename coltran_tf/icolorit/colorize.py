@@ -45,7 +45,7 @@ def main(argv):
     check_writable(output, "--output")
 
     from coltran_tf.data.decode import read_image
-    from coltran_tf.icolorit.convert import WeightsError, load_weights
+    from coltran_tf.icolorit.convert import WeightsError, load_icolorit
     from coltran_tf.icolorit.inference import HintError, colorize, read_hints
     from coltran_tf.utils.images import save_png
 
@@ -56,7 +56,7 @@ def main(argv):
         return 2
     try:
         hints = read_hints(flags_.hints) if flags_.hints else []
-        model = load_weights(flags_.weights, precision=flags_.precision)
+        model = load_icolorit(flags_.weights, precision=flags_.precision)
         result = colorize(model, rgb, hints)
     except (HintError, WeightsError) as error:
         print(f"Error: {error}", file=sys.stderr)

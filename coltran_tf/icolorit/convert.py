@@ -2,7 +2,7 @@
 
 NumPy in, no PyTorch needed: `state_dict` is a mapping key -> array, e.g. an
 .npz written from the official checkpoint. `load_pth` reads a released .pth
-when PyTorch happens to be installed. `load_weights` also takes an http(s)://
+when PyTorch happens to be installed. `load_icolorit` also takes an http(s)://
 or gs:// URL of either: fetched once, converted, and cached as a model
 directory of ours (no PyTorch needed after the first .pth).
 """
@@ -129,7 +129,7 @@ def read_state_dict(path: str) -> dict:
         raise WeightsError(f"{path} is not a readable .npz state_dict ({error}).") from None
 
 
-def load_weights(path: str, report=print, precision: str | None = None) -> IColoriT:
+def load_icolorit(path: str, report=print, precision: str | None = None) -> IColoriT:
     """Any iColoriT weights: official .npz/.pth state_dicts, our own saved model
     directory (config.json + model.weights.h5), 'demo' (the bundled demo weights),
     or a URL of a state_dict file

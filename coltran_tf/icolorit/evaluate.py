@@ -39,7 +39,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     from coltran_tf.data.sources import DataError, list_image_files
-    from coltran_tf.icolorit.convert import WeightsError, load_weights
+    from coltran_tf.icolorit.convert import WeightsError, load_icolorit
     from coltran_tf.icolorit.evaluation import (
         EvaluationError,
         evaluate_folder,
@@ -57,7 +57,7 @@ def main(argv):
             raise app.UsageError(f"--data_dirs: {directory} is not a folder.")
     counts = [int(c) for c in f.counts]
     try:
-        model = load_weights(f.weights, precision=f.precision)
+        model = load_icolorit(f.weights, precision=f.precision)
         lpips = LPIPS.from_file(f.lpips_weights) if f.lpips_weights else None
         for data_dir in f.data_dirs:
             name = os.path.basename(os.path.normpath(data_dir))

@@ -20,11 +20,8 @@ from coltran_tf.icolorit.inference import forward
 from coltran_tf.icolorit.metrics import METRICS
 from coltran_tf.icolorit.model import IMAGE_SIZE, network_input
 from coltran_tf.utils.files import write_json
+from coltran_tf.utils.image_metrics import EvaluationError
 from coltran_tf.utils.images import save_png
-
-
-class EvaluationError(ValueError):
-    """Missing images or hint files (the message names the fix)."""
 
 
 def image_dir(data_dir: str) -> str:

@@ -14,6 +14,11 @@ RGB, in the absolute-difference form the colorization literature reports
 import numpy as np
 
 
+class EvaluationError(ValueError):
+    """Bad evaluation input (both evaluators: ColTran's image sets, iColoriT's
+    hints); the message names the problem and the fix."""
+
+
 def psnr_from_mse(mse: float, max_value: float = 255.0, mse_floor: float = 0.0) -> float:
     """10 log10(max^2 / max(mse, floor)); inf for mse = 0 without a floor."""
     mse = max(float(mse), mse_floor)

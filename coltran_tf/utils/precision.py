@@ -76,7 +76,11 @@ def _cpu_has_bfloat16() -> bool:
 
 def resolve(precision: str) -> str:
     """"auto" -> "bfloat16" or "float32" for this machine; the others unchanged.
-    COLTRAN_TF_PRECISION=float32|bfloat16 overrides what "auto" picks."""
+    COLTRAN_TF_PRECISION=float32|bfloat16 overrides what "auto" picks.
+
+    The one place "auto" is decided is where models are built (policy_scope):
+    commands pass --precision on as given, and what a model computes in is
+    read back from it (model_precision)."""
     check(precision)
     if precision != "auto":
         return precision

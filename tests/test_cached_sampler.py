@@ -205,7 +205,7 @@ def test_benchmark_sampler_prints_the_samplers_and_their_ratios():
 def test_sample_and_colorize_use_the_cached_sampler_by_default():
     from absl import flags as absl_flags
 
-    from coltran_tf import colorize  # noqa: F401  (defines the --sampler flags)
+    from coltran_tf.commands import colorize  # noqa: F401  (defines the --sampler flags)
     from coltran_tf.configs.sampler import SamplerOptions
     from configs import colorizer
 

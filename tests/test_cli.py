@@ -33,17 +33,18 @@ def test_help_starts_with_what_the_command_does_and_exits_0(script):
 
 def test_usage_errors_exit_2_in_one_line_before_loading_anything(tmp_path):
     cases = [
-        ("coltran_tf.colorize", [f"--img_dir={tmp_path / 'nowhere'}", "--store_dir=x"],
+        ("coltran_tf.commands.colorize", [f"--img_dir={tmp_path / 'nowhere'}", "--store_dir=x"],
          "--img_dir="),
-        ("coltran_tf.colorize", ["--img_dir=."], "--store_dir"),  # a missing required flag
-        ("coltran_tf.run", ["--config=colorizr:tiny", f"--logdir={tmp_path}"],
+        ("coltran_tf.commands.colorize", ["--img_dir=."], "--store_dir"),  # a missing required flag
+        ("coltran_tf.commands.train", ["--config=colorizr:tiny", f"--logdir={tmp_path}"],
          "presets: colorizer, color_upsampler"),
-        ("coltran_tf.run", ["--config=configs/nowhere.py", f"--logdir={tmp_path}"],
+        ("coltran_tf.commands.train", ["--config=configs/nowhere.py", f"--logdir={tmp_path}"],
          "no such file"),
-        ("coltran_tf.run", ["--config=colorizer:tny", f"--logdir={tmp_path}"], "tny"),
-        ("coltran_tf.icolorit.colorize", [f"--image={tmp_path / 'none.png'}"], "--image="),
-        ("coltran_tf.check_gen_dir", [str(tmp_path / "nowhere")], "no such folder"),
-        ("coltran_tf.tfrecords_to_images", [f"--gen_dir={tmp_path / 'n'}", "--output_dir=o"],
+        ("coltran_tf.commands.train", ["--config=colorizer:tny", f"--logdir={tmp_path}"], "tny"),
+        ("coltran_tf.commands.icolorit_colorize", [f"--image={tmp_path / 'none.png'}"], "--image="),
+        ("coltran_tf.commands.check_gen_dir", [str(tmp_path / "nowhere")], "no such folder"),
+        ("coltran_tf.commands.tfrecords_to_images",
+         [f"--gen_dir={tmp_path / 'n'}", "--output_dir=o"],
          "no such folder"),
     ]
     for module, args, words in cases:
@@ -71,7 +72,7 @@ def test_a_console_script_starts_quietly_and_validates_in_well_under_a_second(tm
     """The process boundary is the point: TensorFlow's native start-up lines go to
     the real stderr. A normal run prints the program's lines only; --verbose
     brings TensorFlow's back."""
-    code = ("import sys; from coltran_tf.check_gen_dir import run; "
+    code = ("import sys; from coltran_tf.commands.check_gen_dir import run; "
             "sys.argv = ['coltran-check-gen-dir', sys.argv[1]] + sys.argv[2:]; run()")
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     start = time.monotonic()

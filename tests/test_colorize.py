@@ -1,4 +1,4 @@
-"""`coltran_tf.colorize`: a folder of mixed photos through all three stages."""
+"""`coltran_tf.commands.colorize`: a folder of mixed photos through all three stages."""
 
 import json
 import os
@@ -63,7 +63,7 @@ def _outputs(store, stage):
 def test_colorize_command_on_a_mixed_folder(models, tmp_path):
     sizes = _photos(tmp_path / "photos")
     store = tmp_path / "photos" / "colorized"  # inside img_dir: never read back as input
-    result = run_command("coltran_tf.colorize", f"--img_dir={tmp_path / 'photos'}",
+    result = run_command("coltran_tf.commands.colorize", f"--img_dir={tmp_path / 'photos'}",
                          f"--store_dir={store}", f"--checkpoints={models}", "--num_samples=2",
                          "--batch_size=3")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -159,11 +159,11 @@ def test_bad_inputs_name_the_problem(pipeline, models, tmp_path):
     broken = tmp_path / "only_broken"
     broken.mkdir()
     (broken / "a.png").write_bytes(b"")
-    result = run_command("coltran_tf.colorize", f"--img_dir={broken}",
+    result = run_command("coltran_tf.commands.colorize", f"--img_dir={broken}",
                          f"--store_dir={tmp_path / 'out'}", f"--checkpoints={models}")
     assert result.returncode == 1 and "a.png: ValueError: empty file" in result.stdout
     # One stage named, the others not: no silent mix with the demo weights.
-    result = run_command("coltran_tf.colorize", f"--img_dir={broken}",
+    result = run_command("coltran_tf.commands.colorize", f"--img_dir={broken}",
                          f"--store_dir={tmp_path / 'out2'}", f"--colorizer={models / 'colorizer'}")
     assert result.returncode != 0 and "pass --checkpoints=DIR" in result.stderr
     assert "No model for the color_upsampler stage" in result.stderr
@@ -184,7 +184,7 @@ def test_original_checkpoints_are_used_directly(tmp_path):
     photos.mkdir()
     Image.open(os.path.join(REPO_ROOT, "data", "coffee.png")).resize((120, 80)).save(
         photos / "coffee.png")
-    result = run_command("coltran_tf.colorize", f"--img_dir={photos}",
+    result = run_command("coltran_tf.commands.colorize", f"--img_dir={photos}",
                          f"--store_dir={tmp_path / 'out'}", f"--checkpoints={release}",
                          "--mode=argmax", *configs)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -244,11 +244,11 @@ def test_a_store_dir_is_not_finished_in_another_precision(models, tmp_path):
         photos / "camera.png")
     common = (f"--img_dir={photos}", f"--store_dir={tmp_path / 'out'}",
               f"--checkpoints={models}", "--mode=argmax", "--sheet_rows=0")
-    first = run_command("coltran_tf.colorize", *common)
+    first = run_command("coltran_tf.commands.colorize", *common)
     assert first.returncode == 0, first.stderr
     with open(tmp_path / "out" / "run.json") as f:
         assert json.load(f)["precision"] == "float32"
-    again = run_command("coltran_tf.colorize", *common, "--precision=bfloat16")
+    again = run_command("coltran_tf.commands.colorize", *common, "--precision=bfloat16")
     assert again.returncode == 2
     assert "precision: 'float32' then, 'bfloat16' now" in again.stderr, again.stderr
 

@@ -92,7 +92,7 @@ def test_readme_first_command_colorizes_bundled_photos(tmp_path, monkeypatch):
                                                    original_save(self, fp, *a, **k))[1])
     monkeypatch.setattr(os, "replace",
                         lambda src, dst: (replaced.append(str(dst)), original_replace(src, dst))[1])
-    result = run_command("coltran_tf.colorize", *args, f"--img_dir={images}",
+    result = run_command("coltran_tf.commands.colorize", *args, f"--img_dir={images}",
                          f"--store_dir={store}")
     monkeypatch.undo()
     assert result.returncode == 0, result.stderr[-3000:]
@@ -153,7 +153,7 @@ def test_app_starts_with_the_demo_weights_by_default():
 def test_app_names_released_weights_it_cannot_fetch(tmp_path, monkeypatch):
     """--coltran_dir takes 'released' or an archive URL; a failed fetch exits 2."""
     monkeypatch.setenv("COLTRAN_TF_HOME", str(tmp_path))
-    result = run_command("coltran_tf.app.__main__",
+    result = run_command("coltran_tf.commands.app",
                          "--coltran_dir=http://127.0.0.1:9/coltran.zip")
     assert result.returncode == 2
     assert "cannot reach http://127.0.0.1:9/coltran.zip" in result.stderr

@@ -131,7 +131,7 @@ def test_folders_give_every_metric_and_pair_by_name(tmp_path, extractor_path):
     truth = _photos(tmp_path / "reference", names)
     colorized = _photos(tmp_path / "generated", names[::-1], shift=20)  # written in reverse
     output = tmp_path / "out" / "result.json"
-    result = run_command("coltran_tf.evaluate_images", f"--generated={tmp_path / 'generated'}",
+    result = run_command("coltran_tf.commands.evaluate", f"--generated={tmp_path / 'generated'}",
                          f"--reference={tmp_path / 'reference'}",
                          f"--feature_extractor={extractor_path}", f"--output={output}",
                          "--batch_size=3")
@@ -149,7 +149,7 @@ def test_folders_give_every_metric_and_pair_by_name(tmp_path, extractor_path):
     assert values["delta_colorfulness"] == pytest.approx(
         abs(values["colorfulness"] - values["colorfulness_reference"]))
     assert "| FID |" in result.stdout and values["warnings"] == []  # 8 images > 6 features
-    same = run_command("coltran_tf.evaluate_images", f"--generated={tmp_path / 'reference'}",
+    same = run_command("coltran_tf.commands.evaluate", f"--generated={tmp_path / 'reference'}",
                        f"--reference={tmp_path / 'reference'}", "--metrics=fid",
                        f"--feature_extractor={extractor_path}", f"--output={output}")
     assert same.returncode == 0, same.stderr
@@ -167,7 +167,7 @@ def test_gen_dirs_pair_by_position_with_several_samples(tmp_path, extractor_path
                           [np.concatenate(s[:2], axis=1) for s in samples[:3]], [0, 1, 2])
     records.write_records(str(tmp_path / "gen" / "gen1.tfrecords"),
                           [np.concatenate(s, axis=1) for s in samples[3:]], [3, 4])
-    result = run_command("coltran_tf.evaluate_images", f"--generated={tmp_path / 'gen'}",
+    result = run_command("coltran_tf.commands.evaluate", f"--generated={tmp_path / 'gen'}",
                          f"--reference={tmp_path / 'reference'}", "--num_samples=2",
                          f"--feature_extractor={extractor_path}",
                          f"--output={tmp_path / 'r.json'}")
@@ -187,7 +187,7 @@ def test_tfds_sets_and_protocol_presets(tmp_path, extractor_path):
 
     os.makedirs(tmp_path / "generated")
     with tfds.testing.mock_data(num_examples=6, policy=tfds.testing.MockPolicy.USE_CODE):
-        result = run_command("coltran_tf.evaluate_images", "--protocol=coltran_fid5k",
+        result = run_command("coltran_tf.commands.evaluate", "--protocol=coltran_fid5k",
                              f"--generated={REPO_ROOT}/data",
                              f"--feature_extractor={extractor_path}",
                              f"--output={tmp_path / 'r.json'}")
@@ -205,14 +205,14 @@ def test_bad_input_gets_clear_errors_and_nothing_is_dropped_silently(tmp_path, e
     _photos(tmp_path / "reference", names)
     _photos(tmp_path / "generated", names[:3], shift=10)
     args = [f"--reference={tmp_path / 'reference'}", f"--feature_extractor={extractor_path}"]
-    missing = run_command("coltran_tf.evaluate_images", f"--generated={tmp_path / 'generated'}",
+    missing = run_command("coltran_tf.commands.evaluate", f"--generated={tmp_path / 'generated'}",
                           *args)
     assert missing.returncode == 2 and "no partner" in missing.stderr
     assert "1 reference" in missing.stderr
     # An unreadable file is counted, named and left out.
     with open(tmp_path / "generated" / "img3.png", "wb") as f:
         f.write(b"not a png")
-    broken = run_command("coltran_tf.evaluate_images", f"--generated={tmp_path / 'generated'}",
+    broken = run_command("coltran_tf.commands.evaluate", f"--generated={tmp_path / 'generated'}",
                          *args, "--metrics=fid,colorfulness", f"--output={tmp_path / 'r.json'}")
     assert broken.returncode == 0, broken.stderr
     with open(tmp_path / "r.json") as f:
@@ -226,18 +226,18 @@ def test_bad_input_gets_clear_errors_and_nothing_is_dropped_silently(tmp_path, e
     for name in names:
         shutil.copy(tmp_path / "reference" / f"{name}.png", tmp_path / "small")
     Image.new("RGB", (20, 20)).save(tmp_path / "small" / "img0.png")
-    sized = run_command("coltran_tf.evaluate_images", f"--generated={tmp_path / 'small'}",
+    sized = run_command("coltran_tf.commands.evaluate", f"--generated={tmp_path / 'small'}",
                         *args, "--metrics=psnr")
     assert sized.returncode == 2 and "needs equal sizes" in sized.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
-    nothing = run_command("coltran_tf.evaluate_images", f"--generated={empty}", *args,
+    nothing = run_command("coltran_tf.commands.evaluate", f"--generated={empty}", *args,
                           "--metrics=colorfulness")
     assert nothing.returncode == 2 and "No readable images" in nothing.stderr
-    typo = run_command("coltran_tf.evaluate_images", f"--generated={tmp_path / 'generated'}",
+    typo = run_command("coltran_tf.commands.evaluate", f"--generated={tmp_path / 'generated'}",
                        *args, "--metrics=fid,sharpness")
     assert typo.returncode == 2 and "sharpness" in typo.stderr
-    nowhere = run_command("coltran_tf.evaluate_images", f"--generated={tmp_path / 'nope'}", *args)
+    nowhere = run_command("coltran_tf.commands.evaluate", f"--generated={tmp_path / 'nope'}", *args)
     assert nowhere.returncode == 2 and "no such folder" in nowhere.stderr
 
 

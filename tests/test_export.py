@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from coltran_tf import deploy
+from coltran_tf.serving import deploy
 from conftest import run_command, write_tiny_models
 
 HAVE = {"savedmodel": True,
@@ -43,7 +43,7 @@ def test_icolorit_exports_and_its_runtimes_match_keras(models, tmp_path, fmt):
     """The command, then independently of its own check: another input, the
     runtime again."""
     output = _artefact(tmp_path, "icolorit", fmt)
-    result = run_command("coltran_tf.export", f"--model={models / 'icolorit'}",
+    result = run_command("coltran_tf.commands.export", f"--model={models / 'icolorit'}",
                          f"--format={fmt}", f"--output={output}")
     assert result.returncode == 0, result.stderr
     assert os.path.exists(output) and "max |difference| vs Keras" in result.stdout
@@ -108,7 +108,7 @@ def test_a_mismatch_is_an_error_and_leaves_nothing(models, tmp_path, monkeypatch
 
     monkeypatch.setitem(deploy.RUNNERS, "savedmodel", off_by_one)
     output = tmp_path / "icolorit"
-    result = run_command("coltran_tf.export", f"--model={models / 'icolorit'}",
+    result = run_command("coltran_tf.commands.export", f"--model={models / 'icolorit'}",
                          f"--output={output}")
     assert result.returncode == 2 and "differs from the Keras model" in result.stderr
     assert not output.exists() and os.listdir(tmp_path) == []
@@ -122,7 +122,7 @@ def test_icolorit_export_takes_the_precision_and_its_own_resolution(models, tmp_
 
     size = load_saved(str(models / "icolorit")).image_size
     output = tmp_path / "bfloat16"
-    result = run_command("coltran_tf.export", f"--model={models / 'icolorit'}",
+    result = run_command("coltran_tf.commands.export", f"--model={models / 'icolorit'}",
                          "--precision=bfloat16", f"--resolution={size}", f"--output={output}")
     assert result.returncode == 0, result.stderr
     float32 = deploy.load_module(str(models / "icolorit"))
@@ -131,7 +131,7 @@ def test_icolorit_export_takes_the_precision_and_its_own_resolution(models, tmp_
     assert got.dtype == np.float32
     difference = np.abs(got - np.asarray(float32.serve(**inputs)["ab"])).max()
     assert 0 < difference < 5, difference  # bfloat16 rounding, in ab units
-    wrong = run_command("coltran_tf.export", f"--model={models / 'icolorit'}",
+    wrong = run_command("coltran_tf.commands.export", f"--model={models / 'icolorit'}",
                         f"--resolution={size // 2}", f"--output={tmp_path / 'w'}")
     assert wrong.returncode == 2 and f"takes {size}x{size} inputs" in wrong.stderr
     assert not (tmp_path / "w").exists()
@@ -140,11 +140,11 @@ def test_icolorit_export_takes_the_precision_and_its_own_resolution(models, tmp_
 def test_clear_errors_for_a_missing_extra_and_an_existing_output(models, tmp_path,
                                                                 monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "tf2onnx", None)  # as if not installed
-    missing = run_command("coltran_tf.export", f"--model={models / 'icolorit'}",
+    missing = run_command("coltran_tf.commands.export", f"--model={models / 'icolorit'}",
                           "--format=onnx", f"--output={tmp_path / 'm.onnx'}")
     assert missing.returncode == 2 and "pip install 'coltran_tf[export]'" in missing.stderr
     (tmp_path / "taken").mkdir()
-    taken = run_command("coltran_tf.export", f"--model={models / 'icolorit'}",
+    taken = run_command("coltran_tf.commands.export", f"--model={models / 'icolorit'}",
                         f"--output={tmp_path / 'taken'}")
     assert taken.returncode == 2 and "--overwrite" in taken.stderr
 
@@ -216,7 +216,7 @@ def test_the_colorizer_onnx_takes_uniforms_and_draws_the_same_samples(colorizer,
 
     path, model = colorizer
     output = tmp_path / "colorizer.onnx"
-    result = run_command("coltran_tf.export", f"--model={path}", "--format=onnx",
+    result = run_command("coltran_tf.commands.export", f"--model={path}", "--format=onnx",
                          f"--output={output}")
     assert result.returncode == 0, result.stderr
     assert "coarse: max |difference| vs Keras 0, equal values 100.00%" in result.stdout

@@ -186,7 +186,7 @@ def test_metrics_follow_the_official_definitions():
 def trained(tmp_path_factory):
     """A micro iColoriT trained briefly on data/ by the training command."""
     logdir = tmp_path_factory.mktemp("icolorit")
-    result = run_command("coltran_tf.icolorit.train", "--config=icolorit:tiny",
+    result = run_command("coltran_tf.commands.icolorit_train", "--config=icolorit:tiny",
                          f"--logdir={logdir}", "--config.max_train_steps=40",
                          "--config.steps_per_log=5")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -202,7 +202,7 @@ def test_tiny_config_trains_with_decreasing_loss_and_resumes(trained):
     assert "images/s" in stdout and "ETA" in stdout
     model = load_icolorit(str(logdir / "model"))
     assert model.count_params() == build_icolorit("micro").count_params()
-    more = run_command("coltran_tf.icolorit.train", "--config=configs/icolorit.py:tiny",
+    more = run_command("coltran_tf.commands.icolorit_train", "--config=configs/icolorit.py:tiny",
                        f"--logdir={logdir}", "--config.max_train_steps=45",
                        "--config.steps_per_log=5")
     assert more.returncode == 0, more.stderr[-3000:]
@@ -216,7 +216,7 @@ def test_cli_colorizes_a_bundled_image_from_a_hints_file(trained, tmp_path):
                                  {"y": 300, "x": 400, "ab": [-20, 40]}]))
     out = tmp_path / "out.png"
     image = os.path.join(REPO, "data", "astronaut.png")
-    result = run_command("coltran_tf.icolorit.colorize", f"--image={image}",
+    result = run_command("coltran_tf.commands.icolorit_colorize", f"--image={image}",
                          f"--hints={hints}", f"--weights={logdir / 'model'}", f"--output={out}")
     assert result.returncode == 0, result.stderr[-3000:]
     source = np.asarray(Image.open(os.path.join(REPO, "data/astronaut.png")).convert("RGB"))
@@ -226,7 +226,8 @@ def test_cli_colorizes_a_bundled_image_from_a_hints_file(trained, tmp_path):
     lightness = lambda rgb: np.asarray(color.rgb_to_lab(rgb / 255.0))[..., 0]  # noqa: E731
     assert np.abs(lightness(colored) - lightness(source)).mean() < 1.5
     hints.write_text("[{\"y\": 1}]")
-    bad = run_command("coltran_tf.icolorit.colorize", f"--image={image}", f"--hints={hints}",
+    bad = run_command("coltran_tf.commands.icolorit_colorize", f"--image={image}",
+                      f"--hints={hints}",
                       f"--weights={logdir / 'model'}", f"--output={out}")
     assert bad.returncode == 2 and "hint 0 needs y, x and rgb or ab" in bad.stderr
 
@@ -250,7 +251,7 @@ def test_evaluate_writes_a_results_table(trained, tmp_path):
         Image.open(os.path.join(REPO, "data", name)).save(data / "imgs" / name)
     _random_lpips_weights(tmp_path / "lpips.npz")
     result = run_command(
-        "coltran_tf.icolorit.evaluate", f"--weights={logdir / 'model'}",
+        "coltran_tf.commands.icolorit_evaluate", f"--weights={logdir / 'model'}",
         f"--data_dirs={data}", f"--hint_root={tmp_path / 'hints'}", "--counts=0,1,10",
         "--make_hints", f"--store_dir={tmp_path / 'results'}",
         f"--lpips_weights={tmp_path / 'lpips.npz'}")
@@ -291,7 +292,8 @@ def test_released_pth_files_load_when_pytorch_is_installed(tmp_path):
 def test_training_runs_under_mirrored_strategy(tmp_path):
     """Two CPU replicas (tf.distribute.MirroredStrategy), the global batch split."""
     result = subprocess.run(
-        [sys.executable, "-m", "coltran_tf.icolorit.train", "--config=configs/icolorit.py:tiny",
+        [sys.executable, "-m", "coltran_tf.commands.icolorit_train",
+         "--config=configs/icolorit.py:tiny",
          f"--logdir={tmp_path}", "--accelerator_type=CPU", "--devices_per_worker=2",
          "--config.max_train_steps=4", "--config.steps_per_log=2", "--verbose"],
         cwd=REPO, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
@@ -303,7 +305,7 @@ def test_training_runs_under_mirrored_strategy(tmp_path):
 
 def test_a_logdir_of_another_model_is_refused_clearly(trained):
     logdir, _ = trained
-    result = run_command("coltran_tf.icolorit.train", "--config=icolorit:tiny",
+    result = run_command("coltran_tf.commands.icolorit_train", "--config=icolorit:tiny",
                          f"--logdir={logdir}", "--config.model.preset=T",
                          "--config.max_train_steps=50")
     assert result.returncode == 2

@@ -104,7 +104,7 @@ def test_colorize_command_takes_the_precision(tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
     shutil.copy(os.path.join(REPO_ROOT, "data", "camera.png"), photos)
-    result = run_command("coltran_tf.colorize", f"--img_dir={photos}",
+    result = run_command("coltran_tf.commands.colorize", f"--img_dir={photos}",
                          f"--store_dir={tmp_path / 'out'}", f"--checkpoints={models}",
                          "--precision=bfloat16", "--mode=argmax", "--sheet_rows=0")
     assert result.returncode == 0, result.stderr
@@ -112,7 +112,8 @@ def test_colorize_command_takes_the_precision(tmp_path):
         assert json.load(f)["colorized"] == ["camera.png"]
     final = np.asarray(Image.open(tmp_path / "out" / "final" / "camera.png"))
     assert final.shape == (32, 32, 3) and final.std() > 0
-    bad = run_command("coltran_tf.colorize", "--img_dir=data", f"--store_dir={tmp_path / 'x'}",
+    bad = run_command("coltran_tf.commands.colorize", "--img_dir=data",
+                      f"--store_dir={tmp_path / 'x'}",
                       "--precision=half")
     assert bad.returncode != 0 and "precision" in bad.stderr
 

@@ -112,16 +112,16 @@ def test_check_gen_dir_finds_missing_duplicate_and_malformed_shards(tmp_path):
     with pytest.raises(records.GenDataError, match="same gen index"):
         records.read_gen_dir(str(tmp_path), resolution=8)
 
-    result = run_command("coltran_tf.check_gen_dir", str(tmp_path))
+    result = run_command("coltran_tf.commands.check_gen_dir", str(tmp_path))
     assert result.returncode == 1 and "PROBLEM: missing shards: gen2" in result.stdout
     assert "mixes records of different runs" in result.stdout  # gen3 holds 4x4 images
     os.remove(tmp_path / "gen3.tfrecords")
     os.remove(tmp_path / "gen01.tfrecords")
     os.remove(tmp_path / ".gen4.tfrecords.x.tmp")
-    result = run_command("coltran_tf.check_gen_dir", str(tmp_path), "--expected_records=4")
+    result = run_command("coltran_tf.commands.check_gen_dir", str(tmp_path), "--expected_records=4")
     assert result.returncode == 0 and result.stdout.strip().endswith("OK"), result.stdout
     assert "4 records of 8x8x3" in result.stdout  # the size comes from the records
-    result = run_command("coltran_tf.check_gen_dir", str(tmp_path / "nowhere"))
+    result = run_command("coltran_tf.commands.check_gen_dir", str(tmp_path / "nowhere"))
     assert result.returncode == 2 and result.stderr.startswith("Error: ")
 
 

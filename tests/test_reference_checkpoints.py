@@ -17,8 +17,8 @@ from coltran_tf.checkpoints.reference import (
     unescape_key,
 )
 from coltran_tf.configs.stages import MODEL_NAMES
-from coltran_tf.fixture_check import verify_fixture_dir
 from coltran_tf.models import ColTranCore, build_model
+from coltran_tf.sampling.fixture_check import verify_fixture_dir
 from conftest import require_fixtures, run_command
 
 
@@ -196,11 +196,11 @@ def test_convert_then_load_our_format(tmp_path):
 
 def test_convert_command(tmp_path):
     path = require_fixtures("tiny", "spatial_upsampler")
-    ok = run_command("coltran_tf.convert", "--config=spatial_upsampler:tiny",
+    ok = run_command("coltran_tf.commands.convert", "--config=spatial_upsampler:tiny",
                    f"--checkpoint={path}/ckpt", f"--output={tmp_path}/ok", "--raw")
     assert ok.returncode == 0, ok.stderr
     assert "raw weights" in ok.stdout and os.path.isfile(tmp_path / "ok" / "model.weights.h5")
-    bad = run_command("coltran_tf.convert", "--config=configs/colorizer.py:tiny",
+    bad = run_command("coltran_tf.commands.convert", "--config=configs/colorizer.py:tiny",
                       f"--checkpoint={path}/ckpt", f"--output={tmp_path}/bad")
     assert bad.returncode == 2
     assert "does not match" in bad.stderr and "nothing was loaded" in bad.stderr

@@ -168,7 +168,7 @@ def test_released_without_network_names_the_official_url(home, monkeypatch):
 
 
 def _colorize(*args):
-    return run_command("coltran_tf.colorize", *args)
+    return run_command("coltran_tf.commands.colorize", *args)
 
 
 def test_colorize_checkpoints_url_and_a_truncated_zip(tmp_path, home):

@@ -125,7 +125,7 @@ def test_hosts_split_batches_contiguously(hosts, expected):
 def test_two_host_jobs_together_equal_one_job(workdir, tmp_path):
     def sample(logdir, *extra):
         result = run_command(
-            "coltran_tf.sample", "--config=color_upsampler:tiny", "--mode=sample_test",
+            "coltran_tf.commands.sample", "--config=color_upsampler:tiny", "--mode=sample_test",
             f"--logdir={logdir}", f"--checkpoint={workdir / 'color_upsampler'}",
             "--config.sample.num_outputs=4", "--config.sample.batch_size=2",
             "--config.sample.log_dir=out", f"--config.sample.gen_data_dir={workdir / 'stage1'}",
@@ -165,7 +165,7 @@ def test_tfrecords_to_images_and_contact_sheet(workdir, tmp_path):
 
     sheet = tmp_path / "sheet.png"
     result = run_command(
-        "coltran_tf.tfrecords_to_images", f"--gen_dir={workdir / 'stage1'}",
+        "coltran_tf.commands.tfrecords_to_images", f"--gen_dir={workdir / 'stage1'}",
         f"--output_dir={tmp_path / 'pngs'}", f"--stage_dirs={workdir / 'stage1'}",
         "--config=colorizer:tiny", "--config.sample.batch_size=2",
         f"--contact_sheet={sheet}")
@@ -180,7 +180,7 @@ def test_tfrecords_to_images_and_contact_sheet(workdir, tmp_path):
 
 def test_sample_command_reports_bad_input(workdir, tmp_path, monkeypatch):
     def run(*args):
-        return run_command("coltran_tf.sample", "--mode=sample_test", *args)
+        return run_command("coltran_tf.commands.sample", "--mode=sample_test", *args)
 
     missing = run("--config=configs/colorizer.py:tiny", f"--logdir={tmp_path / 'untrained'}")
     assert missing.returncode == 2

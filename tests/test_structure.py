@@ -146,3 +146,10 @@ def test_the_stage_table_is_the_only_one():
                 if len(found) >= 2:
                     tables.append(f"{module}:{node.lineno}: {sorted(found)}")
     assert not tables, "\n".join(tables)
+
+
+def test_the_package_top_holds_no_library_module():
+    """Commands live in coltran_tf/commands/, library modules in their packages."""
+    top = [name for name in os.listdir(PACKAGE)
+           if name.endswith(".py") and name != "__init__.py"]
+    assert not top, top

@@ -29,7 +29,8 @@ def _read_log(logdir):
 
 
 def _command(config, logdir, *extra):
-    return [sys.executable, "-m", "coltran_tf.run", f"--config={config}", f"--logdir={logdir}",
+    return [sys.executable, "-m", "coltran_tf.commands.train", f"--config={config}",
+            f"--logdir={logdir}",
             *extra]
 
 
@@ -49,7 +50,8 @@ def _run(args, **env):
 
 def _train(config, logdir, *extra):
     """`coltran-train` in this process; its output."""
-    result = run_command("coltran_tf.run", f"--config={config}", f"--logdir={logdir}", *extra)
+    result = run_command("coltran_tf.commands.train", f"--config={config}",
+                         f"--logdir={logdir}", *extra)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
 
@@ -134,17 +136,19 @@ def test_multi_worker_with_two_processes_matches_one_device(tmp_path, one_device
 
 
 def test_command_reports_config_mistakes(tmp_path, monkeypatch):
-    result = run_command("coltran_tf.run", "--config=configs/colorizer.py:tiny",
+    result = run_command("coltran_tf.commands.train", "--config=configs/colorizer.py:tiny",
                          f"--logdir={tmp_path}", "--config.no_such_key=1")
     assert result.returncode != 0 and "no_such_key" in result.stderr
-    result = run_command("coltran_tf.run", "--config=colorizer:tiny", f"--logdir={tmp_path}",
+    result = run_command("coltran_tf.commands.train", "--config=colorizer:tiny",
+                         f"--logdir={tmp_path}",
                          "--config.dataset=folder",
                          f"--config.data.data_dir={tmp_path / 'missing'}")
     assert result.returncode == 2 and "missing" in result.stderr
     assert "--config.data.data_dir" in result.stderr
     # A released-weights URL that cannot be fetched.
     monkeypatch.setenv("COLTRAN_TF_HOME", str(tmp_path / "cache"))
-    result = run_command("coltran_tf.run", "--config=colorizer:tiny", f"--logdir={tmp_path}",
+    result = run_command("coltran_tf.commands.train", "--config=colorizer:tiny",
+                         f"--logdir={tmp_path}",
                          "--mode=eval_test", "--checkpoint=http://127.0.0.1:9/coltran.zip")
     assert result.returncode == 2
     assert "cannot reach http://127.0.0.1:9/coltran.zip" in result.stderr

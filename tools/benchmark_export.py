@@ -29,8 +29,8 @@ flags.DEFINE_integer("repeats", 20, "Timed calls per runtime (median reported)."
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from coltran_tf import deploy
     from coltran_tf.demo import icolorit_dir
+    from coltran_tf.serving import deploy
 
     f = flags.FLAGS
     spec = f.model or icolorit_dir()

@@ -9,11 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-runs/demo}
 export TF_CPP_MIN_LOG_LEVEL=3
-python -m coltran_tf.run --config=configs/colorizer.py:demo --mode=train \
+python -m coltran_tf.commands.train --config=configs/colorizer.py:demo --mode=train \
     --logdir="$runs/colorizer" --config.jit_compile=True --steps_per_summaries=50
-python -m coltran_tf.run --config=configs/color_upsampler.py:demo --mode=train \
+python -m coltran_tf.commands.train --config=configs/color_upsampler.py:demo --mode=train \
     --logdir="$runs/color_upsampler" --config.jit_compile=True --steps_per_summaries=50
-python -m coltran_tf.run --config=configs/spatial_upsampler.py:demo --mode=train \
+python -m coltran_tf.commands.train --config=configs/spatial_upsampler.py:demo --mode=train \
     --logdir="$runs/spatial_upsampler" --steps_per_summaries=25
-python -m coltran_tf.icolorit.train --config=configs/icolorit.py:demo --logdir="$runs/icolorit"
+python -m coltran_tf.commands.icolorit_train --config=configs/icolorit.py:demo --logdir="$runs/icolorit"
 python tools/package_demo_weights.py --runs="$runs" --out=coltran_tf/demo

@@ -20,7 +20,7 @@ import sys
 import _paths  # noqa: F401
 from absl import app, flags
 
-from coltran_tf.fixture_check import SAMPLERS, verify_fixture_dir
+from coltran_tf.sampling.fixture_check import SAMPLERS, verify_fixture_dir
 
 flags.DEFINE_enum("sampler", "loop", list(SAMPLERS), "Colorizer sampler for the sample_* "
                   "arrays: the original algorithm ('loop') or the cached one.")

@@ -65,7 +65,7 @@ def load_model_dir(directory: str, precision: str | None = None):
         raise FileNotFoundError(
             f"{directory!r} is not a coltran_tf model directory (expected {CONFIG_FILE} and "
             f"{WEIGHTS_FILE}). Convert an original checkpoint with "
-            "coltran-convert (python -m coltran_tf.convert) first.")
+            "coltran-convert (python -m coltran_tf.commands.convert) first.")
     with open(os.path.join(directory, CONFIG_FILE)) as f:
         config = ml_collections.ConfigDict(json.load(f))
     if precision:

@@ -5,7 +5,7 @@
       --logdir=DIR2 --config.sample.gen_data_dir=DIR/samples_dir_of_stage1
   coltran-sample --config=colorizer --logdir=DIR --checkpoint=released
 
-(`python -m coltran_tf.sample` is the same command.) Each stage writes
+(`python -m coltran_tf.commands.sample` is the same command.) Each stage writes
 $logdir/$config.sample.log_dir/$gen_file.tfrecords. The model comes from
 --checkpoint (a training logdir/checkpoint of ours, an exported model
 directory, an original ColTran checkpoint, or `released[:STAGE]` / an
@@ -58,7 +58,7 @@ def main(argv):
               "continue.", file=sys.stderr)
         return 130
     except FileNotFoundError as error:
-        print(f"Error: {error}\nTrain a model into --logdir with `python -m coltran_tf.run` "
+        print(f"Error: {error}\nTrain a model into --logdir with `coltran-train` "
               "or pass --checkpoint=PATH.", file=sys.stderr)
         return 2
     except ValueError as error:  # gen_data_dir, checkpoint and data problems say their fix

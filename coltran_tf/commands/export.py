@@ -5,7 +5,7 @@
   coltran-export --model=released:spatial_upsampler --format=onnx --output=spatial.onnx
   coltran-export --model=coltran_tf/demo/colorizer --output=colorizer_savedmodel
 
-(`python -m coltran_tf.export` is the same command.)
+(`python -m coltran_tf.commands.export` is the same command.)
 
 --model takes what the loaders take: an iColoriT weights file, URL or model
 directory, or a ColTran stage (a model directory, a training logdir, an
@@ -16,7 +16,7 @@ says how). Each export is loaded back with its own runtime
 input and compared with the Keras model: the maximum absolute difference and
 the argmax agreement (or share of equal values) are printed, and a mismatch
 beyond tolerance is an error (nothing is left at --output). The
-artefacts' signatures are documented in coltran_tf/deploy.py and the README
+artefacts' signatures are documented in coltran_tf/serving/deploy.py and the README
 ("Deploy"). LiteRT and ONNX need the extra: pip install 'coltran_tf[export]'.
 """
 
@@ -42,7 +42,7 @@ flags.mark_flags_as_required(["model", "output"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from coltran_tf import deploy
+    from coltran_tf.serving import deploy
 
     f = flags.FLAGS
     try:

@@ -6,7 +6,7 @@
   coltran-evaluate --protocol=ddcolor_val5k --generated=val5k_colorized \
       --tfds_data_dir=~/tensorflow_datasets
 
-(`python -m coltran_tf.evaluate_images` is the same command.)
+(`python -m coltran_tf.commands.evaluate` is the same command.)
 
 --generated and --reference each take a folder of images, a staged-sampling
 output folder of gen<N>.tfrecords (any stage; the records say their size and samples)

@@ -4,7 +4,7 @@ Example (the released ImageNet colorizer, unzipped by hand):
 
   coltran-convert --config=colorizer --checkpoint=coltran/colorizer --output=models/colorizer
 
-(`python -m coltran_tf.convert` is the same command; `--checkpoints=released`
+(`python -m coltran_tf.commands.convert` is the same command; `--checkpoints=released`
 of coltran-colorize does this for all three stages, into the cache.) The
 config must describe the checkpoint's model: a preset (colorizer,
 color_upsampler, spatial_upsampler, with :tiny etc.) or an experiment file (our

@@ -3,7 +3,7 @@
   icolorit-colorize --image=photo.jpg --hints=hints.json --output=photo_color.png
   icolorit-colorize --image=photo.jpg --weights=icolorit_tiny.npz   # official weights
 
-(`python -m coltran_tf.icolorit.colorize` is the same command.)
+(`python -m coltran_tf.commands.icolorit_colorize` is the same command.)
 
 --hints: JSON, a list of {"y": row, "x": column, "rgb": [r, g, b]} (or
 "ab": [a, b]) in the photo's own pixels; no --hints = automatic colorization.

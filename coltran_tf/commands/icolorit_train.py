@@ -1,4 +1,4 @@
-"""Train iColoriT (the `icolorit-train` command; `python -m coltran_tf.icolorit.train`).
+"""Train iColoriT (the `icolorit-train` command; `python -m coltran_tf.commands.icolorit_train`).
 
   icolorit-train --config=configs/icolorit.py --logdir=DIR
   icolorit-train --config=icolorit:tiny --logdir=/tmp/ic

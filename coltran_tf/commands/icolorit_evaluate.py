@@ -3,7 +3,7 @@
   icolorit-evaluate --weights=W --data_dirs=ctest10k,flowers \
       --hint_root=hints --store_dir=results
 
-(`python -m coltran_tf.icolorit.evaluate` is the same command.)
+(`python -m coltran_tf.commands.icolorit_evaluate` is the same command.)
 
 For each data dir D: images in D/imgs/ (official layout) or D itself; hints in
 <hint_root>/<basename of D>/h2-n<N>/<stem>.txt (row col per line); prints and

@@ -4,7 +4,7 @@
   coltran-colorize --img_dir=photos --store_dir=out --checkpoints=coltran
   coltran-colorize --img_dir=data --store_dir=out     # the bundled demo weights
 
-(`python -m coltran_tf.colorize` is the same command.) --checkpoints=released
+(`python -m coltran_tf.commands.colorize` is the same command.) --checkpoints=released
 fetches the authors' released checkpoints once (about 0.85 GB), converts them
 and caches them ($COLTRAN_TF_HOME, default ~/.keras/coltran_tf); an
 http(s)://...zip or gs:// URL of an archive in the same layout (a mirror)

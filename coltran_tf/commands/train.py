@@ -6,7 +6,7 @@
       --config.max_train_steps=50 --steps_per_summaries=10
   coltran-train --config=colorizer --mode=eval_test --logdir=DIR --checkpoint=released
 
-(`python -m coltran_tf.run` is the same command.) --config takes an
+(`python -m coltran_tf.commands.train` is the same command.) --config takes an
 experiment file or a preset (colorizer, color_upsampler, spatial_upsampler,
 with variants after a colon).
 

@@ -203,10 +203,15 @@ def test_benchmark_sampler_prints_the_samplers_and_their_ratios():
 
 
 def test_sample_and_colorize_use_the_cached_sampler_by_default():
+    import importlib
+
     from absl import flags as absl_flags
 
-    from coltran_tf.commands import colorize  # noqa: F401  (defines the --sampler flags)
+    from coltran_tf.commands import colorize
     from coltran_tf.configs.sampler import SamplerOptions
+
+    if "sampler" not in absl_flags.FLAGS:  # forgotten by a command run before (run_command)
+        importlib.reload(colorize)
     from configs import colorizer
 
     for variant in (None, "tiny"):

@@ -7,7 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from coltran_tf.serving import deploy
+from coltran_tf.sampling.serving import ColorizerServing
+from coltran_tf.serving import deploy, load_module
 from conftest import run_command, write_tiny_models
 
 HAVE = {"savedmodel": True,
@@ -47,8 +48,8 @@ def test_icolorit_exports_and_its_runtimes_match_keras(models, tmp_path, fmt):
                          f"--format={fmt}", f"--output={output}")
     assert result.returncode == 0, result.stderr
     assert os.path.exists(output) and "max |difference| vs Keras" in result.stdout
-    module = deploy.load_module(str(models / "icolorit"))
-    inputs = deploy.example_inputs(module, seed=7)
+    module = load_module(str(models / "icolorit"))
+    inputs = module.example_inputs(seed=7)
     expected = np.asarray(module.serve(**inputs)["ab"])
     actual = deploy.RUNNERS[fmt](output, inputs)
     assert set(actual) == {"ab"} and actual["ab"].shape == expected.shape
@@ -64,15 +65,15 @@ def test_upsamplers_export_to_every_format_and_their_runtimes_match_keras(tmp_pa
     after the others ran."""
     write_tiny_models(tmp_path / "models", stages=(name,), low_resolution=8,
                       spatial_resolution=16)
-    module = deploy.load_module(str(tmp_path / "models" / name))
-    assert module.name == name  # routed to upsampler_module
-    inputs = deploy.example_inputs(module, seed=7)
+    module = load_module(str(tmp_path / "models" / name))
+    assert module.name == name and module.exact == ("argmax",)  # an upsampler's module
+    inputs = module.example_inputs(seed=7)
     expected = {k: np.asarray(v) for k, v in module.serve(**inputs).items()}
     for fmt in [f for f in deploy.FORMATS if HAVE[f]]:
         output = _artefact(tmp_path, name, fmt)
         report = deploy.export(module, fmt, output)
         assert report["outputs"]["argmax"]["agreement"] >= 0.999, fmt
-        assert report["outputs"]["logits"]["max_abs_diff"] <= deploy.TOLERANCE["logits"], fmt
+        assert report["outputs"]["logits"]["max_abs_diff"] <= module.tolerances["logits"], fmt
         actual = deploy.RUNNERS[fmt](output, inputs)
         assert set(actual) == {"argmax", "logits"}, fmt
         assert actual["logits"].shape == expected["logits"].shape, fmt
@@ -90,8 +91,8 @@ def test_the_icolorit_signature_is_the_models_forward(models):
     from coltran_tf.icolorit.convert import load_saved
 
     model = load_saved(str(models / "icolorit"))
-    module = deploy.load_module(str(models / "icolorit"))
-    inputs = deploy.example_inputs(module, seed=3)
+    module = load_module(str(models / "icolorit"))
+    inputs = module.example_inputs(seed=3)
     mask = inputs["hint_mask"]
     network = np.concatenate([(inputs["lightness"] - L_CENT) / L_NORM,
                               inputs["hint_ab"] / AB_NORM * mask, mask], axis=-1)
@@ -125,8 +126,8 @@ def test_icolorit_export_takes_the_precision_and_its_own_resolution(models, tmp_
     result = run_command("coltran_tf.commands.export", f"--model={models / 'icolorit'}",
                          "--precision=bfloat16", f"--resolution={size}", f"--output={output}")
     assert result.returncode == 0, result.stderr
-    float32 = deploy.load_module(str(models / "icolorit"))
-    inputs = deploy.example_inputs(float32, seed=5)
+    float32 = load_module(str(models / "icolorit"))
+    inputs = float32.example_inputs(seed=5)
     got = deploy.run_savedmodel(str(output), inputs)["ab"]
     assert got.dtype == np.float32
     difference = np.abs(got - np.asarray(float32.serve(**inputs)["ab"])).max()
@@ -182,7 +183,7 @@ def test_the_colorizer_savedmodel_serves_the_cached_sampler(colorizer, tmp_path)
     from coltran_tf.sampling.cached_sampler import sample_colorizer_cached
 
     _, model = colorizer
-    deploy.save_savedmodel(deploy.colorizer_module(model), str(tmp_path / "colorizer"))
+    deploy.save_savedmodel(ColorizerServing(model), str(tmp_path / "colorizer"))
     loaded = tf.saved_model.load(str(tmp_path / "colorizer"))
     assert set(loaded.signatures) == {"sample", "serving_default"}
     sample = loaded.signatures["sample"]
@@ -240,9 +241,47 @@ def test_the_colorizer_litert_failure_is_named_and_leaves_nothing(colorizer, tmp
     compare its samples like the ONNX test does and document it."""
     _, model = colorizer
     with pytest.raises(deploy.ExportError) as error:
-        deploy.export(deploy.colorizer_module(model, portable=True), "tflite",
+        deploy.export(ColorizerServing(model, portable=True), "tflite",
                       str(tmp_path / "colorizer.tflite"))
     assert "does not convert to LiteRT" in str(error.value)
     assert "operand #1 does not dominate this use" in str(error.value)
     assert "--format=savedmodel or --format=onnx" in str(error.value)
     assert os.listdir(tmp_path) == []
+
+
+def test_the_formats_ask_a_serving_module_only_its_interface(tmp_path):
+    """deploy.py saves, runs and compares any ServingModule by its interface
+    (signatures, example inputs, tolerances): it names no model family."""
+    import tensorflow as tf
+
+    from coltran_tf.utils.serving import ServingModule
+
+    class Doubler(ServingModule):
+        tolerances, exact = {"y": 1e-6}, ("n",)
+
+        def __init__(self):
+            super().__init__(name="colorizer")  # a misleading name changes nothing
+            self.serve = tf.function(lambda x: {"y": 2.0 * x, "n": tf.cast(x > 0, tf.int32)},
+                                     input_signature=[tf.TensorSpec([None, 3], tf.float32,
+                                                                    name="x")])
+
+        def example_inputs(self, seed=0):
+            return {"x": np.random.default_rng(seed).normal(size=(2, 3)).astype(np.float32)}
+
+    report = deploy.export(Doubler(), "savedmodel", str(tmp_path / "doubler"))
+    assert report["outputs"]["y"]["max_abs_diff"] == 0 and report["outputs"]["n"]["agreement"] == 1
+    assert not [word for word in ("colorizer", "icolorit", "upsampler", "coltran_core")
+                if word in _code_without_docstrings(deploy.__file__)]
+
+
+def _code_without_docstrings(path: str) -> str:
+    import ast
+
+    tree = ast.parse(open(path).read())
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        first = body[0] if isinstance(body, list) and body else None
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                and isinstance(first.value.value, str):
+            body[0] = ast.Pass()
+    return ast.unparse(tree).lower()

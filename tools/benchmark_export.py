@@ -30,12 +30,12 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     from coltran_tf.demo import icolorit_dir
-    from coltran_tf.serving import deploy
+    from coltran_tf.serving import deploy, load_module
 
     f = flags.FLAGS
     spec = f.model or icolorit_dir()
-    module = deploy.load_module(spec)
-    inputs = deploy.example_inputs(module)
+    module = load_module(spec)
+    inputs = module.example_inputs()
     batch = len(next(iter(inputs.values())))
     print(f"{machine()}; {spec}; batch {batch}; median of {f.repeats} calls",
           flush=True)
@@ -47,10 +47,9 @@ def main(argv):
     try:
         for fmt in deploy.FORMATS:
             path = os.path.join(root, "model" if fmt == "savedmodel" else f"model.{fmt}")
-            # The colorizer's LiteRT/ONNX module differs (uniforms in place of seeds).
-            portable = module.name == "colorizer" and fmt != "savedmodel"
-            exported = deploy.load_module(spec, fmt=fmt) if portable else module
-            inputs = deploy.example_inputs(exported)
+            # ONNX and LiteRT take the portable graph (the colorizer's differs).
+            exported = load_module(spec, fmt=fmt)
+            inputs = exported.example_inputs()
             try:
                 report = deploy.export(exported, fmt, path)
             except deploy.ExportError as error:

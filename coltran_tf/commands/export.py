@@ -27,7 +27,8 @@ from absl import app, flags
 from coltran_tf.utils import precision
 
 flags.DEFINE_string("model", None, "The model to export (see above).")
-flags.DEFINE_enum("format", "savedmodel", ["savedmodel", "tflite", "onnx"], "Artefact format.")
+flags.DEFINE_enum("format", "savedmodel", ["savedmodel", "tflite", "onnx"],
+                  "Artefact format (serving/deploy.py's FORMATS).")
 flags.DEFINE_string("output", None, "Where the artefact goes (a directory for savedmodel, "
                     "a file for tflite and onnx).")
 flags.DEFINE_enum("kind", "auto", ["auto", "icolorit", "coltran"], "What --model is "
@@ -42,12 +43,12 @@ flags.mark_flags_as_required(["model", "output"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from coltran_tf.serving import deploy
+    from coltran_tf.serving import deploy, load_module
 
     f = flags.FLAGS
     try:
         print(f"Loading {f.model} ...", flush=True)
-        module = deploy.load_module(f.model, f.kind, f.resolution, f.precision, f.format)
+        module = load_module(f.model, f.kind, f.resolution, f.precision, f.format)
         report = deploy.export(module, f.format, f.output, f.overwrite,
                                progress=lambda line: print(line, flush=True))
     except (deploy.ExportError, ValueError, OSError) as error:

@@ -7,7 +7,8 @@ full-resolution image. Every stage name in the package (flags, release
 folders, presets, pipeline slots, demo and model directories) and every
 stage fact (its model, its place, what it takes) is read from `STAGES`.
 Adding a stage is a row here, its model file and, when its sampling differs
-from `sample(batch, previous, mode, seed)`, an adapter in sampling/stage.py.
+from `sample(batch, previous, mode, seed)` or its serving from the others',
+an adapter in sampling/stage.py or sampling/serving.py.
 """
 
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ class Stage:
     gives: what it gives the next stage.
     reference_scope: the variable scope of its model in the original's
       checkpoints (the released ones).
+    serving: "module:Class" of its serving module, what its exports compute
+      (sampling/serving.py).
     sampler: "module:Class" of the adapter that gives it the stages' one
       method, sample(batch, previous, mode, seeds) (sampling/stage.py), or
       None when its model has that method itself.
@@ -36,6 +39,7 @@ class Stage:
     takes: str | None
     gives: str
     reference_scope: str
+    serving: str
     sampler: str | None = None
 
     @property
@@ -52,15 +56,19 @@ class Stage:
 STAGES = (
     Stage("colorizer", "coltran_core", "coltran_tf.models.colorizer:ColTranCore",
           takes=None, gives="coarse 3-bit colours at the low resolution",
-          reference_scope="col_tran_core", sampler="coltran_tf.sampling.stage:ColorizerSampler"),
+          reference_scope="col_tran_core",
+          serving="coltran_tf.sampling.serving:ColorizerServing",
+          sampler="coltran_tf.sampling.stage:ColorizerSampler"),
     Stage("color_upsampler", "color_upsampler",
           "coltran_tf.models.color_upsampler:ColorUpsampler",
           takes="coarse 3-bit colours at the low resolution",
-          gives="8-bit colours at the low resolution", reference_scope="color_upsampler"),
+          gives="8-bit colours at the low resolution", reference_scope="color_upsampler",
+          serving="coltran_tf.sampling.serving:ColorUpsamplerServing"),
     Stage("spatial_upsampler", "spatial_upsampler",
           "coltran_tf.models.spatial_upsampler:SpatialUpsampler",
           takes="8-bit colours at the low resolution",
-          gives="8-bit colours at the full resolution", reference_scope="spatial_upsampler"),
+          gives="8-bit colours at the full resolution", reference_scope="spatial_upsampler",
+          serving="coltran_tf.sampling.serving:UpsamplerServing"),
 )
 NAMES = tuple(stage.name for stage in STAGES)
 MODEL_NAMES = tuple(stage.model_name for stage in STAGES)

@@ -14,6 +14,7 @@ from coltran_tf.data import decode
 from coltran_tf.icolorit import convert
 from coltran_tf.icolorit.data import get_dataset
 from coltran_tf.icolorit.model import build_icolorit, network_input
+from coltran_tf.utils.checkpointing import ChiefSaver
 from coltran_tf.utils.files import write_json
 from coltran_tf.utils.progress import GracefulStop, Rate, format_duration
 
@@ -94,16 +95,21 @@ def train(config, logdir: str, strategy: tf.distribute.Strategy | None = None) -
                                drop_path=float(config.model.drop_path))
         optimizer = build_optimizer(config, model)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
-    manager = tf.train.CheckpointManager(checkpoint, logdir, int(config.checkpoints_to_keep))
-    if manager.latest_checkpoint:
+    latest = tf.train.latest_checkpoint(logdir)
+    if latest:
         try:
-            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+            checkpoint.restore(latest).assert_existing_objects_matched()
         except (AssertionError, ValueError) as error:
             raise ValueError(
-                f"{manager.latest_checkpoint} does not fit the configured model "
+                f"{latest} does not fit the configured model "
                 f"(config.model.preset={config.model.preset!r}): {str(error)[:300]}. Continue "
                 "with the config it was trained with, or pass a new --logdir.") from None
-    write_json(os.path.join(logdir, "config.json"), json.loads(config.to_json()))
+    # The chief writes the run's files; other workers' checkpoints go to scratch.
+    saver = ChiefSaver(checkpoint, logdir, int(config.checkpoints_to_keep), strategy,
+                       lambda: int(optimizer.iterations.numpy()))
+    chief = saver.chief
+    if chief:
+        write_json(os.path.join(logdir, "config.json"), json.loads(config.to_json()))
     start = int(optimizer.iterations.numpy())
     total = int(config.max_train_steps)
     stats = decode.DecodeStats()
@@ -125,16 +131,18 @@ def train(config, logdir: str, strategy: tf.distribute.Strategy | None = None) -
                 print(f"step {step}/{total} | loss {loss:.5f} | lr {lr:.2e} | "
                       f"{per_second * int(config.batch_size):.1f} images/s | "
                       f"ETA {format_duration(eta)}", flush=True)
-                with open(os.path.join(logdir, "log.jsonl"), "a") as f:
-                    f.write(json.dumps({"step": step, "loss": loss, "lr": lr,
-                                        "time": time.time()}) + "\n")
+                if chief:
+                    with open(os.path.join(logdir, "log.jsonl"), "a") as f:
+                        f.write(json.dumps({"step": step, "loss": loss, "lr": lr,
+                                            "time": time.time()}) + "\n")
             if step % int(config.save_checkpoint_steps) == 0 or stop.requested:
-                manager.save(checkpoint_number=step)
+                saver.save()
             if stop.requested:
                 print(f"Stopped at step {step}; run the same command to continue.")
                 return logged
-    manager.save(checkpoint_number=total)
-    convert.save(model, os.path.join(logdir, "model"))
+    saver.save()
+    if chief:
+        convert.save(model, os.path.join(logdir, "model"))
     if stats.skipped:
         print(stats.summary())
     return logged

@@ -1,29 +1,14 @@
-"""Serving artefacts: iColoriT and the ColTran stages as SavedModel, LiteRT
-(TFLite) and ONNX, each checked by its own runtime against the Keras model.
+"""Export formats: save a serving module as SavedModel, LiteRT (TFLite) or ONNX,
+load it back with that format's own runtime, run it, compare with the Keras
+model.
 
-What each artefact computes (signature `serving_default`, float32 unless said):
-
-  iColoriT      lightness (B, S, S, 1) CIE L in [0, 100], hint_ab (B, S, S, 2)
-                Lab a, b of the hints, hint_mask (B, S, S, 1) 1 where a hint is
-                -> ab (B, S, S, 2), the predicted Lab a, b (the model's forward;
-                S = --resolution, 224 for the released weights).
-  upsamplers    gray (B, R, R, 1) int32 in [0, 255], channels (B, R, R, 3) int32
-                (color upsampler: 3-bit colours 0..7 at 64x64, R = 64; spatial
-                upsampler: 8-bit colours 0..255 resized up to R)
-                -> argmax (B, R, R, 3) int32 and logits (B, R, R, 3, 256) float32.
-
-  colorizer     (SavedModel; signatures `sample` and `serving_default`, the cached
-                sampler, compiled by XLA when first called) gray (B, R, R, 1)
-                int32 in [0, 255], seeds (B,) int64, temperature () float32 > 0,
-                top_k () int32 (0: off), top_p () float32 in (0, 1] (1: off)
-                -> coarse (B, R, R, 3) uint8 (3-bit colours as x * 32; the color
-                upsampler takes coarse // 32) and proba (B, R, R, 512) float32.
-                ONNX: the same with uniforms (B, R, R) float32 in place of seeds
-                (cached_sampler.seed_uniforms). LiteRT: the converter fails on
-                the sampling loop (COLORIZER_LITERT says how).
+A serving module (utils.serving.ServingModule) comes from its model family:
+iColoriT's (icolorit/serving.py) and ColTran's stages' (sampling/serving.py);
+their docstrings hold the signatures. This module asks a serving module only
+what that interface offers (its signatures, example inputs, tolerances) and
+never which model it is; `serving.load_module` picks the family.
 """
 
-import json
 import os
 import shutil
 import tempfile
@@ -32,15 +17,6 @@ import numpy as np
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 EXTRA = "pip install 'coltran_tf[export]'"
-TOLERANCE = {"ab": 1e-2, "logits": 1e-3, "proba": 1e-3}  # max |difference| per output
-EXACT = ("argmax", "coarse")  # integer outputs: the share of equal values is checked
-
-
-COLORIZER_LITERT = (
-    "The colorizer's sampling loop does not convert to LiteRT: TensorFlow's LiteRT converter "
-    "fails with 'operand #1 does not dominate this use' (a Transpose outside the loops is "
-    "handed a permutation constant that lives inside a loop body). Export the colorizer as "
-    "--format=savedmodel or --format=onnx (README, Deploy).")
 
 
 class ExportError(ValueError):
@@ -53,166 +29,10 @@ def _tf():
     return tf
 
 
-def icolorit_module(model, resolution: int):
-    """tf.Module with the iColoriT signature (Lab in, Lab ab out)."""
-    tf = _tf()
-    from coltran_tf.icolorit.color import AB_NORM, L_CENT, L_NORM
-
-    size = int(resolution)
-
-    class IColoritServing(tf.Module):
-        def __init__(self):
-            super().__init__(name="icolorit")
-            self.model = model
-
-        @tf.function(input_signature=[
-            tf.TensorSpec([None, size, size, 1], tf.float32, name="lightness"),
-            tf.TensorSpec([None, size, size, 2], tf.float32, name="hint_ab"),
-            tf.TensorSpec([None, size, size, 1], tf.float32, name="hint_mask")])
-        def serve(self, lightness, hint_ab, hint_mask):
-            inputs = tf.concat([(lightness - L_CENT) / L_NORM, hint_ab / AB_NORM * hint_mask,
-                                hint_mask], axis=-1)
-            return {"ab": tf.cast(self.model(inputs, training=False), tf.float32) * AB_NORM}
-
-    return IColoritServing()
-
-
-def upsampler_module(model):
-    """tf.Module with an upsampler's parallel pass: (gray, channels) -> argmax, logits."""
-    tf = _tf()
-    side = int(model.resolution)
-
-    class UpsamplerServing(tf.Module):
-        def __init__(self):
-            super().__init__(name=model.name)
-            self.model = model
-
-        @tf.function(input_signature=[
-            tf.TensorSpec([None, side, side, 1], tf.int32, name="gray"),
-            tf.TensorSpec([None, side, side, 3], tf.int32, name="channels")])
-        def serve(self, gray, channels):
-            embedded = self.model.gray_embedding(gray[..., 0])
-            logits = tf.stack([tf.cast(self.model.channel_logits(embedded, channels[..., c], c),
-                                       tf.float32) for c in range(3)], axis=3)
-            return {"argmax": tf.argmax(logits, axis=-1, output_type=tf.int32),
-                    "logits": logits}
-
-    return UpsamplerServing()
-
-
-def colorizer_module(model, portable: bool = False):
-    """tf.Module whose signature is the cached sampler
-    (cached_sampler.serving_sampler): (gray, seeds, temperature, top_k, top_p)
-    -> coarse, proba, its loops compiled by XLA at run time.
-
-    portable=True (ONNX, LiteRT): the plain-graph loop, and `uniforms` (B, R, R)
-    in [0, 1) in place of seeds, since neither runtime has TensorFlow's
-    stateless random generator (cached_sampler.seed_uniforms turns seeds into
-    the uniforms that draw the same samples).
-    """
-    tf = _tf()
-    from coltran_tf.sampling.cached_sampler import serving_sampler
-
-    side = int(model.resolution)
-    sampler = serving_sampler(model, jit_compile=not portable, seeded=not portable)
-    specs = [tf.TensorSpec([None, side, side, 1], tf.int32, name="gray"), None,
-             tf.TensorSpec([], tf.float32, name="temperature"),
-             tf.TensorSpec([], tf.int32, name="top_k"),
-             tf.TensorSpec([], tf.float32, name="top_p")]
-    module = tf.Module(name="colorizer")
-    module.model = model
-    if portable:
-        specs[1] = tf.TensorSpec([None, side, side], tf.float32, name="uniforms")
-
-        @tf.function(input_signature=specs)
-        def serve(gray, uniforms, temperature, top_k, top_p):
-            return sampler(gray, uniforms, temperature, top_k, top_p)
-    else:
-        specs[1] = tf.TensorSpec([None], tf.int64, name="seeds")
-
-        @tf.function(input_signature=specs)
-        def serve(gray, seeds, temperature, top_k, top_p):
-            return sampler(gray, seeds, temperature, top_k, top_p)
-    module.serve = serve
-    return module
-
-
-def _saved_config(path: str) -> dict:
-    config = os.path.join(path, "config.json")
-    if os.path.isfile(config):
-        with open(config) as f:
-            return json.load(f)
-    return {}
-
-
-def _looks_like_icolorit(path: str) -> bool:
-    from coltran_tf import demo
-
-    if demo.is_demo(path):
-        return path == "demo:icolorit"
-    return path.endswith((".npz", ".pth")) or "patch_size" in _saved_config(path)
-
-
-def load_module(spec: str, kind: str = "auto", resolution: int = 0,
-                precision_name: str = "float32", fmt: str = "savedmodel"):
-    """The serving tf.Module of a model spec for format `fmt` (icolorit_module,
-    upsampler_module or colorizer_module)."""
-    if kind == "icolorit" or (kind == "auto" and _looks_like_icolorit(spec)):
-        from coltran_tf.icolorit.convert import load_icolorit
-
-        model = load_icolorit(spec, report=lambda line: None, precision=precision_name)
-        if resolution and resolution != model.image_size:
-            raise ExportError(
-                f"--resolution={resolution}: this iColoriT model takes {model.image_size}x"
-                f"{model.image_size} inputs (its position table is fixed).")
-        return icolorit_module(model, model.image_size)
-    from coltran_tf.checkpoints.loading import load_model
-
-    model, _, _ = load_model(spec, precision=precision_name)
-    if hasattr(model, "channel_logits"):
-        return upsampler_module(model)
-    return colorizer_module(model, portable=fmt != "savedmodel")
-
-
-def example_inputs(module, seed: int = 0) -> dict:
-    """A fixed input for the signature of `module` (what the checks compare on):
-    random images; the colorizer's a batch of two, seeds seed and seed + 1 (or
-    their uniforms) and the default controls (no temperature, top-k, top-p)."""
-    rng = np.random.default_rng(seed)
-    inputs = {}
-    batch = 2 if module.name == "colorizer" else 1
-    for spec in module.serve.input_signature:
-        shape = (batch,) + tuple(spec.shape[1:])
-        if spec.shape.rank == 0:  # the colorizer's controls
-            inputs[spec.name] = np.asarray({"temperature": 1.0, "top_k": 0, "top_p": 1.0}
-                                           [spec.name], spec.dtype.as_numpy_dtype)
-        elif spec.name == "seeds":
-            inputs[spec.name] = seed + np.arange(batch, dtype=np.int64)
-        elif spec.name == "uniforms":
-            from coltran_tf.sampling.cached_sampler import seed_uniforms
-
-            inputs[spec.name] = seed_uniforms(module.model, seed + np.arange(batch))
-        elif spec.name == "lightness":
-            inputs[spec.name] = rng.uniform(0, 100, shape).astype(np.float32)
-        elif spec.name == "hint_ab":
-            inputs[spec.name] = rng.uniform(-60, 60, shape).astype(np.float32)
-        elif spec.name == "hint_mask":
-            inputs[spec.name] = (rng.uniform(size=shape) < 0.02).astype(np.float32)
-        elif spec.name == "gray":
-            inputs[spec.name] = rng.integers(0, 256, shape).astype(np.int32)
-        else:  # channels: 3-bit for the color upsampler's 64x64 input, else 8-bit
-            top = 8 if shape[1] <= 64 and "color" in module.name else 256
-            inputs[spec.name] = rng.integers(0, top, shape).astype(np.int32)
-    return inputs
-
-
 def save_savedmodel(module, path: str, custom_gradients: bool = True) -> str:
     tf = _tf()
     options = tf.saved_model.SaveOptions(experimental_custom_gradients=custom_gradients)
-    signatures = {"serving_default": module.serve}
-    if module.name == "colorizer":
-        signatures["sample"] = module.serve
-    tf.saved_model.save(module, path, signatures=signatures, options=options)
+    tf.saved_model.save(module, path, signatures=module.signatures(), options=options)
     return path
 
 
@@ -236,6 +56,7 @@ def _frozen_module(module):
     frozen = convert_variables_to_constants_v2(concrete)
     names = [spec.name for spec in module.serve.input_signature]
     holder = tf.Module()
+    holder.signatures = lambda: {"serving_default": holder.serve}
 
     @tf.function(input_signature=module.serve.input_signature)
     def serve(*inputs):
@@ -338,10 +159,11 @@ SAVERS = {"savedmodel": save_savedmodel, "tflite": save_tflite, "onnx": save_onn
 RUNNERS = {"savedmodel": run_savedmodel, "tflite": run_tflite, "onnx": run_onnx}
 
 
-def compare(expected: dict, actual: dict) -> dict:
-    """{output: {"max_abs_diff", ["argmax_agreement" of logits | "agreement" of integer
-    outputs]}}; raises ExportError when an
-    output is missing or differs beyond TOLERANCE."""
+def compare(expected: dict, actual: dict, tolerances: dict, exact=()) -> dict:
+    """{output: {"max_abs_diff", ["argmax_agreement" of logits | "agreement" of
+    integer outputs]}}; raises ExportError when an output is missing or differs
+    beyond `tolerances` (output -> largest |difference|), or an `exact` output
+    agrees on fewer than 99.9% of its values."""
     report = {}
     for name, want in expected.items():
         if name not in actual:
@@ -354,14 +176,14 @@ def compare(expected: dict, actual: dict) -> dict:
                  if want.size else 0.0}
         if name == "logits":
             entry["argmax_agreement"] = float(np.mean(got.argmax(-1) == want.argmax(-1)))
-        if name in EXACT:
+        if name in exact:
             entry["agreement"] = float(np.mean(got == want))
         report[name] = entry
-        tolerance = TOLERANCE.get(name)
+        tolerance = tolerances.get(name)
         if tolerance is not None and not entry["max_abs_diff"] <= tolerance:  # NaN fails too
             raise ExportError(f"Output {name!r} differs from the Keras model by "
                               f"{entry['max_abs_diff']:.3g} (> {tolerance}).")
-        if name in EXACT and entry["agreement"] < 0.999:
+        if name in exact and entry["agreement"] < 0.999:
             raise ExportError(f"{name} agrees with the Keras model on only "
                               f"{100 * entry['agreement']:.2f}% of values.")
     return report
@@ -392,13 +214,14 @@ def export(module, fmt: str, output: str, overwrite: bool = False,
         try:
             SAVERS[fmt](module, target)
         except ExportError as error:
-            if fmt == "tflite" and module.name == "colorizer":
-                raise ExportError(f"{COLORIZER_LITERT}\n{error}") from None
+            if fmt == "tflite" and module.litert_refusal:
+                raise ExportError(f"{module.litert_refusal}\n{error}") from None
             raise
-        inputs = example_inputs(module)
+        inputs = module.example_inputs()
         progress(f"Checking it with {RUNTIME_NAMES[fmt]} against the Keras model ...")
-        expected = {k: np.asarray(v) for k, v in module.serve(**inputs).items()}
-        report = {"format": fmt, "outputs": compare(expected, RUNNERS[fmt](target, inputs))}
+        report = {"format": fmt, "outputs": compare(module.expected(inputs),
+                                                    RUNNERS[fmt](target, inputs),
+                                                    module.tolerances, module.exact)}
         if os.path.exists(output):
             (shutil.rmtree if os.path.isdir(output) else os.remove)(output)
         os.replace(target, output)

@@ -15,8 +15,6 @@ resumes from the newest. At the end the EMA weights are exported to
 
 import json
 import os
-import shutil
-import time
 
 import tensorflow as tf
 from absl import logging
@@ -24,7 +22,8 @@ from absl import logging
 from coltran_tf.checkpoints.native import CONFIG_FILE, config_to_dict
 from coltran_tf.data import datasets, decode
 from coltran_tf.train import state as state_lib
-from coltran_tf.utils.distribute import is_chief, task_id
+from coltran_tf.utils.checkpointing import ChiefSaver
+from coltran_tf.utils.distribute import is_chief
 from coltran_tf.utils.files import write_json
 from coltran_tf.utils.progress import GracefulStop, Rate, format_duration
 
@@ -72,39 +71,6 @@ def make_train_chunk(state: state_lib.TrainState, strategy, jit_compile: bool = 
     return train_chunk
 
 
-class _Saver:
-    """CheckpointManager in `logdir` (chief) or a scratch dir (other workers).
-
-    Multi-worker saving needs every worker to write; only the chief's copy is
-    kept.
-    """
-
-    def __init__(self, state, logdir, config, strategy):
-        self.chief = is_chief(strategy)
-        self.directory = logdir if self.chief else os.path.join(
-            logdir, f".worker_{task_id(strategy)}")
-        self.manager = tf.train.CheckpointManager(
-            state.checkpoint, self.directory, max_to_keep=int(config.checkpoints_to_keep),
-            checkpoint_name="ckpt")
-        self.state = state
-        self.last_time = time.monotonic()
-        self.last_step = state.step
-
-    def save(self) -> str | None:
-        step = self.state.step
-        self.last_time = time.monotonic()
-        if step == self.last_step and self.manager.latest_checkpoint:
-            return None
-        path = self.manager.save(checkpoint_number=step)
-        self.last_step = step
-        if not self.chief:
-            shutil.rmtree(self.directory, ignore_errors=True)
-        return path
-
-    def due(self, every_secs: float) -> bool:
-        return time.monotonic() - self.last_time >= every_secs
-
-
 def _progress_line(step, total, losses, rate, eta, batch_size, stats) -> str:
     parts = [f"step {step}/{total}", f"loss {losses['loss_bits_per_dim']:.4f} bits/dim"]
     if "encoder_loss_bits_per_dim" in losses:
@@ -149,7 +115,8 @@ def train(config, logdir: str, strategy: tf.distribute.Strategy | None = None,
     chief = is_chief(strategy)
     if chief:
         _write_config(logdir, config)
-    saver = _Saver(state, logdir, config, strategy)
+    saver = ChiefSaver(state.checkpoint, logdir, int(config.checkpoints_to_keep), strategy,
+                       lambda: state.step)
     summary = {"step": start, "start_step": start, "history": [], "skipped_images": 0,
                "stopped_by": None, "export_dir": None}
     if start >= total:
@@ -179,7 +146,9 @@ def train(config, logdir: str, strategy: tf.distribute.Strategy | None = None,
             if chief:
                 _append_log(logdir, {"step": step, **losses, "steps_per_sec": steps_per_sec})
             if saver.due(float(config.save_checkpoint_secs)):
-                report(f"Saved {saver.save()}")
+                path = saver.save()
+                if path:
+                    report(f"Saved {path}")
         summary["stopped_by"] = stop.requested
         path = saver.save()
         if path:

@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from coltran_tf.evaluation import frechet
 from coltran_tf.evaluation.evaluate import EvaluationError, evaluate
 from coltran_tf.evaluation.image_sets import FolderSet
-from coltran_tf.utils import image_metrics
+from coltran_tf.utils import frechet, image_metrics
 from conftest import REPO_ROOT, run_command
 
 

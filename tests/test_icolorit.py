@@ -171,15 +171,22 @@ def test_warmup_then_cosine_schedule():
 
 
 def test_metrics_follow_the_official_definitions():
-    assert metrics.boundary_mask(224).sum() == 10_972
+    """iColoriT's metrics, the registry's under the official settings."""
+    from coltran_tf.utils import metrics as registry
+
+    assert registry.boundary_mask(224, metrics.PATCH).sum() == 10_972
     image = np.random.default_rng(0).uniform(size=(224, 224, 3))
     assert metrics.psnr(image, image) == pytest.approx(50.0)
     shifted = np.clip(image + 0.1, 0, 1)
     assert metrics.psnr(shifted, image) < 25
-    assert metrics.patch_error_variance(image + 0.1, image) == pytest.approx(0.0, abs=1e-6)
+    assert metrics.value("PEV", image + 0.1, image) == pytest.approx(0.0, abs=1e-6)
     worse = image.copy()
     worse[:16, :16] += 0.5
-    assert metrics.patch_error_variance(worse, image) > 10
+    assert metrics.value("PEV", worse, image) > 10
+    boundary = shifted.copy()
+    boundary[15:17] = image[15:17]  # one border line right: B-PSNR rises, PSNR barely
+    assert metrics.value("B-PSNR", boundary, image) > metrics.value("B-PSNR", shifted, image)
+    assert metrics.value("CF", image, None) > 0
 
 
 @pytest.fixture(scope="module")

@@ -14,49 +14,33 @@ import time
 
 import numpy as np
 
-from coltran_tf.evaluation import frechet
 from coltran_tf.evaluation.image_sets import PREPROCESSING, SAMPLE_SUFFIX, EvaluationError
-from coltran_tf.utils import image_metrics
+from coltran_tf.utils import metrics
 from coltran_tf.utils.progress import Rate, format_duration
 
-METRICS = ("fid", "colorfulness", "psnr")
+METRICS = ("fid", "colorfulness", "psnr")  # of the registry (utils/metrics.py)
 PAIRINGS = ("auto", "name", "index")
 _NAMED_ERRORS = 20  # unreadable files listed by name in the result (all are counted)
 
 
 class _SetStats:
-    """Colourfulness values and streamed feature moments of one set."""
+    """One set's images read, unreadable ones, and its colourfulness (a
+    registry metric); FID's moments live in the shared Frechet metric."""
 
-    def __init__(self, label: str, extractor, batch_size: int):
-        self.label, self.extractor, self.batch_size = label, extractor, batch_size
-        self.moments = frechet.RunningMoments()
-        self.colorfulness, self.unreadable, self._batch = [], [], []
-        self.images = 0
+    def __init__(self, label: str, fid):
+        self.label, self.fid = label, fid
+        self.colorfulness = metrics.create("colorfulness")
+        self.unreadable, self.images = [], 0
 
     def add(self, image: np.ndarray) -> None:
         self.images += 1
-        self.colorfulness.append(image_metrics.colorfulness(image))
-        if self.extractor is not None:
-            if self._batch and self._batch[0].shape != image.shape and \
-                    self.extractor.size is None:
-                self.flush()  # a batch holds images of one size
-            self._batch.append(image)
-            if len(self._batch) >= self.batch_size:
-                self.flush()
+        self.colorfulness.update(image)
+        if self.fid is not None:
+            self.fid.update(**{self.label: image})
 
-    def flush(self) -> None:
-        if self._batch:
-            self.moments.update(self.extractor(_stack(self._batch, self.extractor.size)))
-            self._batch = []
-
-
-def _stack(images, size):
-    if size is None or len({im.shape for im in images}) == 1:
-        return np.stack(images).astype(np.float32)
-    import tensorflow as tf  # mixed sizes into a fixed-size extractor
-
-    return np.stack([np.asarray(tf.image.resize(im.astype(np.float32), size, "bilinear"))
-                     for im in images])
+    @property
+    def moments(self):
+        return self.fid.moments[self.label]
 
 
 def _pairs(generated, reference, pairing: str):
@@ -103,7 +87,7 @@ def resolve_pairing(pairing: str, generated, reference) -> str:
     return pairing
 
 
-def evaluate(generated, reference, metrics=METRICS, extractor=None, preprocess: str = "none",
+def evaluate(generated, reference, names=METRICS, extractor=None, preprocess: str = "none",
              pairing: str = "auto", batch_size: int = 50, report=print,
              every_seconds: float = 10.0) -> dict:
     """Evaluates two image sets (evaluation.image_sets); returns the result dict.
@@ -112,19 +96,20 @@ def evaluate(generated, reference, metrics=METRICS, extractor=None, preprocess: 
       EvaluationError: unknown metrics, an empty set, unpaired or differently
         sized images for PSNR, or FID without a feature extractor.
     """
-    unknown = sorted(set(metrics) - set(METRICS))
-    if unknown or not metrics:
+    unknown = sorted(set(names) - set(METRICS))
+    if unknown or not names:
         raise EvaluationError(f"--metrics: unknown {unknown}; choose from {list(METRICS)}.")
     if preprocess not in PREPROCESSING:
         raise EvaluationError(f"--preprocess={preprocess!r}: choose one of "
                               f"{list(PREPROCESSING)}.")
-    if "fid" in metrics and extractor is None:
+    if "fid" in names and extractor is None:
         raise EvaluationError("FID needs a feature extractor.")
     transform = PREPROCESSING[preprocess] or (lambda image: image)
-    use_features = extractor if "fid" in metrics else None
-    stats = {"generated": _SetStats("generated", use_features, batch_size),
-             "reference": _SetStats("reference", use_features, batch_size)}
-    paired = "psnr" in metrics
+    fid = metrics.create("fid", extractor=extractor, batch_size=batch_size) \
+        if "fid" in names else None
+    stats = {"generated": _SetStats("generated", fid), "reference": _SetStats("reference", fid)}
+    psnr = metrics.create("psnr")
+    paired = "psnr" in names
     if paired:
         pairing = resolve_pairing(pairing, generated, reference)
         stream = _pairs(generated, reference, pairing)
@@ -134,7 +119,7 @@ def evaluate(generated, reference, metrics=METRICS, extractor=None, preprocess: 
     total = (generated.count + reference.count
              if generated.count is not None and reference.count is not None else None)
     rate, last, done = Rate(0, total or 0), time.monotonic(), 0
-    psnrs, unpaired, identical = [], {"generated": [], "reference": []}, 0
+    unpaired = {"generated": [], "reference": []}
     counted = {"generated": set(), "reference": set()}  # a reference shared by samples: once
     for g_item, r_item in stream:
         images = {}
@@ -164,22 +149,16 @@ def evaluate(generated, reference, metrics=METRICS, extractor=None, preprocess: 
                             f"{r_item.key!r} is {truth.shape[:2]}; PSNR needs equal sizes "
                             "(pass --preprocess=center_crop_256 or resize_256, or use a "
                             "--protocol that sets one).")
-                    value = image_metrics.psnr(image, truth)
-                    identical += not np.isfinite(value)
-                    psnrs.append(value)
+                    psnr.update(image, truth)
         if time.monotonic() - last >= every_seconds:
             last = time.monotonic()
             per_second, eta = rate.update(done)
             report(f"{done}/{total or '?'} images | {per_second:.1f} images/s | "
                    f"ETA {format_duration(eta) if total else '?'}")
-    for s in stats.values():
-        if use_features is not None:
-            s.flush()
-    return _result(stats, metrics, extractor, psnrs, identical, unpaired, pairing, generated,
-                   reference)
+    return _result(stats, names, fid, extractor, psnr, unpaired, pairing, generated, reference)
 
 
-def _result(stats, metrics, extractor, psnrs, identical, unpaired, pairing, generated,
+def _result(stats, names, fid, extractor, psnr, unpaired, pairing, generated,
             reference) -> dict:
     g, r = stats["generated"], stats["reference"]
     for s, source in ((g, generated), (r, reference)):
@@ -194,11 +173,12 @@ def _result(stats, metrics, extractor, psnrs, identical, unpaired, pairing, gene
             f"{generated.description} vs {reference.description}. Evaluate matching sets, "
             "or leave psnr out of --metrics.")
     result = {"num_images": g.images, "num_reference_images": r.images,
-              "metrics": list(metrics), "warnings": [],
+              "metrics": list(names), "warnings": [],
               "unreadable": {s.label: len(s.unreadable) for s in (g, r)},
               "unreadable_files": {s.label: s.unreadable[:_NAMED_ERRORS] for s in (g, r)},
               "generated": generated.description, "reference": reference.description}
-    if "fid" in metrics:
+    if "fid" in names:
+        fid.flush()
         result["feature_extractor"] = extractor.name
         dimensions = g.moments.dimensions
         for s in (g, r):
@@ -211,19 +191,17 @@ def _result(stats, metrics, extractor, psnrs, identical, unpaired, pairing, gene
                     "the covariance has rank below its dimension, so the value is biased and "
                     "not comparable with published FIDs (use more images than feature "
                     "dimensions; papers use 5,000 or more).")
-        result["fid"] = frechet.fid_from_moments(g.moments, r.moments)
-    if "colorfulness" in metrics:
-        generated_cf, reference_cf = float(np.mean(g.colorfulness)), float(
-            np.mean(r.colorfulness))
+        result["fid"] = fid.result()
+    if "colorfulness" in names:
+        generated_cf, reference_cf = g.colorfulness.result(), r.colorfulness.result()
         result.update(colorfulness=generated_cf, colorfulness_reference=reference_cf,
                       delta_colorfulness=abs(generated_cf - reference_cf))
-    if "psnr" in metrics:
-        finite = [p for p in psnrs if np.isfinite(p)]
-        result.update(psnr=float(np.mean(finite)) if finite else float("inf"),
-                      psnr_pairs=len(psnrs), psnr_identical=identical, pairing=pairing)
-        if identical:
-            result["warnings"].append(f"{identical} generated images equal their reference "
-                                      "(infinite PSNR); the mean is over the others.")
+    if "psnr" in names:
+        result.update(psnr=psnr.result() if psnr.count else float("inf"),
+                      psnr_pairs=psnr.count, psnr_identical=psnr.nonfinite, pairing=pairing)
+        if psnr.nonfinite:
+            result["warnings"].append(f"{psnr.nonfinite} generated images equal their "
+                                      "reference (infinite PSNR); the mean is over the others.")
     for s in (g, r):
         if s.unreadable:
             result["warnings"].append(f"{len(s.unreadable)} {s.label} images could not be read "

@@ -17,8 +17,9 @@ from coltran_tf.data.sources import list_image_files
 from coltran_tf.icolorit.color import AB_NORM, lab_to_uint8, normalize_lab, rgb_to_lab
 from coltran_tf.icolorit.hints import EVAL_HINT_COUNTS, read_hint_file
 from coltran_tf.icolorit.inference import forward
-from coltran_tf.icolorit.metrics import METRICS
+from coltran_tf.icolorit.metrics import EVALUATED, create
 from coltran_tf.icolorit.model import IMAGE_SIZE, network_input
+from coltran_tf.utils import metrics
 from coltran_tf.utils.files import write_json
 from coltran_tf.utils.image_metrics import EvaluationError
 from coltran_tf.utils.images import save_png
@@ -61,9 +62,9 @@ def evaluate_folder(model, data_dir: str, hint_dir: str, counts=EVAL_HINT_COUNTS
             raise EvaluationError(
                 f"{len(missing)} hint files missing in {folder} (e.g. {missing[0]}.txt); "
                 "write a fixed set with --make_hints or point --hint_dir at the official ones.")
-        scores = {name: [] for name in METRICS}
+        scores = {name: create(name) for name in EVALUATED}
         if lpips is not None:
-            scores["LPIPS"] = []
+            scores["LPIPS"] = metrics.create("lpips", distance=lpips.distance)
         for start in range(0, len(files), batch_size):
             chunk = range(start, min(start + batch_size, len(files)))
             truth = np.stack([load_ground_truth(os.path.join(root, files[i])) for i in chunk])
@@ -71,16 +72,22 @@ def evaluate_folder(model, data_dir: str, hint_dir: str, counts=EVAL_HINT_COUNTS
                               for i in chunk])
             predicted = predict(model, truth, masks)
             if lpips is not None:
-                scores["LPIPS"].extend(lpips.distance(predicted, truth).tolist())
+                scores["LPIPS"].update(predicted, truth)
             for i, p, t in zip(chunk, predicted, truth):
-                for name, metric in METRICS.items():
-                    scores[name].append(metric(p, t))
+                for name in EVALUATED:
+                    scores[name].update(p, t)
                 if store_dir:
                     save_png((p * 255).round().astype(np.uint8),
                              os.path.join(store_dir, f"h2-n{count}", stems[i] + ".png"))
-        results[count] = {name: float(np.mean(v)) for name, v in scores.items()}
+        results[count] = {name: _mean(metric) for name, metric in scores.items()}
         results[count]["images"] = len(files)
     return results
+
+
+def _mean(metric) -> float:
+    """The mean over images, the capped PSNR's 50 dB included (never infinite)."""
+    return float(np.mean(metric.values + [np.inf] * metric.nonfinite)) if metric.count \
+        else float("nan")
 
 
 def results_table(results: dict, title: str) -> str:

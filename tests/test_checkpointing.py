@@ -33,7 +33,51 @@ def test_only_the_chief_writes_an_icolorit_runs_files(tmp_path, monkeypatch, chi
         assert written == [], written
 
 
-def test_the_coltran_trainer_uses_the_same_saver():
-    from coltran_tf.train import trainer
+def test_both_families_train_on_the_one_loop_and_its_saver():
+    from coltran_tf.train import loop, trainer
 
-    assert trainer.ChiefSaver is checkpointing.ChiefSaver
+    assert trainer.loop is loop and training.loop is loop
+    assert loop.ChiefSaver is checkpointing.ChiefSaver
+
+
+def _counter_task(tmp_path, losses, **extra):
+    """A Task of no model family: a step counter, the given losses per chunk."""
+    import tensorflow as tf
+
+    from coltran_tf.train import loop
+
+    step = tf.Variable(0, dtype=tf.int64)
+    values = iter(losses)
+
+    def run_steps(iterator, steps):
+        step.assign_add(steps)
+        return {"loss": next(values)}
+
+    return loop.Task(checkpoint=tf.train.Checkpoint(step=step),
+                     current_step=lambda: int(step.numpy()), run_steps=run_steps,
+                     dataset=lambda start: tf.data.Dataset.range(10**6),
+                     describe=lambda losses: f"loss {losses['loss']:.3f}",
+                     mismatch=lambda path, error: ValueError(path), **extra)
+
+
+def test_the_loop_chunks_saves_by_steps_logs_and_stops_on_a_nonfinite_loss(tmp_path):
+    import tensorflow as tf
+
+    from coltran_tf.train import loop
+
+    lines, exported = [], []
+    task = _counter_task(tmp_path, [1.0, 0.5, 0.25], export=lambda: exported.append(1) or "x")
+    summary = loop.run(task, str(tmp_path), 7, tf.distribute.get_strategy(), batch_size=2,
+                       steps_per_log=3, keep=5, save_every_steps=4, report=lines.append)
+    # Chunks end at log and save boundaries: 3, 4 (a save), 7 (the end).
+    assert [s for s, _ in summary["history"]] == [3, 4, 7] and exported == [1]
+    assert sorted(n for n in os.listdir(tmp_path) if n.endswith(".index")) == \
+        ["ckpt-4.index", "ckpt-7.index"]
+    assert any("examples/s" in line and "ETA" in line for line in lines)
+    again = loop.run(_counter_task(tmp_path, []), str(tmp_path), 7, tf.distribute.get_strategy(),
+                     batch_size=2, steps_per_log=3, keep=5, report=lines.append)
+    assert again["start_step"] == 7 and "Nothing to do" in lines[-1]  # resumed at the end
+    bad = _counter_task(tmp_path / "nan", [float("nan")], nonfinite_hint="lower the rate")
+    with pytest.raises(FloatingPointError, match="loss became nan by step 2; lower the rate"):
+        loop.run(bad, str(tmp_path / "nan"), 4, tf.distribute.get_strategy(), batch_size=1,
+                 steps_per_log=2, keep=1, report=lines.append)

@@ -21,7 +21,8 @@ ALLOWED = {
     "checkpoints": {"checkpoints", "models", "layers", "configs", "demo", "utils"},
     "train": {"train", "checkpoints", "models", "data", "configs", "utils"},
     "sampling": {"sampling", "checkpoints", "models", "layers", "data", "configs", "utils"},
-    "icolorit": {"icolorit", "utils", "data.decode", "data.sources", "configs", "demo"},
+    "icolorit": {"icolorit", "utils", "data.decode", "data.sources", "configs", "demo",
+                 "train.loop"},
     "evaluation": {"evaluation", "data", "sampling.records", "sampling.sheets", "utils"},
     "demo": {"configs"},
 }
@@ -153,3 +154,11 @@ def test_the_package_top_holds_no_library_module():
     top = [name for name in os.listdir(PACKAGE)
            if name.endswith(".py") and name != "__init__.py"]
     assert not top, top
+
+
+def test_the_training_loop_is_family_neutral():
+    """train/loop.py, which iColoriT trains on too, imports nothing but utils."""
+    wrong = [f"train.loop:{line} imports coltran_tf.{target}"
+             for target, line in _imports(os.path.join(PACKAGE, "train", "loop.py"))
+             if not _allowed(target, {"utils"})]
+    assert not wrong, "\n".join(wrong)

@@ -1,10 +1,10 @@
-"""iColoriT training loop (Yun et al. 2023, Sec. 3.4 and 4): Huber loss on ab, AdamW with
-linear warmup + cosine decay, any tf.distribute strategy, resumable."""
+"""iColoriT training (Yun et al. 2023, Sec. 3.4 and 4): Huber loss on ab, AdamW with
+linear warmup + cosine decay, on the loop both families share (train/loop.py:
+any tf.distribute strategy, resumable, chief-only checkpoints)."""
 
 import json
 import math
 import os
-import time
 
 import keras
 import numpy as np
@@ -14,9 +14,8 @@ from coltran_tf.data import decode
 from coltran_tf.icolorit import convert
 from coltran_tf.icolorit.data import get_dataset
 from coltran_tf.icolorit.model import build_icolorit, network_input
-from coltran_tf.utils.checkpointing import ChiefSaver
+from coltran_tf.train import loop
 from coltran_tf.utils.files import write_json
-from coltran_tf.utils.progress import GracefulStop, Rate, format_duration
 
 
 def huber_loss(predicted_ab, target_ab, delta: float = 0.01):
@@ -84,65 +83,52 @@ def _train_step_fn(model, optimizer, strategy, delta: float):
 
 
 def train(config, logdir: str, strategy: tf.distribute.Strategy | None = None) -> dict:
-    """Trains (or resumes) to config.max_train_steps; writes logdir/ckpt-*,
-    logdir/log.jsonl (one line per log step) and logdir/model/ (our weights
-    format, loadable by colorize --weights=logdir/model). Returns the losses logged."""
+    """Trains (or resumes) to config.max_train_steps on the loop both families
+    share (train/loop.py); writes logdir/ckpt-*, logdir/log.jsonl (one line per
+    log step), TensorBoard scalars (logdir/train) and logdir/model/ (our weights
+    format, loadable by colorize --weights=logdir/model). Returns {step: mean
+    loss} of the steps logged this run."""
     strategy = strategy or tf.distribute.get_strategy()
-    os.makedirs(logdir, exist_ok=True)
     keras.utils.set_random_seed(int(config.seed))
     with strategy.scope():
         model = build_icolorit(config.model.preset, config.get("precision", "float32"),
                                drop_path=float(config.model.drop_path))
         optimizer = build_optimizer(config, model)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
-    latest = tf.train.latest_checkpoint(logdir)
-    if latest:
-        try:
-            checkpoint.restore(latest).assert_existing_objects_matched()
-        except (AssertionError, ValueError) as error:
-            raise ValueError(
-                f"{latest} does not fit the configured model "
-                f"(config.model.preset={config.model.preset!r}): {str(error)[:300]}. Continue "
-                "with the config it was trained with, or pass a new --logdir.") from None
-    # The chief writes the run's files; other workers' checkpoints go to scratch.
-    saver = ChiefSaver(checkpoint, logdir, int(config.checkpoints_to_keep), strategy,
-                       lambda: int(optimizer.iterations.numpy()))
-    chief = saver.chief
-    if chief:
-        write_json(os.path.join(logdir, "config.json"), json.loads(config.to_json()))
-    start = int(optimizer.iterations.numpy())
-    total = int(config.max_train_steps)
     stats = decode.DecodeStats()
-    dataset = get_dataset(config, "train", int(config.batch_size), training=True,
-                          stats=stats, seed_offset=start)
-    iterator = iter(strategy.experimental_distribute_dataset(dataset))
     step_fn = _train_step_fn(model, optimizer, strategy, float(config.huber_delta))
-    rate, logged = Rate(start, total), {}
-    with GracefulStop() as stop:
-        for step in range(start + 1, total + 1):
-            loss = float(step_fn(iterator))
-            if not np.isfinite(loss):
-                raise FloatingPointError(f"Loss became {loss} at step {step}; lower "
-                                         "--config.learning_rate.")
-            if step % int(config.steps_per_log) == 0 or step == total:
-                per_second, eta = rate.update(step)
-                logged[step] = loss
-                lr = float(optimizer.learning_rate)
-                print(f"step {step}/{total} | loss {loss:.5f} | lr {lr:.2e} | "
-                      f"{per_second * int(config.batch_size):.1f} images/s | "
-                      f"ETA {format_duration(eta)}", flush=True)
-                if chief:
-                    with open(os.path.join(logdir, "log.jsonl"), "a") as f:
-                        f.write(json.dumps({"step": step, "loss": loss, "lr": lr,
-                                            "time": time.time()}) + "\n")
-            if step % int(config.save_checkpoint_steps) == 0 or stop.requested:
-                saver.save()
-            if stop.requested:
-                print(f"Stopped at step {step}; run the same command to continue.")
-                return logged
-    saver.save()
-    if chief:
-        convert.save(model, os.path.join(logdir, "model"))
+
+    def run_steps(iterator, steps: int) -> dict:
+        return {"loss": float(np.mean([float(step_fn(iterator)) for _ in range(steps)]))}
+
+    def mismatch(path, error):
+        return ValueError(
+            f"{path} does not fit the configured model (config.model.preset="
+            f"{config.model.preset!r}): {str(error)[:300]}. Continue with the config it was "
+            "trained with, or pass a new --logdir.")
+
+    def export():
+        path = os.path.join(logdir, "model")
+        convert.save(model, path)
+        return path
+
+    task = loop.Task(
+        checkpoint=checkpoint, current_step=lambda: int(optimizer.iterations.numpy()),
+        run_steps=run_steps,
+        dataset=lambda start: get_dataset(config, "train", int(config.batch_size),
+                                          training=True, stats=stats, seed_offset=start),
+        describe=lambda losses: (f"loss {losses['loss']:.5f} | "
+                                 f"lr {float(optimizer.learning_rate):.2e}"),
+        mismatch=mismatch,
+        prepare=lambda: write_json(os.path.join(logdir, "config.json"),
+                                   json.loads(config.to_json())),
+        export=export, examples="images")
+    summary = loop.run(task, logdir, int(config.max_train_steps), strategy,
+                       batch_size=int(config.batch_size),
+                       steps_per_log=int(config.steps_per_log),
+                       keep=int(config.checkpoints_to_keep),
+                       save_every_steps=int(config.save_checkpoint_steps), log_name="log.jsonl",
+                       report=lambda line: print(line, flush=True))
     if stats.skipped:
         print(stats.summary())
-    return logged
+    return {step: losses["loss"] for step, losses in summary["history"]}

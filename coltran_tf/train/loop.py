@@ -1,0 +1,127 @@
+"""The training loop of both model families (ColTran's stages, iColoriT).
+
+Any tf.distribute strategy; resumes from the newest checkpoint of the logdir;
+runs the steps in chunks (one progress line, TensorBoard scalars and one line
+of the JSON-lines log per chunk: steps/s, examples/s, ETA); writes
+checkpoints from the chief only (utils/checkpointing.py) every
+`save_every_secs` seconds or `save_every_steps` steps, when SIGTERM/SIGINT
+arrives and at the end; stops on a non-finite loss; exports at the end. A
+family supplies a `Task`: its checkpoint, how to run n steps, its data, its
+progress line and its export. Family-neutral: it imports nothing but utils,
+so iColoriT may use it.
+"""
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from coltran_tf.utils.checkpointing import ChiefSaver
+from coltran_tf.utils.progress import GracefulStop, Rate, format_duration
+
+
+@dataclass
+class Task:
+    """What a model family gives the loop.
+
+    checkpoint: everything a checkpoint holds (model, optimizer, ...).
+    current_step: () -> the step the checkpoint is at (its optimizer's iterations).
+    run_steps: (iterator, n) -> {loss name: mean over the n steps} (floats).
+    dataset: start step -> the training batches from there on.
+    describe: (losses) -> the progress line's loss part ("loss 0.0123").
+    mismatch: (checkpoint path, error) -> the error for a checkpoint that does
+      not fit the model (naming the fix).
+    prepare: on the chief before the first step (write the run's config).
+    export: on the chief when the last step is done; -> what it wrote.
+    nonfinite_hint: the fix named when a loss is not finite.
+    examples: what one batch element is called in progress lines.
+    """
+    checkpoint: tf.train.Checkpoint
+    current_step: Callable[[], int]
+    run_steps: Callable
+    dataset: Callable[[int], tf.data.Dataset]
+    describe: Callable[[dict], str]
+    mismatch: Callable[[str, Exception], Exception]
+    prepare: Callable[[], None] = lambda: None
+    export: Callable[[], str | None] = lambda: None
+    nonfinite_hint: str = "lower --config.learning_rate"
+    examples: str = "examples"
+
+
+def restore_latest(task: Task, logdir: str) -> str | None:
+    """Restores the newest checkpoint of `logdir`; returns its path."""
+    latest = tf.train.latest_checkpoint(logdir)
+    if latest is not None:
+        try:
+            task.checkpoint.restore(latest).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as error:
+            raise task.mismatch(latest, error) from error
+    return latest
+
+
+def run(task: Task, logdir: str, total: int, strategy, *, batch_size: int, steps_per_log: int,
+        keep: int, save_every_secs: float | None = None, save_every_steps: int | None = None,
+        log_name: str = "train_log.jsonl", report=print, extra_line=lambda: "") -> dict:
+    """Trains until step `total` (or a signal); returns
+    {"step", "start_step", "history": [(step, losses)], "stopped_by", "export"}."""
+    restored = restore_latest(task, logdir)
+    start = task.current_step()
+    report(f"{'Resuming from ' + restored if restored else 'Starting'} at step {start} of "
+           f"{total}; {strategy.num_replicas_in_sync} replica(s), global batch {batch_size}, "
+           f"logdir {logdir}")
+    saver = ChiefSaver(task.checkpoint, logdir, keep, strategy, task.current_step)
+    if saver.chief:
+        os.makedirs(logdir, exist_ok=True)
+        task.prepare()
+    summary = {"step": start, "start_step": start, "history": [], "stopped_by": None,
+               "export": None}
+    if start >= total:
+        report(f"Nothing to do: step {start} >= max_train_steps {total}.")
+        return summary
+    iterator = iter(strategy.experimental_distribute_dataset(task.dataset(start)))
+    writer = (tf.summary.create_file_writer(os.path.join(logdir, "train")) if saver.chief
+              else tf.summary.create_noop_writer())
+    rate = Rate(start, total)
+    with GracefulStop() as stop, writer.as_default():
+        while task.current_step() < total and not stop.requested:
+            step = task.current_step()
+            steps = min(int(steps_per_log), total - step)
+            if save_every_steps:
+                steps = min(steps, int(save_every_steps) - step % int(save_every_steps))
+            losses = {k: float(v) for k, v in task.run_steps(iterator, steps).items()}
+            step = task.current_step()
+            bad = [name for name, value in losses.items() if not np.isfinite(value)]
+            if bad:
+                raise FloatingPointError(f"{bad[0]} became {losses[bad[0]]} by step {step}; "
+                                         f"{task.nonfinite_hint}.")
+            per_second, eta = rate.update(step)
+            summary["history"].append((step, losses))
+            report(" | ".join(part for part in (
+                f"step {step}/{total}", task.describe(losses), f"{per_second:.2f} steps/s",
+                f"{per_second * batch_size:.1f} {task.examples}/s", f"ETA {format_duration(eta)}",
+                extra_line()) if part))
+            for name, value in losses.items():
+                tf.summary.scalar(name, value, step=step)
+            tf.summary.scalar("steps_per_sec", per_second, step=step)
+            if saver.chief:
+                with open(os.path.join(logdir, log_name), "a") as f:
+                    f.write(json.dumps({"step": step, **losses, "steps_per_sec": per_second})
+                            + "\n")
+            due = (save_every_steps and step % int(save_every_steps) == 0) or \
+                (save_every_secs is not None and saver.due(float(save_every_secs)))
+            if due:
+                path = saver.save()
+                if path:
+                    report(f"Saved {path}")
+        summary["stopped_by"] = stop.requested
+        path = saver.save()
+        if path:
+            report(f"Saved {path}" + (f" (stopping on {stop.requested}; run the same command "
+                                      "to continue)" if stop.requested else ""))
+    summary["step"] = task.current_step()
+    if summary["step"] >= total and saver.chief:
+        summary["export"] = task.export()
+    return summary

@@ -30,7 +30,7 @@ import sys
 
 from absl import app, flags
 
-from coltran_tf.utils import precision
+from coltran_tf.utils import cli, precision
 
 flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (127.0.0.1: this machine only).")
 flags.DEFINE_integer("port", 0, "Port (0: a free one, printed).")
@@ -110,11 +110,7 @@ def main(argv):
     return 0
 
 
-def run():
-    """The `coltran-app` console script."""
-    from coltran_tf.utils import cli
-
-    cli.run(main, __name__)
+run = cli.entry_point(main, __name__, "coltran-app")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ import sys
 
 from absl import app, flags
 
+from coltran_tf.utils import cli
+
 flags.DEFINE_integer("expected_records", None, "Total number of records there should be.")
 flags.DEFINE_integer("num_samples", None, "Samples per record, for records of the original "
                      "implementation (ours carry it).")
@@ -42,11 +44,7 @@ def main(argv):
     return 1 if problems else 0
 
 
-def run():
-    """The `coltran-check-gen-dir` console script."""
-    from coltran_tf.utils import cli
-
-    cli.run(main, __name__)
+run = cli.entry_point(main, __name__, "coltran-check-gen-dir")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from absl import app, flags, logging
 
 from coltran_tf.configs import STAGES
 from coltran_tf.configs.sampler import HELP, NORM_CONTEXTS, SAMPLERS, SamplerOptions
-from coltran_tf.utils import precision
+from coltran_tf.utils import cli, precision
 
 flags.DEFINE_string("img_dir", None, "Folder of photos (searched recursively).")
 flags.DEFINE_string("store_dir", None, "Where the results go (created if needed).")
@@ -137,12 +137,7 @@ def main(argv):
     return 1 if summary["skipped"] and not summary["colorized"] else 0
 
 
-def run():
-    """The `coltran-colorize` console script."""
-    from coltran_tf.utils import cli
-
-    flags.mark_flags_as_required(["img_dir", "store_dir"])
-    cli.run(main, __name__)
+run = cli.entry_point(main, __name__, "coltran-colorize", required=["img_dir", "store_dir"])
 
 
 if __name__ == "__main__":

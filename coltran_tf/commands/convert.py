@@ -23,6 +23,9 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from coltran_tf.configs import expand_config_flag
+from coltran_tf.utils import cli
+
 config_flags.DEFINE_config_file(
     "config", None, "Config of the checkpoint's model: a preset (e.g. colorizer, "
     "spatial_upsampler:tiny) or a file (e.g. configs/colorizer.py).", lock_config=True)
@@ -65,12 +68,7 @@ def main(argv):
     return 0
 
 
-def run():
-    """The `coltran-convert` console script."""
-    from coltran_tf.configs import expand_config_flag
-    from coltran_tf.utils import cli
-
-    cli.run(main, __name__, expand=expand_config_flag)
+run = cli.entry_point(main, __name__, "coltran-convert", expand=expand_config_flag)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ import sys
 
 from absl import app, flags
 
+from coltran_tf.utils import cli
+
 flags.DEFINE_string("generated", None, "Colorized images: a folder, a gen dir of TFRecords, "
                     "or tfds:NAME[:SPLIT].")
 flags.DEFINE_string("reference", None, "Real images (the same kinds); default: the "
@@ -100,11 +102,7 @@ def main(argv):
     return 0
 
 
-def run():
-    """The `coltran-evaluate` console script."""
-    from coltran_tf.utils import cli
-
-    cli.run(main, __name__)
+run = cli.entry_point(main, __name__, "coltran-evaluate")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import sys
 
 from absl import app, flags
 
-from coltran_tf.utils import precision
+from coltran_tf.utils import cli, precision
 
 flags.DEFINE_string("model", None, "The model to export (see above).")
 flags.DEFINE_enum("format", "savedmodel", ["savedmodel", "tflite", "onnx"],
@@ -63,11 +63,7 @@ def main(argv):
     return 0
 
 
-def run():
-    """The `coltran-export` console script."""
-    from coltran_tf.utils import cli
-
-    cli.run(main, __name__)
+run = cli.entry_point(main, __name__, "coltran-export")
 
 
 if __name__ == "__main__":

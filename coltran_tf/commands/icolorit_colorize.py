@@ -19,7 +19,7 @@ import sys
 
 from absl import app, flags
 
-from coltran_tf.utils import precision
+from coltran_tf.utils import cli, precision
 
 flags.DEFINE_string("image", None, "The photo (any size; colour photos are recolorized).")
 flags.DEFINE_string("hints", None, "JSON file of hints; omit for automatic colorization.")
@@ -66,11 +66,7 @@ def main(argv):
     return 0
 
 
-def run():
-    """The `icolorit-colorize` console script."""
-    from coltran_tf.utils import cli
-
-    cli.run(main, __name__)
+run = cli.entry_point(main, __name__, "icolorit-colorize")
 
 
 if __name__ == "__main__":

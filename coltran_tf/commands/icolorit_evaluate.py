@@ -18,7 +18,7 @@ import sys
 
 from absl import app, flags
 
-from coltran_tf.utils import precision
+from coltran_tf.utils import cli, precision
 
 flags.DEFINE_string("weights", "demo", "iColoriT weights: demo (the bundled ones), a .npz/"
                     ".pth state_dict, a URL of one, or our model dir.")
@@ -76,11 +76,7 @@ def main(argv):
     return 0
 
 
-def run():
-    """The `icolorit-evaluate` console script."""
-    from coltran_tf.utils import cli
-
-    cli.run(main, __name__)
+run = cli.entry_point(main, __name__, "icolorit-evaluate")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@ multi-worker through TF_CONFIG.
 from absl import app, flags
 from ml_collections import config_flags
 
+from coltran_tf.configs import expand_config_flag
+from coltran_tf.utils import cli
+
 config_flags.DEFINE_config_file("config", None, "Config file[:variant] or preset, e.g. "
                                 "configs/icolorit.py:S or icolorit:tiny.", lock_config=True)
 flags.DEFINE_string("logdir", None, "Checkpoints, log.jsonl and the final model/ go here.")
@@ -41,12 +44,7 @@ def main(argv):
     return 0
 
 
-def run():
-    """The `icolorit-train` console script."""
-    from coltran_tf.configs import expand_config_flag
-    from coltran_tf.utils import cli
-
-    cli.run(main, __name__, expand=expand_config_flag)
+run = cli.entry_point(main, __name__, "icolorit-train", expand=expand_config_flag)
 
 
 if __name__ == "__main__":

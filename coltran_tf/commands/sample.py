@@ -20,6 +20,9 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from coltran_tf.configs import expand_config_flag
+from coltran_tf.utils import cli
+
 config_flags.DEFINE_config_file("config", None, "Experiment config: a file (e.g. "
                                 "configs/colorizer.py[:variant]) or a preset (colorizer, "
                                 "color_upsampler, spatial_upsampler, with :tiny etc.); "
@@ -67,13 +70,8 @@ def main(argv):
     print(f"Wrote {path}")
 
 
-def run():
-    """The `coltran-sample` console script."""
-    from coltran_tf.configs import expand_config_flag
-    from coltran_tf.utils import cli
-
-    flags.mark_flags_as_required(["config"])
-    cli.run(main, __name__, expand=expand_config_flag)
+run = cli.entry_point(main, __name__, "coltran-sample", expand=expand_config_flag,
+                      required=["config"])
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
+from coltran_tf.configs import expand_config_flag
+from coltran_tf.utils import cli
+
 config_flags.DEFINE_config_file("config", None, "Optional experiment config (a preset such as "
                                 "colorizer:tiny, or a file) whose dataset gave the samples: "
                                 "adds grayscale and ground-truth columns to the contact sheet.")
@@ -87,12 +90,7 @@ def main(argv):
     return 0
 
 
-def run():
-    """The `coltran-tfrecords-to-images` console script."""
-    from coltran_tf.configs import expand_config_flag
-    from coltran_tf.utils import cli
-
-    cli.run(main, __name__, expand=expand_config_flag)
+run = cli.entry_point(main, __name__, "coltran-tfrecords-to-images", expand=expand_config_flag)
 
 
 if __name__ == "__main__":

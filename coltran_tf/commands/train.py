@@ -23,6 +23,9 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from coltran_tf.configs import expand_config_flag
+from coltran_tf.utils import cli
+
 MODES = ("train", "eval_train", "eval_valid", "eval_test", "export")
 
 config_flags.DEFINE_config_file(
@@ -123,13 +126,8 @@ def main(argv):
     return 0
 
 
-def run():
-    """The `coltran-train` console script."""
-    from coltran_tf.configs import expand_config_flag
-    from coltran_tf.utils import cli
-
-    flags.mark_flags_as_required(["config"])
-    cli.run(main, __name__, expand=expand_config_flag)
+run = cli.entry_point(main, __name__, "coltran-train", expand=expand_config_flag,
+                      required=["config"])
 
 
 if __name__ == "__main__":

@@ -51,14 +51,15 @@ class Task:
     examples: str = "examples"
 
 
-def restore_latest(task: Task, logdir: str) -> str | None:
-    """Restores the newest checkpoint of `logdir`; returns its path."""
+def restore_latest(checkpoint: tf.train.Checkpoint, logdir: str, mismatch) -> str | None:
+    """Restores the newest checkpoint of `logdir` into `checkpoint`; returns its
+    path. mismatch(path, error): the error raised for one that does not fit."""
     latest = tf.train.latest_checkpoint(logdir)
     if latest is not None:
         try:
-            task.checkpoint.restore(latest).assert_existing_objects_matched()
+            checkpoint.restore(latest).assert_existing_objects_matched()
         except (AssertionError, ValueError, tf.errors.OpError) as error:
-            raise task.mismatch(latest, error) from error
+            raise mismatch(latest, error) from error
     return latest
 
 
@@ -67,7 +68,7 @@ def run(task: Task, logdir: str, total: int, strategy, *, batch_size: int, steps
         log_name: str = "train_log.jsonl", report=print, extra_line=lambda: "") -> dict:
     """Trains until step `total` (or a signal); returns
     {"step", "start_step", "history": [(step, losses)], "stopped_by", "export"}."""
-    restored = restore_latest(task, logdir)
+    restored = restore_latest(task.checkpoint, logdir, task.mismatch)
     start = task.current_step()
     report(f"{'Resuming from ' + restored if restored else 'Starting'} at step {start} of "
            f"{total}; {strategy.num_replicas_in_sync} replica(s), global batch {batch_size}, "

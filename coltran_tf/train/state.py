@@ -9,6 +9,7 @@ import tensorflow as tf
 from coltran_tf.checkpoints.loading import CheckpointMismatch
 from coltran_tf.checkpoints.native import save_model_dir
 from coltran_tf.models.builder import build_model
+from coltran_tf.train import loop
 from coltran_tf.train.optimizers import PolyakAverage, build_optimizer
 
 EXPORT_DIR = "export"
@@ -44,19 +45,20 @@ def build_train_state(config, strategy: tf.distribute.Strategy | None = None) ->
     return TrainState(model, optimizer, ema, checkpoint)
 
 
+def mismatch_error(logdir: str):
+    """(path, error) -> the CheckpointMismatch for a checkpoint of `logdir` that
+    does not fit the config's model."""
+    def error(path, cause):
+        return CheckpointMismatch(
+            f"The checkpoint {path} does not match this config ({cause}). It was written by "
+            "another model or config: resume with the config it was trained with, or start a "
+            f"new run with another --logdir (nothing was changed in {logdir}).")
+    return error
+
+
 def restore_latest(state: TrainState, logdir: str) -> str | None:
     """Restores the newest training checkpoint of `logdir`; returns its path."""
-    latest = tf.train.latest_checkpoint(logdir)
-    if latest is not None:
-        try:
-            state.checkpoint.restore(latest).assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as error:
-            raise CheckpointMismatch(
-                f"The checkpoint {latest} does not match this config ({error}). It was "
-                "written by another model or config: resume with the config it was trained "
-                "with, or start a new run with another --logdir (nothing was changed in "
-                f"{logdir}).") from error
-    return latest
+    return loop.restore_latest(state.checkpoint, logdir, mismatch_error(logdir))
 
 
 EXPORT_WEIGHTS = ("ema", "raw")

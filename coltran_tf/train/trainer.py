@@ -19,7 +19,6 @@ import os
 import tensorflow as tf
 from absl import logging
 
-from coltran_tf.checkpoints.loading import CheckpointMismatch
 from coltran_tf.checkpoints.native import CONFIG_FILE, config_to_dict
 from coltran_tf.data import datasets, decode
 from coltran_tf.train import loop
@@ -86,15 +85,6 @@ def _describe(losses: dict) -> str:
     return " | ".join(parts)
 
 
-def _mismatch(logdir: str):
-    def error(path, cause):
-        return CheckpointMismatch(
-            f"The checkpoint {path} does not match this config ({cause}). It was written by "
-            "another model or config: resume with the config it was trained with, or start a "
-            f"new run with another --logdir (nothing was changed in {logdir}).")
-    return error
-
-
 def train(config, logdir: str, strategy: tf.distribute.Strategy | None = None,
           steps_per_summaries: int = 100, report=logging.info) -> dict:
     """Trains until config.max_train_steps (or a signal); returns a summary.
@@ -120,7 +110,7 @@ def train(config, logdir: str, strategy: tf.distribute.Strategy | None = None,
         dataset=lambda start: datasets.get_dataset(config, "train", int(config.batch_size),
                                                    training=True, stats=stats,
                                                    seed_offset=start),
-        describe=_describe, mismatch=_mismatch(logdir),
+        describe=_describe, mismatch=state_lib.mismatch_error(logdir),
         prepare=lambda: _write_config(logdir, config), export=export)
     summary = loop.run(
         task, logdir, int(config.max_train_steps), strategy,

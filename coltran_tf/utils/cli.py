@@ -208,6 +208,18 @@ def run(main, module_name: str, argv: list[str] | None = None, expand=None) -> N
     sys.exit(execute(main, module_name, argv, expand))
 
 
+def entry_point(main, module_name: str, script: str, expand=None, required=()):
+    """A command's console-script function (`run = cli.entry_point(main,
+    __name__, "coltran-export")`): marks `required` flags, then run()."""
+    def entry():
+        if required:
+            flags.mark_flags_as_required(list(required))
+        run(main, module_name, expand=expand)
+
+    entry.__doc__ = f"The `{script}` console script."
+    return entry
+
+
 def check_writable(path: str, flag: str) -> None:
     """app.UsageError unless `path` (a file or folder to be written) can be created:
     its nearest existing ancestor is a writable folder. Checked before any work."""

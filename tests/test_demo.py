@@ -128,10 +128,10 @@ def test_missing_demo_weights_give_a_clear_error(flag, tmp_path, monkeypatch):
 
 
 def test_app_starts_with_the_demo_weights_by_default():
-    """`python -m coltran_tf.app` with no flags: demo iColoriT-T and demo ColTran."""
+    """`python -m coltran_tf.commands.app` with no flags: demo iColoriT-T and demo ColTran."""
     import urllib.request
 
-    process = subprocess.Popen([sys.executable, "-m", "coltran_tf.app", "--port=0"],
+    process = subprocess.Popen([sys.executable, "-m", "coltran_tf.commands.app", "--port=0"],
                                cwd=REPO_ROOT, env=ENV, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:

@@ -3,7 +3,7 @@
   coltran-app                       # the bundled demo weights
   coltran-app --icolorit_weights=icolorit_tiny.npz --coltran_dir=released
 
-(`python -m coltran_tf.app` is the same command.)
+(`python -m coltran_tf.commands.app` is the same command.)
 
 Serves one page on 127.0.0.1 and a free port (printed; --host/--port to
 change; on any other address anyone who reaches the port can use the tool, so

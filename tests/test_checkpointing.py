@@ -81,3 +81,44 @@ def test_the_loop_chunks_saves_by_steps_logs_and_stops_on_a_nonfinite_loss(tmp_p
     with pytest.raises(FloatingPointError, match="loss became nan by step 2; lower the rate"):
         loop.run(bad, str(tmp_path / "nan"), 4, tf.distribute.get_strategy(), batch_size=1,
                  steps_per_log=2, keep=1, report=lines.append)
+
+
+def test_a_resume_with_a_changed_setting_is_refused_naming_it(tmp_path):
+    """The settings that decide which examples the steps see must not change at a
+    resume, unless the user says so."""
+    import json
+
+    import tensorflow as tf
+
+    from coltran_tf.train import loop
+
+    def task(batch_size, losses):
+        config = {"batch_size": batch_size, "data": {"data_dir": "/data"}, "seed": 0}
+        return _counter_task(tmp_path, losses, config=config,
+                             resume_keys=("batch_size", "data.data_dir", "seed"),
+                             prepare=lambda: (tmp_path / "config.json").write_text(
+                                 json.dumps(config)))
+
+    strategy = tf.distribute.get_strategy()
+    loop.run(task(4, [1.0]), str(tmp_path), 2, strategy, batch_size=4, steps_per_log=2, keep=2,
+             report=lambda line: None)
+    with pytest.raises(loop.ResumeMismatch, match=r"config.batch_size: 4 -> 8.*"
+                                                  r"--resume_with_changes"):
+        loop.run(task(8, [1.0]), str(tmp_path), 4, strategy, batch_size=8, steps_per_log=2,
+                 keep=2, report=lambda line: None)
+    lines = []
+    summary = loop.run(task(8, [0.5]), str(tmp_path), 4, strategy, batch_size=8,
+                       steps_per_log=2, keep=2, report=lines.append, allow_changes=True)
+    assert summary["step"] == 4 and any("config.batch_size: 4 -> 8" in line for line in lines)
+
+
+def test_the_train_command_refuses_a_resume_with_another_batch_size(tmp_path):
+    from conftest import run_command
+
+    common = ("--config=colorizer:tiny", f"--logdir={tmp_path}", "--config.max_train_steps=1",
+              "--steps_per_summaries=1")
+    assert run_command("coltran_tf.commands.train", *common).returncode == 0
+    again = run_command("coltran_tf.commands.train", *common[:2], "--config.max_train_steps=2",
+                        "--config.batch_size=3")
+    assert again.returncode == 2 and "config.batch_size: 2 -> 3" in again.stderr
+    assert "--resume_with_changes" in again.stderr

@@ -22,6 +22,9 @@ flags.DEFINE_string("logdir", None, "Checkpoints, log.jsonl and the final model/
 flags.DEFINE_enum("accelerator_type", "auto", ["auto", "CPU", "GPU", "TPU"], "Device kind.")
 flags.DEFINE_string("master", "", "TPU address or name (TPU only).")
 flags.DEFINE_integer("devices_per_worker", 0, "Devices to mirror over (0: all GPUs / one CPU).")
+flags.DEFINE_bool("resume_with_changes", False, "Resume a --logdir even though the config "
+                  "changed a setting that decides which examples the steps see (batch size, "
+                  "data, seed, ...); without it such a resume is refused, naming the setting.")
 flags.mark_flags_as_required(["config", "logdir"])
 
 
@@ -37,7 +40,7 @@ def main(argv):
     f = flags.FLAGS
     strategy = get_strategy(f.accelerator_type, f.master, f.devices_per_worker)
     try:
-        train(f.config, f.logdir, strategy)
+        train(f.config, f.logdir, strategy, resume_with_changes=f.resume_with_changes)
     except (DataError, ValueError, FloatingPointError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2

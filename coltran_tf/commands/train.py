@@ -49,6 +49,9 @@ flags.DEFINE_string("checkpoint", None,
                     "an original ColTran checkpoint, or released[:STAGE] / a zip URL (the "
                     "released checkpoints, fetched once into the cache).")
 flags.DEFINE_string("export_dir", None, "export: output directory (default LOGDIR/export).")
+flags.DEFINE_bool("resume_with_changes", False, "Resume a --logdir even though the config "
+                  "changed a setting that decides which examples the steps see (batch size, "
+                  "data, seed, ...); without it such a resume is refused, naming the setting.")
 
 
 def _report(line: str) -> None:
@@ -63,7 +66,8 @@ def _train(config, logdir: str) -> None:
                                    flags.FLAGS.devices_per_worker)
     os.makedirs(logdir, exist_ok=True)
     summary = trainer.train(config, logdir, dist, flags.FLAGS.steps_per_summaries,
-                            report=_report)
+                            report=_report,
+                            resume_with_changes=flags.FLAGS.resume_with_changes)
     if summary["stopped_by"]:
         _report(f"Stopped by {summary['stopped_by']} at step {summary['step']}; run the "
                 "same command again to resume.")

@@ -82,7 +82,14 @@ def _train_step_fn(model, optimizer, strategy, delta: float):
     return step
 
 
-def train(config, logdir: str, strategy: tf.distribute.Strategy | None = None) -> dict:
+# What decides which examples and hints each step sees: a resume must keep them.
+RESUME_KEYS = ("batch_size", "dataset", "seed", "image_size", "max_hints", "crop_scale",
+               "crop_ratio", "data.data_dir", "data.manual_dir", "data.skip_grayscale",
+               "data.valid_percent", "data.test_percent")
+
+
+def train(config, logdir: str, strategy: tf.distribute.Strategy | None = None,
+          resume_with_changes: bool = False) -> dict:
     """Trains (or resumes) to config.max_train_steps on the loop both families
     share (train/loop.py); writes logdir/ckpt-*, logdir/log.jsonl (one line per
     log step), TensorBoard scalars (logdir/train) and logdir/model/ (our weights
@@ -122,13 +129,15 @@ def train(config, logdir: str, strategy: tf.distribute.Strategy | None = None) -
         mismatch=mismatch,
         prepare=lambda: write_json(os.path.join(logdir, "config.json"),
                                    json.loads(config.to_json())),
-        export=export, examples="images")
+        export=export, examples="images", config=json.loads(config.to_json()),
+        resume_keys=RESUME_KEYS)
     summary = loop.run(task, logdir, int(config.max_train_steps), strategy,
                        batch_size=int(config.batch_size),
                        steps_per_log=int(config.steps_per_log),
                        keep=int(config.checkpoints_to_keep),
                        save_every_steps=int(config.save_checkpoint_steps), log_name="log.jsonl",
-                       report=lambda line: print(line, flush=True))
+                       report=lambda line: print(line, flush=True),
+                       allow_changes=resume_with_changes)
     if stats.skipped:
         print(stats.summary())
     return {step: losses["loss"] for step, losses in summary["history"]}

@@ -38,6 +38,9 @@ class Task:
     export: on the chief when the last step is done; -> what it wrote.
     nonfinite_hint: the fix named when a loss is not finite.
     examples: what one batch element is called in progress lines.
+    config: the run's config as a plain dict (what `prepare` writes to
+      logdir/config.json), and resume_keys: its dotted keys that decide which
+      examples each step sees; a resume with any of them changed is refused.
     """
     checkpoint: tf.train.Checkpoint
     current_step: Callable[[], int]
@@ -49,6 +52,42 @@ class Task:
     export: Callable[[], str | None] = lambda: None
     nonfinite_hint: str = "lower --config.learning_rate"
     examples: str = "examples"
+    config: dict | None = None
+    resume_keys: tuple = ()
+
+
+CONFIG_FILE = "config.json"
+
+
+class ResumeMismatch(ValueError):
+    """A resume whose config changed what the steps see (names the settings)."""
+
+
+def _lookup(values: dict, dotted: str):
+    for part in dotted.split("."):
+        if not isinstance(values, dict) or part not in values:
+            return None
+        values = values[part]
+    return values
+
+
+def check_resume(task: Task, logdir: str, allow_changes: bool = False) -> list[str]:
+    """The settings of `task.resume_keys` that differ from the run in `logdir`
+    (its config.json); ResumeMismatch naming them unless `allow_changes`."""
+    path = os.path.join(logdir, CONFIG_FILE)
+    if task.config is None or not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        previous = json.load(f)
+    changed = [f"config.{key}: {_lookup(previous, key)!r} -> {_lookup(task.config, key)!r}"
+               for key in task.resume_keys
+               if _lookup(previous, key) != _lookup(task.config, key)]
+    if changed and not allow_changes:
+        raise ResumeMismatch(
+            f"{logdir} was trained with other settings; resuming would change which examples "
+            f"the next steps see: {'; '.join(changed)}. Resume with the run's settings, pass "
+            "--resume_with_changes to continue anyway, or use another --logdir.")
+    return changed
 
 
 def restore_latest(checkpoint: tf.train.Checkpoint, logdir: str, mismatch) -> str | None:
@@ -65,10 +104,17 @@ def restore_latest(checkpoint: tf.train.Checkpoint, logdir: str, mismatch) -> st
 
 def run(task: Task, logdir: str, total: int, strategy, *, batch_size: int, steps_per_log: int,
         keep: int, save_every_secs: float | None = None, save_every_steps: int | None = None,
-        log_name: str = "train_log.jsonl", report=print, extra_line=lambda: "") -> dict:
+        log_name: str = "train_log.jsonl", report=print, extra_line=lambda: "",
+        allow_changes: bool = False) -> dict:
     """Trains until step `total` (or a signal); returns
-    {"step", "start_step", "history": [(step, losses)], "stopped_by", "export"}."""
+    {"step", "start_step", "history": [(step, losses)], "stopped_by", "export"}.
+
+    A resume whose config changed a setting of `task.resume_keys` is refused
+    (ResumeMismatch) unless `allow_changes`."""
     restored = restore_latest(task.checkpoint, logdir, task.mismatch)
+    if restored:
+        for change in check_resume(task, logdir, allow_changes):
+            report(f"Resuming with a changed setting (--resume_with_changes): {change}")
     start = task.current_step()
     report(f"{'Resuming from ' + restored if restored else 'Starting'} at step {start} of "
            f"{total}; {strategy.num_replicas_in_sync} replica(s), global batch {batch_size}, "

@@ -85,8 +85,16 @@ def _describe(losses: dict) -> str:
     return " | ".join(parts)
 
 
+# What decides which examples each step sees (and how): a resume must keep them.
+RESUME_KEYS = ("batch_size", "dataset", "seed", "num_epochs", "data.data_dir",
+               "data.manual_dir", "data.skip_grayscale", "data.valid_percent",
+               "data.test_percent", "resolution", "downsample", "downsample_res",
+               "random_channel")
+
+
 def train(config, logdir: str, strategy: tf.distribute.Strategy | None = None,
-          steps_per_summaries: int = 100, report=logging.info) -> dict:
+          steps_per_summaries: int = 100, report=logging.info,
+          resume_with_changes: bool = False) -> dict:
     """Trains until config.max_train_steps (or a signal); returns a summary.
 
     Returns:
@@ -111,14 +119,15 @@ def train(config, logdir: str, strategy: tf.distribute.Strategy | None = None,
                                                    training=True, stats=stats,
                                                    seed_offset=start),
         describe=_describe, mismatch=state_lib.mismatch_error(logdir),
-        prepare=lambda: _write_config(logdir, config), export=export)
+        prepare=lambda: _write_config(logdir, config), export=export,
+        config=config_to_dict(config), resume_keys=RESUME_KEYS)
     summary = loop.run(
         task, logdir, int(config.max_train_steps), strategy,
         batch_size=int(config.batch_size), steps_per_log=steps_per_summaries,
         keep=int(config.checkpoints_to_keep), save_every_secs=float(config.save_checkpoint_secs),
         log_name=TRAIN_LOG, report=report,
         extra_line=lambda: (f"{stats.skipped} unreadable image(s) skipped" if stats.skipped
-                            else ""))
+                            else ""), allow_changes=resume_with_changes)
     summary["export_dir"] = summary.pop("export")
     summary["skipped_images"] = stats.skipped
     if stats.skipped:

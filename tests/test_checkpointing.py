@@ -122,3 +122,16 @@ def test_the_train_command_refuses_a_resume_with_another_batch_size(tmp_path):
                         "--config.batch_size=3")
     assert again.returncode == 2 and "config.batch_size: 2 -> 3" in again.stderr
     assert "--resume_with_changes" in again.stderr
+
+
+def test_resume_check_compares_every_variable_of_two_runs(tmp_path):
+    """tools/resume_check.py's verdict: 0 for equal checkpoints, the largest
+    difference otherwise."""
+    import resume_check  # tools/ (conftest puts it on the path)
+    import tensorflow as tf
+
+    for name, value in (("a", 1.0), ("b", 1.0), ("c", 1.5)):
+        weights = tf.Variable([0.0, value])
+        tf.train.Checkpoint(w=weights, step=tf.Variable(3)).save(str(tmp_path / name / "ckpt"))
+    assert resume_check.compare(str(tmp_path / "a"), str(tmp_path / "b"))[0] == 0.0
+    assert resume_check.compare(str(tmp_path / "a"), str(tmp_path / "c"))[0] == 0.5

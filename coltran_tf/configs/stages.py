@@ -11,6 +11,7 @@ from `sample(batch, previous, mode, seed)` or its serving from the others',
 an adapter in sampling/stage.py or sampling/serving.py.
 """
 
+import importlib
 from dataclasses import dataclass
 
 
@@ -76,6 +77,12 @@ MODEL_NAMES = tuple(stage.model_name for stage in STAGES)
 
 class UnknownStage(ValueError):
     """A name that is no stage (lists the stages)."""
+
+
+def load(path: str):
+    """The object a table entry names as "module:Name" (imported on demand)."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def get(name: str) -> Stage:

@@ -5,7 +5,6 @@ ColTran config dicts unchanged (for example the `config` of a fixture's
 layout.json), validates the model keys, and returns a built Keras model.
 """
 
-import importlib
 from collections.abc import Mapping
 
 import keras
@@ -78,8 +77,7 @@ def model_kwargs(config) -> tuple[type, dict]:
 
 def _model_class(stage) -> type:
     """The Keras model class the stage table names ("module:Class")."""
-    module, _, name = stage.model_class.partition(":")
-    return getattr(importlib.import_module(module), name)
+    return stages.load(stage.model_class)
 
 
 def _colorizer_kwargs(config, model_cfg, resolution, downsample) -> dict:

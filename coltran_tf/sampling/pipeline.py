@@ -74,9 +74,6 @@ class Pipeline:
             raise PipelineError(f"This pipeline has no {name} stage.")
         return self.models[name]
 
-    def has(self, name: str) -> bool:
-        return name in self.models
-
     @property
     def low(self) -> int:
         """The low resolution the stages share (64 in the paper)."""

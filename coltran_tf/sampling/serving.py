@@ -5,7 +5,6 @@ The signatures' shapes and units: docs/reference.md, Export (written down
 once). Which module serves a stage is the stage table's `serving`
 (configs/stages.py)."""
 
-import importlib
 
 import numpy as np
 import tensorflow as tf
@@ -104,5 +103,4 @@ def serving_module(spec: str, precision: str = "float32", portable: bool = False
     from coltran_tf.checkpoints.loading import load_model
 
     model, _, _ = load_model(spec, precision=precision)
-    module, _, name = stages.of_model_name(model.name).serving.partition(":")
-    return getattr(importlib.import_module(module), name)(model, portable)
+    return stages.load(stages.of_model_name(model.name).serving)(model, portable)

@@ -12,7 +12,6 @@ knowing which is which.
 them side by side along the width.
 """
 
-import importlib
 
 import numpy as np
 import tensorflow as tf
@@ -103,5 +102,4 @@ def sampler_for(model, options: SamplerOptions = DEFAULTS) -> ModelSampler:
     stage = stages.of_model_name(model.name)
     if stage.sampler is None:
         return ModelSampler(model, options)
-    module, _, name = stage.sampler.partition(":")
-    return getattr(importlib.import_module(module), name)(model, options)
+    return stages.load(stage.sampler)(model, options)

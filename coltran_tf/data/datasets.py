@@ -12,7 +12,14 @@ import tensorflow as tf
 
 from coltran_tf.data import decode
 from coltran_tf.data.preprocess import make_example
-from coltran_tf.data.sources import DataError, SourceSpec, source
+from coltran_tf.data.sources import (
+    POSITION,
+    DataError,
+    SourceSpec,
+    numbered,
+    source,
+    training_stream,
+)
 
 __all__ = ["DataError", "ExampleSpec", "get_dataset"]
 
@@ -35,7 +42,7 @@ class ExampleSpec:
 
 
 def get_dataset(config, split: str, batch_size: int, training: bool,
-                stats: decode.DecodeStats | None = None, seed_offset: int = 0,
+                stats: decode.DecodeStats | None = None, position: int = 0,
                 num_examples: int | None = None) -> tf.data.Dataset:
     """Batched example dicts of one split (the original's keys, data/keys.py).
 
@@ -43,30 +50,34 @@ def get_dataset(config, split: str, batch_size: int, training: bool,
       config: experiment config (dataset, data.*, resolution, downsample, ...).
       split: one of SPLITS.
       batch_size: global batch size; training drops the last partial batch.
-      training: random crops, channel slices, shuffling and `num_epochs` repeats.
+      training: the training stream (sources.training_stream: a deterministic
+        order, `num_epochs` epochs) with random crops and channel slices; each
+        example also carries its stream position under sources.POSITION.
       stats: collects the count of unreadable files (a fresh one if None).
-      seed_offset: added to config.seed, e.g. the step a run resumes from,
-        so that a resumed run does not replay the same images.
+      position: where the training stream starts (a resumed run's saved
+        position).
       num_examples: keep only the first examples (evaluation).
     """
     spec, examples = SourceSpec.from_config(config), ExampleSpec.from_config(config)
     stats = stats if stats is not None else decode.DecodeStats()
-    seed = spec.seed + seed_offset
-    dataset = source(spec, split, stats, training, seed)
     if training:
-        dataset = dataset.repeat(None if examples.num_epochs < 0 else examples.num_epochs)
-        dataset = dataset.shuffle(spec.shuffle_buffer, seed=seed)
+        dataset = training_stream(spec, split, stats, position, examples.num_epochs)
+    else:
+        dataset = numbered(source(spec, split, stats))
     if num_examples is not None:
         dataset = dataset.take(num_examples)
 
-    def to_example(index, image_label):
-        image, label = image_label
-        return make_example(image, label, tf.stack([tf.cast(seed, tf.int64), index]),
-                            resolution=examples.resolution, downsample=examples.downsample,
-                            downsample_res=examples.downsample_res,
-                            random_channel=examples.random_channel, training=training)
+    def to_example(index, image, label):
+        # Randomness is a function of (seed, position): the same example gets the same
+        # crop and channel in a resumed run.
+        example = make_example(image, label, tf.stack([tf.cast(spec.seed, tf.int64), index]),
+                               resolution=examples.resolution, downsample=examples.downsample,
+                               downsample_res=examples.downsample_res,
+                               random_channel=examples.random_channel, training=training)
+        if training:
+            example[POSITION] = index
+        return example
 
-    dataset = dataset.enumerate().map(to_example, num_parallel_calls=tf.data.AUTOTUNE,
-                                      deterministic=True)
+    dataset = dataset.map(to_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = dataset.batch(batch_size, drop_remainder=training)
     return dataset.prefetch(tf.data.AUTOTUNE)

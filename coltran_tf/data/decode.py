@@ -178,7 +178,11 @@ def _from_record(value: bytes, label: int):
     return image, max(parsed, 0)
 
 
-_READERS = {"path": _from_path, "record": _from_record}
+def _from_encoded(value: bytes, label: int):
+    return decode_bytes(value), label
+
+
+_READERS = {"path": _from_path, "record": _from_record, "encoded": _from_encoded}
 
 
 def safe_decoder(stats: DecodeStats, source: str):
@@ -186,8 +190,9 @@ def safe_decoder(stats: DecodeStats, source: str):
 
     Args:
       stats: counts what was decoded and what was skipped (with reasons).
-      source: "path" (value is a file path; the label is kept) or "record"
-        (value is a serialized tf.train.Example that holds the label).
+      source: "path" (value is a file path; the label is kept), "record"
+        (value is a serialized tf.train.Example that holds the label) or
+        "encoded" (value is the encoded image; the label is kept).
     """
     read = _READERS[source]
 

@@ -15,6 +15,13 @@ icolorit/data.py).
 * `bundled`: the photographs of the repository's `data/` (installed with the
   package as coltran_tf/bundled_photos/), every split being all of them (for
   tests, demos and docs).
+* `tfds:<name>`: any TFDS dataset with an `image` feature (its train split for
+  training, validation otherwise).
+
+Training reads `training_stream`: a deterministic order from the seed, the
+epoch and the index, so a resumed run continues the very same sequence from
+the position its checkpoint holds. Everything else reads `source`: the stored
+order.
 
 Splits: `train`, `eval_train` (all training images), `valid`, `test`.
 """
@@ -28,6 +35,7 @@ import tensorflow as tf
 from coltran_tf.data import decode
 
 DATASETS = ("imagenet", "folder", "tfrecord", "bundled")
+TFDS_PREFIX = "tfds:"  # config.dataset = "tfds:<name>": any TFDS dataset with an `image`
 SPLITS = ("train", "eval_train", "valid", "test")
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # An installed wheel carries data/ as bundled_photos/; a checkout has data/ beside
@@ -60,8 +68,9 @@ class SourceSpec:
 
     @classmethod
     def from_config(cls, config) -> "SourceSpec":
-        if config.dataset not in DATASETS:
-            raise DataError(f"config.dataset={config.dataset!r} is not one of {list(DATASETS)}.")
+        if config.dataset not in DATASETS and not config.dataset.startswith(TFDS_PREFIX):
+            raise DataError(f"config.dataset={config.dataset!r} is not one of {list(DATASETS)} "
+                            f"or '{TFDS_PREFIX}<name>'.")
         data = config.data
         return cls(dataset=config.dataset, data_dir=data.data_dir, manual_dir=data.manual_dir,
                    valid_percent=float(data.valid_percent),
@@ -123,37 +132,44 @@ def folder_files(spec: SourceSpec, split: str) -> tuple[str, list[str], list[int
     return root, files, labels
 
 
-def _is_ok(image, ok, label):
-    return ok
+def _decoded(dataset, stats: decode.DecodeStats, reader: str):
+    """(..., value, name, label) -> (..., image uint8 (H, W, 3), label); unreadable
+    ones are dropped and counted in `stats` (reader: decode.safe_decoder's)."""
+    fn = decode.safe_decoder(stats, reader)
 
-
-def _drop_flag(image, ok, label):
-    return image, label
-
-
-def _decoded(dataset, stats: decode.DecodeStats, source: str):
-    """(value, name, label) -> (image uint8 (H, W, 3), label); unreadable ones are
-    dropped and counted in `stats` (source: "path" or "record")."""
-    fn = decode.safe_decoder(stats, source)
-
-    def decode_one(value, name, label):
+    def decode_one(*element):
+        *kept, value, name, label = element
         image, label, ok = tf.numpy_function(fn, [value, name, label],
                                              [tf.uint8, tf.int32, tf.bool], stateful=False)
         image.set_shape([None, None, 3])
         label.set_shape([])
-        return image, ok, label
+        return (*kept, image, label, ok)
 
     dataset = dataset.map(decode_one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.filter(_is_ok).map(_drop_flag)
 
 
-def folder_source(spec: SourceSpec, split: str, stats: decode.DecodeStats, shuffle_seed=None):
+def _is_ok(*element):
+    return element[-1]
+
+
+def _drop_flag(*element):
+    return element[:-1]
+
+
+def numbered(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """(image, label) -> (index int64, image, label)."""
+    return dataset.enumerate().map(_flatten)
+
+
+def _flatten(index, pair):
+    return (index, *pair)
+
+
+def folder_items(spec: SourceSpec, split: str):
     root, files, labels = folder_files(spec, split)
     paths = [os.path.join(root, f) for f in files]
-    dataset = tf.data.Dataset.from_tensor_slices((paths, files, labels))
-    if shuffle_seed is not None:
-        dataset = dataset.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return _decoded(dataset, stats, "path")
+    return tf.data.Dataset.from_tensor_slices((paths, files, labels)), "path", len(paths)
 
 
 def tfrecord_files(pattern: str) -> list[str]:
@@ -168,7 +184,7 @@ def tfrecord_files(pattern: str) -> list[str]:
     return files
 
 
-def tfrecord_source(spec: SourceSpec, split: str, stats: decode.DecodeStats):
+def tfrecord_items(spec: SourceSpec, split: str):
     files = tfrecord_files(spec.data_dir)
     dataset = tf.data.TFRecordDataset(files).enumerate()
     wanted = _wanted(split)
@@ -180,15 +196,22 @@ def tfrecord_source(spec: SourceSpec, split: str, stats: decode.DecodeStats):
     def named(index, record):
         return record, tf.strings.join(["record ", tf.strings.as_string(index)]), 0
 
-    return _decoded(dataset.filter(keep).map(named), stats, "record")
+    return dataset.filter(keep).map(named), "record", spec.shuffle_buffer
 
 
-def imagenet_source(spec: SourceSpec, split: str, shuffle_files: bool):
+def _import_tfds():
     try:
         import tensorflow_datasets as tfds
     except ImportError as error:
-        raise DataError("config.dataset='imagenet' needs tensorflow-datasets: "
+        raise DataError("This dataset needs tensorflow-datasets: "
                         "pip install -r requirements.txt") from error
+    return tfds
+
+
+def imagenet_items(spec: SourceSpec, split: str):
+    """ImageNet's encoded JPEGs in TFDS's stored order (TFDS shuffled them when
+    it prepared the dataset; the training stream shuffles them again)."""
+    tfds = _import_tfds()
     builder = tfds.builder("imagenet2012", data_dir=spec.data_dir or None)
     manual_dir = spec.manual_dir or os.path.join(builder.data_dir_root, "downloads", "manual")
     try:
@@ -200,30 +223,109 @@ def imagenet_source(spec: SourceSpec, split: str, shuffle_files: bool):
             "Download ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar from "
             "https://image-net.org into that directory (or point "
             "--config.data.manual_dir at them) and run again; TFDS prepares it once.") from error
-    read_config = tfds.ReadConfig(shuffle_seed=spec.seed)
-    dataset = builder.as_dataset(split=IMAGENET_SPLITS[split], shuffle_files=shuffle_files,
-                                 read_config=read_config)
-    return dataset.map(lambda ex: (ex["image"], tf.cast(ex["label"], tf.int32)))
+    dataset = builder.as_dataset(split=IMAGENET_SPLITS[split], shuffle_files=False,
+                                 decoders={"image": tfds.decode.SkipDecoding()})
+    return (dataset.map(lambda ex: (ex["image"], ex["file_name"], tf.cast(ex["label"], tf.int32))),
+            "encoded", spec.shuffle_buffer)
 
 
-def _is_color(image, label):
-    """Dataset filter: keeps what decode.is_grayscale (the test colorize uses) rejects."""
-    grayscale = tf.numpy_function(decode.is_grayscale, [image], tf.bool, stateful=False)
-    return tf.logical_not(tf.reshape(grayscale, []))
+def tfds_items(spec: SourceSpec, split: str):
+    """Any TFDS dataset with an `image` feature (`tfds:<name>`): train for the
+    training splits, validation otherwise."""
+    tfds = _import_tfds()
+    name = spec.dataset[len(TFDS_PREFIX):]
+    split_name = "train" if _wanted(split) == "train" else "validation"
+    dataset = tfds.load(name, split=split_name, data_dir=spec.data_dir or None,
+                        shuffle_files=False, decoders={"image": tfds.decode.SkipDecoding()})
+
+    def named(index, example):
+        return (example["image"], tf.strings.join([f"{name} ", tf.strings.as_string(index)]),
+                0)
+
+    return dataset.enumerate().map(named), "encoded", spec.shuffle_buffer
 
 
-def source(spec: SourceSpec, split: str, stats: decode.DecodeStats, training: bool, seed: int):
-    """Decoded (image uint8 (H, W, 3), label int32) pairs of one split (colour
-    photos only with spec.skip_grayscale: a colour model learns nothing from
-    grayscale ones)."""
+def items(spec: SourceSpec, split: str) -> tuple[tf.data.Dataset, str, int]:
+    """The undecoded items of a split in their stored order: a dataset of
+    (value, name, label), its decode.safe_decoder reader, and the shuffle buffer
+    that mixes them (the whole split for a folder, whose items are paths;
+    config.data.shuffle_buffer for record streams)."""
     if split not in SPLITS:
         raise DataError(f"Unknown split {split!r}; choose one of {list(SPLITS)}.")
     if spec.dataset == "imagenet":
-        dataset = imagenet_source(spec, split, shuffle_files=training)
-    elif spec.dataset == "tfrecord":
-        dataset = tfrecord_source(spec, split, stats)
-    else:
-        dataset = folder_source(spec, split, stats, shuffle_seed=seed if training else None)
-    if spec.skip_grayscale:
-        dataset = dataset.filter(_is_color)
-    return dataset
+        return imagenet_items(spec, split)
+    if spec.dataset == "tfrecord":
+        return tfrecord_items(spec, split)
+    if spec.dataset.startswith(TFDS_PREFIX):
+        return tfds_items(spec, split)
+    return folder_items(spec, split)
+
+
+def _is_color(*element):
+    """Dataset filter on (..., image, label): keeps what decode.is_grayscale (the
+    test colorize uses) rejects."""
+    grayscale = tf.numpy_function(decode.is_grayscale, [element[-2]], tf.bool, stateful=False)
+    return tf.logical_not(tf.reshape(grayscale, []))
+
+
+def _finish(dataset, spec: SourceSpec, stats: decode.DecodeStats, reader: str):
+    dataset = _decoded(dataset, stats, reader)
+    # Colour photos only with spec.skip_grayscale: a colour model learns nothing
+    # from grayscale ones.
+    return dataset.filter(_is_color) if spec.skip_grayscale else dataset
+
+
+def source(spec: SourceSpec, split: str, stats: decode.DecodeStats) -> tf.data.Dataset:
+    """Decoded (image uint8 (H, W, 3), label int32) pairs of one split, in their
+    stored order (evaluation, export, statistics)."""
+    dataset, reader, _ = items(spec, split)
+    return _finish(dataset, spec, stats, reader)
+
+
+# A training stream's position: (epoch << 32) + the index within the epoch of the
+# next item. Training batches carry each example's position under this key.
+POSITION = "position"
+EPOCH_STRIDE = 1 << 32
+
+
+def _window_order(seed, epoch, buffer: int, dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """The items of one epoch in a shuffled order that depends on (seed, epoch) only:
+    windows of `buffer` consecutive items, each permuted by stateless random keys.
+    (`Dataset.shuffle` would take its state from TensorFlow's global seed.)"""
+    epoch_seed = tf.stack([tf.constant(seed, tf.int64), epoch])
+
+    def permuted(window, items):
+        window_seed = tf.random.experimental.stateless_fold_in(epoch_seed, window)
+        order = tf.argsort(tf.random.stateless_uniform(tf.shape(items[0])[:1], window_seed))
+        return tf.data.Dataset.from_tensor_slices(
+            tuple(tf.gather(column, order) for column in items))
+
+    return dataset.batch(max(int(buffer), 1)).enumerate().flat_map(permuted)
+
+
+def training_stream(spec: SourceSpec, split: str, stats: decode.DecodeStats,
+                    position: int = 0, num_epochs: int = -1) -> tf.data.Dataset:
+    """(position int64, image, label) of a split in training order, from `position` on.
+
+    Each epoch is the split's items shuffled in windows of the shuffle buffer
+    (a folder: the whole split) by keys drawn from config.seed, the epoch and
+    the window, so the order is a function of (seed, epoch, index) alone: a
+    resumed run continues the same sequence by skipping the items of the epoch
+    it is in (paths for a folder; records are read, not decoded). Nothing but
+    the position needs saving.
+    """
+    dataset, reader, buffer = items(spec, split)
+    start_epoch, offset = divmod(int(position), EPOCH_STRIDE)
+
+    def epoch_items(epoch):
+        skip = tf.where(tf.equal(epoch, start_epoch), tf.constant(offset, tf.int64), 0)
+
+        def positioned(index, item):
+            return (epoch * EPOCH_STRIDE + index, *item)
+
+        return _window_order(spec.seed, epoch, buffer, dataset).enumerate().skip(skip).map(
+            positioned)
+
+    epochs = (tf.data.Dataset.counter(start_epoch) if num_epochs < 0
+              else tf.data.Dataset.range(start_epoch, num_epochs))
+    return _finish(epochs.flat_map(epoch_items), spec, stats, reader)

@@ -31,6 +31,9 @@ class TransformerBlock(keras.layers.Layer):
         self.norm2 = keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPS, name="norm2")
         self.fc1 = keras.layers.Dense(mlp_ratio * hidden_size, name="fc1")
         self.fc2 = keras.layers.Dense(hidden_size, name="fc2")
+        # Drop-path's own random stream: its state is part of a training checkpoint
+        # (train/loop.py random_state), so a resumed run drops the same branches.
+        self.drop_path_seed = keras.random.SeedGenerator(name="drop_path_seed")
 
     def build(self, input_shape):
         hidden_shape = tuple(input_shape[:-1]) + (self.mlp_ratio * self.hidden_size,)
@@ -44,7 +47,7 @@ class TransformerBlock(keras.layers.Layer):
             return x
         keep = 1.0 - self.drop_path
         shape = (ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
-        mask = ops.floor(keep + keras.random.uniform(shape))
+        mask = ops.floor(keep + keras.random.uniform(shape, seed=self.drop_path_seed))
         return x * mask / keep
 
     def call(self, x, training=False):

@@ -1,37 +1,18 @@
 """Training and evaluation inputs (Yun et al. 2023, Sec. 3.1 and 4.1).
 
-Sources: `config.dataset` = folder | tfrecord | imagenet | bundled (the shared
-readers of data/sources.py: unreadable files are skipped and counted) or
-`tfds:<name>` for any TFDS dataset with an `image` feature.
+Sources: `config.dataset` = folder | tfrecord | imagenet | bundled |
+`tfds:<name>` (the shared readers of data/sources.py: unreadable files are
+skipped and counted).
 Training: RandomResizedCrop(224) (area 0.08..1, ratio 3/4..4/3, bilinear; if no
 crop fits in 10 tries, the whole image), Lab, and a random hint mask.
 Evaluation: the image squeezed to 224x224 (bilinear), no hints.
 """
 
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
 from coltran_tf.data import decode, sources
 from coltran_tf.icolorit.color import normalize_lab, rgb_to_lab
 from coltran_tf.icolorit.hints import random_hint_mask
-
-
-def image_source(config, split: str, training: bool, stats: decode.DecodeStats,
-                 seed: int) -> tf.data.Dataset:
-    """Decoded uint8 (H, W, 3) images of one split."""
-    if config.dataset.startswith("tfds:"):
-        name = config.dataset[len("tfds:"):]
-        split_name = {"train": "train", "eval_train": "train"}.get(split, "validation")
-        dataset = tfds.load(name, split=split_name, data_dir=config.data.data_dir or None,
-                            shuffle_files=training)
-        return dataset.map(lambda ex: tf.image.grayscale_to_rgb(ex["image"])
-                           if ex["image"].shape[-1] == 1 else ex["image"])
-    if config.dataset not in sources.DATASETS:
-        raise sources.DataError(
-            f"config.dataset={config.dataset!r}; choose one of "
-            f"{list(sources.DATASETS)} or 'tfds:<name>'.")
-    spec = sources.SourceSpec.from_config(config)
-    return sources.source(spec, split, stats, training, seed).map(lambda image, _: image)
 
 
 def random_resized_crop(image, seed, size: int, scale, ratio):
@@ -45,18 +26,22 @@ def random_resized_crop(image, seed, size: int, scale, ratio):
 
 
 def get_dataset(config, split: str, batch_size: int, training: bool,
-                stats: decode.DecodeStats | None = None, seed_offset: int = 0):
+                stats: decode.DecodeStats | None = None, position: int = 0):
     """Batches of {"lab": (B, 224, 224, 3) normalized Lab, "mask": (B, 12544)
-    mask_not_hint}; evaluation batches carry all-ones masks (no hints)."""
+    mask_not_hint}; evaluation batches carry all-ones masks (no hints).
+    Training batches come from the training stream from `position` on
+    (sources.training_stream) and carry each example's position under
+    sources.POSITION; crops and hints are a function of (seed, position)."""
     stats = stats if stats is not None else decode.DecodeStats()
-    seed = int(config.seed) + seed_offset
-    dataset = image_source(config, split, training, stats, seed)
-    size = int(config.image_size)
+    spec = sources.SourceSpec.from_config(config)
     if training:
-        dataset = dataset.repeat().shuffle(int(config.data.shuffle_buffer), seed=seed)
+        dataset = sources.training_stream(spec, split, stats, position)
+    else:
+        dataset = sources.numbered(sources.source(spec, split, stats))
+    size = int(config.image_size)
 
-    def to_example(index, image):
-        example_seed = tf.stack([tf.cast(seed, tf.int64), index])
+    def to_example(index, image, label):
+        example_seed = tf.stack([tf.cast(spec.seed, tf.int64), index])
         crop_seed, hint_seed = tf.unstack(tf.random.experimental.stateless_split(
             example_seed, 2))
         if training:
@@ -67,8 +52,10 @@ def get_dataset(config, split: str, batch_size: int, training: bool,
             rgb = tf.image.resize(tf.cast(image, tf.float32) / 255.0, [size, size], "bilinear")
             mask = tf.ones([(size // 2) ** 2])
         lab = normalize_lab(rgb_to_lab(tf.clip_by_value(rgb, 0.0, 1.0)))
-        return {"lab": lab, "mask": mask}
+        example = {"lab": lab, "mask": mask}
+        if training:
+            example[sources.POSITION] = index
+        return example
 
-    dataset = dataset.enumerate().map(to_example, num_parallel_calls=tf.data.AUTOTUNE,
-                                      deterministic=True)
+    dataset = dataset.map(to_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)

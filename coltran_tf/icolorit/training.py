@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from coltran_tf.data import decode
+from coltran_tf.data.sources import POSITION
 from coltran_tf.icolorit import convert
 from coltran_tf.icolorit.data import get_dataset
 from coltran_tf.icolorit.model import build_icolorit, network_input
@@ -63,20 +64,22 @@ def build_optimizer(config, model) -> keras.optimizers.AdamW:
     return optimizer
 
 
-def _train_step_fn(model, optimizer, strategy, delta: float):
+def _train_step_fn(model, optimizer, stream: loop.StreamPosition, strategy, delta: float):
     def replica_step(batch):
         lab, mask = batch["lab"], batch["mask"]
+        position = batch[POSITION]
         with tf.GradientTape() as tape:
             predicted = model(network_input(lab, mask), training=True)
             loss = huber_loss(predicted, lab[..., 1:], delta)
             scaled = loss / strategy.num_replicas_in_sync
         grads = tape.gradient(scaled, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
+        return loss, position
 
     @tf.function
     def step(iterator):
-        losses = strategy.run(replica_step, args=(next(iterator),))
+        losses, positions = strategy.run(replica_step, args=(next(iterator),))
+        stream.advance(strategy, positions)
         return strategy.reduce(tf.distribute.ReduceOp.MEAN, losses, axis=None)
 
     return step
@@ -89,21 +92,25 @@ RESUME_KEYS = ("batch_size", "dataset", "seed", "image_size", "max_hints", "crop
 
 
 def train(config, logdir: str, strategy: tf.distribute.Strategy | None = None,
-          resume_with_changes: bool = False) -> dict:
+          resume_with_changes: bool = False, report=None) -> dict:
     """Trains (or resumes) to config.max_train_steps on the loop both families
     share (train/loop.py); writes logdir/ckpt-*, logdir/log.jsonl (one line per
     log step), TensorBoard scalars (logdir/train) and logdir/model/ (our weights
     format, loadable by colorize --weights=logdir/model). Returns {step: mean
-    loss} of the steps logged this run."""
+    loss} of the steps logged this run. report: where progress lines go
+    (default: stdout)."""
     strategy = strategy or tf.distribute.get_strategy()
     keras.utils.set_random_seed(int(config.seed))
     with strategy.scope():
         model = build_icolorit(config.model.preset, config.get("precision", "float32"),
                                drop_path=float(config.model.drop_path))
         optimizer = build_optimizer(config, model)
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    stream = loop.StreamPosition(strategy)
+    # Everything a step depends on, so that a resume is exact (train/loop.py).
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
+                                     random=loop.random_state(model), stream=stream.variable)
     stats = decode.DecodeStats()
-    step_fn = _train_step_fn(model, optimizer, strategy, float(config.huber_delta))
+    step_fn = _train_step_fn(model, optimizer, stream, strategy, float(config.huber_delta))
 
     def run_steps(iterator, steps: int) -> dict:
         return {"loss": float(np.mean([float(step_fn(iterator)) for _ in range(steps)]))}
@@ -122,8 +129,9 @@ def train(config, logdir: str, strategy: tf.distribute.Strategy | None = None,
     task = loop.Task(
         checkpoint=checkpoint, current_step=lambda: int(optimizer.iterations.numpy()),
         run_steps=run_steps,
-        dataset=lambda start: get_dataset(config, "train", int(config.batch_size),
-                                          training=True, stats=stats, seed_offset=start),
+        dataset=lambda position: get_dataset(config, "train", int(config.batch_size),
+                                             training=True, stats=stats, position=position),
+        stream=stream,
         describe=lambda losses: (f"loss {losses['loss']:.5f} | "
                                  f"lr {float(optimizer.learning_rate):.2e}"),
         mismatch=mismatch,
@@ -136,8 +144,8 @@ def train(config, logdir: str, strategy: tf.distribute.Strategy | None = None,
                        steps_per_log=int(config.steps_per_log),
                        keep=int(config.checkpoints_to_keep),
                        save_every_steps=int(config.save_checkpoint_steps), log_name="log.jsonl",
-                       report=lambda line: print(line, flush=True),
+                       report=report or (lambda line: print(line, flush=True)),
                        allow_changes=resume_with_changes)
     if stats.skipped:
-        print(stats.summary())
+        (report or print)(stats.summary())
     return {step: losses["loss"] for step, losses in summary["history"]}

@@ -9,6 +9,16 @@ arrives and at the end; stops on a non-finite loss; exports at the end. A
 family supplies a `Task`: its checkpoint, how to run n steps, its data, its
 progress line and its export. Family-neutral: it imports nothing but utils,
 so iColoriT may use it.
+
+Exact resume: a run killed at any moment and rerun ends with the weights of an
+uninterrupted run, bit for bit, on the same machine. The checkpoint holds
+everything a step depends on: the weights, the optimizer (with its step) and
+the family's extras (ColTran's EMA), the state of every Keras seed generator
+(`random_state`: dropout, drop-path) and the position of the training stream
+(`StreamPosition`; the stream's order is a function of the seed, the epoch
+and the index, data/sources.py), from which the data resume. A rerun must use
+the same settings (`check_resume`) and the same number of replicas
+(`check_replicas`: another count sums the gradients in another order).
 """
 
 import json
@@ -30,7 +40,9 @@ class Task:
     checkpoint: everything a checkpoint holds (model, optimizer, ...).
     current_step: () -> the step the checkpoint is at (its optimizer's iterations).
     run_steps: (iterator, n) -> {loss name: mean over the n steps} (floats).
-    dataset: start step -> the training batches from there on.
+    dataset: stream position -> the training batches from there on.
+    stream: the checkpointed position of the training stream (advanced by
+      run_steps); None: the data restart at position 0 on resume.
     describe: (losses) -> the progress line's loss part ("loss 0.0123").
     mismatch: (checkpoint path, error) -> the error for a checkpoint that does
       not fit the model (naming the fix).
@@ -54,9 +66,74 @@ class Task:
     examples: str = "examples"
     config: dict | None = None
     resume_keys: tuple = ()
+    stream: "StreamPosition | None" = None
 
 
 CONFIG_FILE = "config.json"
+REPLICAS_FILE = "replicas.json"
+
+
+class StreamPosition:
+    """Where the training stream continues, an int64 the checkpoint holds (in
+    data/sources.py's encoding: (epoch << 32) + index within the epoch).
+
+    Training batches carry each example's stream position; after every step
+    `advance` (cross-replica context, inside the step's tf.function) gathers
+    them from all replicas and workers and stores the last one + 1.
+    """
+
+    def __init__(self, strategy):
+        with strategy.scope():
+            self.variable = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                        name="stream_position")
+
+    def value(self) -> int:
+        return int(self.variable.numpy())
+
+    def advance(self, strategy, per_replica_positions) -> None:
+        positions = strategy.gather(per_replica_positions, axis=0)
+        self.variable.assign(tf.reduce_max(positions) + 1)
+
+    def describe(self) -> str:
+        epoch, index = divmod(self.value(), 1 << 32)
+        return f"epoch {epoch}, item {index}"
+
+
+def random_state(model) -> list:
+    """The state variables of every Keras seed generator in `model` (dropout,
+    drop-path): Keras keeps them out of `tf.train.Checkpoint(model=...)` and out
+    of weight files, so a checkpoint must list them itself."""
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
+def _training_options() -> tf.data.Options:
+    # Every worker reads the same stream and keeps its share of each global batch, so
+    # a step sees the same examples with any number of workers and the one position
+    # is every worker's.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return options
+
+
+def check_replicas(logdir: str, replicas: int, allow_changes: bool = False) -> str | None:
+    """The change of replica count against the run in `logdir` (its
+    replicas.json), or None; ResumeMismatch unless `allow_changes`."""
+    path = os.path.join(logdir, REPLICAS_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        previous = int(json.load(f)["replicas"])
+    if previous == replicas:
+        return None
+    change = f"replicas: {previous} -> {replicas}"
+    if not allow_changes:
+        raise ResumeMismatch(
+            f"{logdir} was trained on {previous} replica(s) and this run has {replicas}. The "
+            "steps would see the same examples, but the gradients would be summed in another "
+            "order, so the run would not be the one it resumes, bit for bit. Resume with "
+            f"{previous} replica(s) (workers x devices), pass --resume_with_changes to continue "
+            "anyway, or use another --logdir.")
+    return change
 
 
 class ResumeMismatch(ValueError):
@@ -112,23 +189,30 @@ def run(task: Task, logdir: str, total: int, strategy, *, batch_size: int, steps
     A resume whose config changed a setting of `task.resume_keys` is refused
     (ResumeMismatch) unless `allow_changes`."""
     restored = restore_latest(task.checkpoint, logdir, task.mismatch)
+    replicas = strategy.num_replicas_in_sync
     if restored:
-        for change in check_resume(task, logdir, allow_changes):
+        changes = check_resume(task, logdir, allow_changes)
+        changes.append(check_replicas(logdir, replicas, allow_changes))
+        for change in filter(None, changes):
             report(f"Resuming with a changed setting (--resume_with_changes): {change}")
     start = task.current_step()
+    where = f" ({task.stream.describe()} of the data)" if restored and task.stream else ""
     report(f"{'Resuming from ' + restored if restored else 'Starting'} at step {start} of "
-           f"{total}; {strategy.num_replicas_in_sync} replica(s), global batch {batch_size}, "
-           f"logdir {logdir}")
+           f"{total}{where}; {replicas} replica(s), global batch {batch_size}, logdir {logdir}")
     saver = ChiefSaver(task.checkpoint, logdir, keep, strategy, task.current_step)
     if saver.chief:
         os.makedirs(logdir, exist_ok=True)
         task.prepare()
+        with open(os.path.join(logdir, REPLICAS_FILE), "w") as f:
+            json.dump({"replicas": replicas}, f)
     summary = {"step": start, "start_step": start, "history": [], "stopped_by": None,
                "export": None}
     if start >= total:
         report(f"Nothing to do: step {start} >= max_train_steps {total}.")
         return summary
-    iterator = iter(strategy.experimental_distribute_dataset(task.dataset(start)))
+    position = task.stream.value() if task.stream else 0
+    dataset = task.dataset(position).with_options(_training_options())
+    iterator = iter(strategy.experimental_distribute_dataset(dataset))
     writer = (tf.summary.create_file_writer(os.path.join(logdir, "train")) if saver.chief
               else tf.summary.create_noop_writer())
     rate = Rate(start, total)

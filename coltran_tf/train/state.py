@@ -17,11 +17,14 @@ EXPORT_DIR = "export"
 
 @dataclass
 class TrainState:
-    """Everything a training checkpoint holds (step = optimizer.iterations)."""
+    """Everything a training checkpoint holds (step = optimizer.iterations): the
+    model, the optimizer, the EMA, the seed generators' states and the training
+    stream's position (train/loop.py: what an exact resume needs)."""
     model: keras.Model
     optimizer: keras.optimizers.Optimizer
     ema: PolyakAverage
     checkpoint: tf.train.Checkpoint
+    stream: loop.StreamPosition
 
     @property
     def step(self) -> int:
@@ -41,8 +44,10 @@ def build_train_state(config, strategy: tf.distribute.Strategy | None = None) ->
         optimizer = build_optimizer(config.optimizer)
         optimizer.build(model.trainable_variables)
         ema = PolyakAverage(model.trainable_variables, decay=config.polyak_decay)
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, ema=ema)
-    return TrainState(model, optimizer, ema, checkpoint)
+    stream = loop.StreamPosition(strategy)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, ema=ema,
+                                     random=loop.random_state(model), stream=stream.variable)
+    return TrainState(model, optimizer, ema, checkpoint, stream)
 
 
 def mismatch_error(logdir: str):

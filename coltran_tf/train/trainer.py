@@ -7,7 +7,8 @@ averaging. The per-replica loss is divided by the number of replicas and the
 optimizer sums gradients over replicas, so any strategy computes the update of
 one device with the same global batch.
 
-Checkpoints (step, weights, optimizer slots, EMA) are written every
+Checkpoints (step, weights, optimizer slots, EMA, seed generators, the data
+stream's position: a resume is exact, train/loop.py) are written every
 `save_checkpoint_secs`, when SIGTERM/SIGINT arrives, and at the end; a restart
 resumes from the newest. At the end the EMA weights are exported to
 `$logdir/export` for inference. Progress goes to `report`, TensorBoard
@@ -21,6 +22,7 @@ from absl import logging
 
 from coltran_tf.checkpoints.native import CONFIG_FILE, config_to_dict
 from coltran_tf.data import datasets, decode
+from coltran_tf.data.sources import POSITION
 from coltran_tf.train import loop
 from coltran_tf.train import state as state_lib
 from coltran_tf.utils.files import write_json
@@ -51,16 +53,19 @@ def make_train_chunk(state: state_lib.TrainState, strategy, jit_compile: bool = 
         gradients = tf.function(gradients, jit_compile=True)
 
     def replica_step(batch):
+        batch = dict(batch)
+        position = batch.pop(POSITION)
         grads, losses = gradients(batch)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         ema.update()
-        return losses
+        return losses, position
 
     @tf.function
     def train_chunk(iterator, num_steps):
         totals = tuple(tf.constant(0.0) for _ in names)
         for _ in tf.range(num_steps):
-            per_replica = strategy.run(replica_step, args=(next(iterator),))
+            per_replica, positions = strategy.run(replica_step, args=(next(iterator),))
+            state.stream.advance(strategy, positions)
             totals = tuple(total + strategy.reduce("SUM", per_replica[name], axis=None)
                            for total, name in zip(totals, names))
         return {name: total / tf.cast(num_steps, tf.float32)
@@ -115,9 +120,10 @@ def train(config, logdir: str, strategy: tf.distribute.Strategy | None = None,
     task = loop.Task(
         checkpoint=state.checkpoint, current_step=lambda: state.step,
         run_steps=lambda iterator, steps: train_chunk(iterator, tf.constant(steps)),
-        dataset=lambda start: datasets.get_dataset(config, "train", int(config.batch_size),
-                                                   training=True, stats=stats,
-                                                   seed_offset=start),
+        dataset=lambda position: datasets.get_dataset(config, "train", int(config.batch_size),
+                                                      training=True, stats=stats,
+                                                      position=position),
+        stream=state.stream,
         describe=_describe, mismatch=state_lib.mismatch_error(logdir),
         prepare=lambda: _write_config(logdir, config), export=export,
         config=config_to_dict(config), resume_keys=RESUME_KEYS)

@@ -52,3 +52,28 @@ class ChiefSaver:
 
     def due(self, every_secs: float) -> bool:
         return time.monotonic() - self.last_time >= every_secs
+
+
+def differences(first: str, second: str) -> dict[str, float]:
+    """{variable: largest |difference|} of the variables in which the newest
+    checkpoints of two logdirs differ (inf: in one only, or not a number that
+    matches); {} when they are equal bit for bit (save counters aside)."""
+    import numpy as np
+
+    readers = [tf.train.load_checkpoint(tf.train.latest_checkpoint(d)) for d in (first, second)]
+    shapes = [r.get_variable_to_shape_map() for r in readers]
+    names = {n for s in shapes for n in s if "OBJECT_GRAPH" not in n and "save_counter" not in n}
+    found = {}
+    for name in sorted(names):
+        if not all(name in s for s in shapes):
+            found[name] = float("inf")
+            continue
+        x, y = (np.asarray(r.get_tensor(name)) for r in readers)
+        if x.shape != y.shape:
+            found[name] = float("inf")
+        elif np.issubdtype(x.dtype, np.number):
+            if not np.array_equal(x, y):
+                found[name] = float(np.max(np.abs(x.astype(np.float64) - y)))
+        elif not np.array_equal(x, y):
+            found[name] = float("inf")
+    return found

@@ -169,6 +169,7 @@ def test_bad_inputs_name_the_problem(pipeline, models, tmp_path):
     assert "No model for the color_upsampler stage" in result.stderr
 
 
+@pytest.mark.slow  # the oracle fixture test covers original checkpoints; -m slow runs it
 def test_original_checkpoints_are_used_directly(tmp_path):
     require_fixtures("tiny", "coltran_core", "ckpt")
     release = tmp_path / "release"
@@ -235,6 +236,7 @@ def test_benchmark_colorize_times_the_whole_pipeline():
     assert sum("parameters (tiny)" in line for line in lines) == 3
 
 
+@pytest.mark.slow  # a second colorize run, in bfloat16; -m slow runs it
 def test_a_store_dir_is_not_finished_in_another_precision(models, tmp_path):
     """run.json records the precision; a half-finished float32 store_dir rerun in
     bfloat16 is refused, naming the setting and both values (exit 2)."""

@@ -56,7 +56,8 @@ def test_icolorit_exports_and_its_runtimes_match_keras(models, tmp_path, fmt):
     np.testing.assert_allclose(actual["ab"], expected, atol=1e-2)
 
 
-@pytest.mark.parametrize("name", ["color_upsampler", "spatial_upsampler"])
+@pytest.mark.parametrize("name", ["color_upsampler", pytest.param(
+    "spatial_upsampler", marks=pytest.mark.slow)])  # one code path; -m slow runs both
 def test_upsamplers_export_to_every_format_and_their_runtimes_match_keras(tmp_path, name):
     """One tiny model directory, loaded as the command loads it, its three
     formats through deploy.export in process (the command's own path is
@@ -211,6 +212,7 @@ def test_the_colorizer_savedmodel_serves_the_cached_sampler(colorizer, tmp_path)
             draw(gray, **{"seeds": [3, 4], **bad})
 
 
+@pytest.mark.slow  # the upsamplers' ONNX test covers the format; -m slow runs it
 @pytest.mark.skipif(not HAVE["onnx"], reason=f"the export extra is not installed ({deploy.EXTRA})")
 def test_the_colorizer_onnx_takes_uniforms_and_draws_the_same_samples(colorizer, tmp_path):
     from coltran_tf.sampling.cached_sampler import sample_colorizer_cached, seed_uniforms
@@ -233,6 +235,7 @@ def test_the_colorizer_onnx_takes_uniforms_and_draws_the_same_samples(colorizer,
     np.testing.assert_allclose(got["proba"], want["proba"], atol=1e-5)
 
 
+@pytest.mark.slow  # a whole LiteRT conversion attempt; -m slow runs it
 @pytest.mark.skipif(not HAVE["tflite"],
                     reason=f"the export extra is not installed ({deploy.EXTRA})")
 def test_the_colorizer_litert_failure_is_named_and_leaves_nothing(colorizer, tmp_path):

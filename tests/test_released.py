@@ -171,6 +171,7 @@ def _colorize(*args):
     return run_command("coltran_tf.commands.colorize", *args)
 
 
+@pytest.mark.slow  # a whole colorize from a served release; -m slow runs it
 def test_colorize_checkpoints_url_and_a_truncated_zip(tmp_path, home):
     """The command end to end: a zip URL with stage presets, then a truncated zip."""
     site, photos = tmp_path / "site", tmp_path / "photos"
@@ -202,6 +203,7 @@ _FETCH = ("import sys; from coltran_tf.checkpoints.released import fetch_release
           "('colorizer', 'color_upsampler', 'spatial_upsampler')}), flush=True)")
 
 
+@pytest.mark.slow  # two processes converting a release; -m slow runs it
 def test_two_concurrent_first_runs_both_succeed(tmp_path, home):
     site = tmp_path / "site"
     site.mkdir()

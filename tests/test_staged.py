@@ -199,6 +199,7 @@ def test_sample_command_reports_bad_input(workdir, tmp_path, monkeypatch):
     assert "cannot reach http://127.0.0.1:9/coltran.zip" in offline.stderr
 
 
+@pytest.mark.slow  # both samplers over every stage; -m slow runs it
 def test_cached_sampler_by_default_loop_on_request_and_uncertainty_maps(workdir, tmp_path,
                                                                        monkeypatch):
     """config.sample.sampler routes to the loop sampler. Its run is stood in for by

@@ -116,6 +116,7 @@ def _free_ports(count):
     return ports
 
 
+@pytest.mark.slow  # two worker processes; Mirrored covers the step; -m slow runs it
 def test_multi_worker_with_two_processes_matches_one_device(tmp_path, one_device_log):
     workers = [f"localhost:{port}" for port in _free_ports(2)]
     procs = []

@@ -48,6 +48,7 @@ def training_defaults(batch_size: int, max_train_steps: int, tiny: bool = False,
     config.batch_size = batch_size
     config.max_train_steps = max_train_steps
     config.save_checkpoint_secs = 900
+    config.save_checkpoint_steps = 0  # also every this many steps (0: by time only)
     config.num_epochs = -1
     config.polyak_decay = 0.999
     config.export_weights = "ema"  # or "raw": what --mode=export and the end of training write

@@ -85,6 +85,21 @@ def _train_step_fn(model, optimizer, stream: loop.StreamPosition, strategy, delt
     return step
 
 
+def build_state(config, strategy: tf.distribute.Strategy | None = None):
+    """(model, optimizer, stream position, their checkpoint): everything a step
+    depends on, so that a resume is exact (train/loop.py)."""
+    strategy = strategy or tf.distribute.get_strategy()
+    keras.utils.set_random_seed(int(config.seed))
+    with strategy.scope():
+        model = build_icolorit(config.model.preset, config.get("precision", "float32"),
+                               drop_path=float(config.model.drop_path))
+        optimizer = build_optimizer(config, model)
+    stream = loop.StreamPosition(strategy)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
+                                     random=loop.random_state(model), stream=stream.variable)
+    return model, optimizer, stream, checkpoint
+
+
 # What decides which examples and hints each step sees: a resume must keep them.
 RESUME_KEYS = ("batch_size", "dataset", "seed", "image_size", "max_hints", "crop_scale",
                "crop_ratio", "data.data_dir", "data.manual_dir", "data.skip_grayscale",
@@ -100,15 +115,7 @@ def train(config, logdir: str, strategy: tf.distribute.Strategy | None = None,
     loss} of the steps logged this run. report: where progress lines go
     (default: stdout)."""
     strategy = strategy or tf.distribute.get_strategy()
-    keras.utils.set_random_seed(int(config.seed))
-    with strategy.scope():
-        model = build_icolorit(config.model.preset, config.get("precision", "float32"),
-                               drop_path=float(config.model.drop_path))
-        optimizer = build_optimizer(config, model)
-    stream = loop.StreamPosition(strategy)
-    # Everything a step depends on, so that a resume is exact (train/loop.py).
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
-                                     random=loop.random_state(model), stream=stream.variable)
+    model, optimizer, stream, checkpoint = build_state(config, strategy)
     stats = decode.DecodeStats()
     step_fn = _train_step_fn(model, optimizer, stream, strategy, float(config.huber_delta))
 

@@ -9,7 +9,8 @@ one device with the same global batch.
 
 Checkpoints (step, weights, optimizer slots, EMA, seed generators, the data
 stream's position: a resume is exact, train/loop.py) are written every
-`save_checkpoint_secs`, when SIGTERM/SIGINT arrives, and at the end; a restart
+`save_checkpoint_secs` (and every `save_checkpoint_steps` if set), when
+SIGTERM/SIGINT arrives, and at the end; a restart
 resumes from the newest. At the end the EMA weights are exported to
 `$logdir/export` for inference. Progress goes to `report`, TensorBoard
 (`$logdir/train`) and `$logdir/train_log.jsonl` (one JSON line per call).
@@ -131,6 +132,7 @@ def train(config, logdir: str, strategy: tf.distribute.Strategy | None = None,
         task, logdir, int(config.max_train_steps), strategy,
         batch_size=int(config.batch_size), steps_per_log=steps_per_summaries,
         keep=int(config.checkpoints_to_keep), save_every_secs=float(config.save_checkpoint_secs),
+        save_every_steps=int(config.get("save_checkpoint_steps", 0)) or None,
         log_name=TRAIN_LOG, report=report,
         extra_line=lambda: (f"{stats.skipped} unreadable image(s) skipped" if stats.skipped
                             else ""), allow_changes=resume_with_changes)

@@ -34,13 +34,26 @@ def interrupt_after(count: int):
     return report
 
 
-def require_fixtures(*parts):
-    """Path under ../shared/fixtures/reference, or skip with the reason."""
-    path = os.path.join(REFERENCE_FIXTURES, *parts)
+def missing(reason: str):
+    """Skips a test whose input is absent; under CI (CI=true, set by .ci/run) fails
+    it instead, so that a faithfulness test cannot silently vanish there."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI must provide it.", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_shared(*parts) -> str:
+    """Path under ../shared, or `missing` with the reason."""
+    path = os.path.join(SHARED, *parts)
     if not os.path.exists(path):
-        pytest.skip(f"oracle fixtures not found at {path} (they live in ../shared beside "
-                    "the checkout; CI provides them)")
+        missing(f"oracle fixtures not found at {path} (they live in ../shared beside the "
+                "checkout)")
     return path
+
+
+def require_fixtures(*parts) -> str:
+    """Path under ../shared/fixtures/reference, or `missing` with the reason."""
+    return require_shared("fixtures", "reference", *parts)
 
 
 # -- the one factory of tiny ColTran models -----------------------------------------

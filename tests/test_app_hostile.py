@@ -213,6 +213,28 @@ def test_rgb_hints_convert_together_as_one_at_a_time():
     assert ys[7] == 5 and xs[7] == 6 and tuple(ab[7]) == (12.5, -40.0)
 
 
+def test_hint_coordinates_are_pixels_of_the_photo_and_the_count_is_capped():
+    """y in 0..height-1 and x in 0..width-1, the last row and column included; a
+    hint at y == height or x == width is outside (400 naming the field); 4,096
+    hints pass and 4,097 do not."""
+    from coltran_tf.app.api import MAX_HINTS, ApiError
+
+    ys, xs, _ = parse_hints([{"y": 299, "x": 399, "rgb": [1, 2, 3]},
+                             {"y": 0, "x": 0, "ab": [0, 0]},
+                             {"y": 299.5, "x": 398.75, "rgb": [1, 2, 3]}], 300, 400)
+    assert list(ys) == [299, 0, 299.5] and list(xs) == [399, 0, 398.75]
+    for hint, field in (({"y": 300, "x": 0}, "y"), ({"y": 0, "x": 400}, "x"),
+                        ({"y": -0.5, "x": 0}, "y"), ({"y": 0, "x": -1}, "x")):
+        with pytest.raises(ApiError, match=f"^Hint 0: {field} must be a number from 0 to "
+                                           f"{299 if field == 'y' else 399}") as error:
+            parse_hints([{**hint, "rgb": [1, 2, 3]}], 300, 400)
+        assert error.value.status == 400
+    many = [{"y": 1, "x": 1, "rgb": [1, 2, 3]}] * MAX_HINTS
+    assert MAX_HINTS == 4096 and len(parse_hints(many, 300, 400)[0]) == MAX_HINTS
+    with pytest.raises(ApiError, match="at most 4096 hints"):
+        parse_hints(many + many[:1], 300, 400)
+
+
 def test_hints_are_checked_outside_the_model_lock(server):
     session = _session(server)
     with server.app.model_lock:  # a long forward pass elsewhere

@@ -165,7 +165,7 @@ def test_bad_inputs_name_the_problem(pipeline, models, tmp_path):
     # One stage named, the others not: no silent mix with the demo weights.
     result = run_command("coltran_tf.commands.colorize", f"--img_dir={broken}",
                          f"--store_dir={tmp_path / 'out2'}", f"--colorizer={models / 'colorizer'}")
-    assert result.returncode != 0 and "pass --checkpoints=DIR" in result.stderr
+    assert result.returncode == 2 and "pass --checkpoints=DIR" in result.stderr
     assert "No model for the color_upsampler stage" in result.stderr
 
 

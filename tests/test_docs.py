@@ -1,5 +1,6 @@
 """The reference's Python example runs as written (with the demo models in
-place of the released ones, which would be a download)."""
+place of the released ones, which would be a download), and the docs' links
+lead somewhere."""
 
 import os
 import re
@@ -22,3 +23,16 @@ def test_the_python_example_of_the_reference_runs():
     assert scope["final"]["images"].shape == (1, demo_side, demo_side, 3)
     assert scope["coarse"]["images"].shape == (1, 64, 64, 3)
     assert scope["out"]["proba"].shape == (1, 64, 64, 512)
+
+
+def test_every_relative_link_of_the_docs_points_at_a_file():
+    docs = sorted(os.listdir(os.path.join(REPO_ROOT, "docs")))
+    for page in ["README.md", "coltran_tf/demo/README.md", "data/README.md",
+                 *[os.path.join("docs", name) for name in docs if name.endswith(".md")]]:
+        with open(os.path.join(REPO_ROOT, page)) as f:
+            text = f.read()
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            path = os.path.normpath(os.path.join(REPO_ROOT, os.path.dirname(page), target))
+            assert os.path.exists(path), f"{page} links {target}, which does not exist"

@@ -13,7 +13,7 @@ from PIL import Image
 
 from coltran_tf.evaluation.evaluate import EvaluationError, evaluate
 from coltran_tf.evaluation.image_sets import FolderSet
-from coltran_tf.utils import frechet, image_metrics
+from coltran_tf.utils import download, frechet, image_metrics
 from conftest import REPO_ROOT, run_command
 
 
@@ -55,6 +55,34 @@ def test_frechet_distance_matches_an_independent_computation():
         _covariance(c)) + np.trace(_covariance(d)) - 2 * np.trace(root), rel=1e-5)
 
 
+def _hasler_suesstrunk(rgb) -> float:
+    """Hasler and Suesstrunk (2003), eq. 3, written out independently."""
+    r, g, b = (np.asarray(rgb, np.float64)[..., i].ravel() for i in range(3))
+    rg, yb = np.abs(r - g), np.abs((r + g) / 2 - b)
+    return float(np.sqrt(np.var(rg) + np.var(yb))
+                 + 0.3 * np.sqrt(np.mean(rg) ** 2 + np.mean(yb) ** 2))
+
+
+def _independent_fid(extractor_path, generated, reference) -> float:
+    """FID of two image lists through the Keras extractor, computed here: its
+    documented input (float RGB in [0, 255], resized bilinearly to 32x32) and
+    the Frechet distance with scipy's matrix square root."""
+    import keras
+    import scipy.linalg
+    import tensorflow as tf
+
+    model = keras.models.load_model(extractor_path)
+
+    def features(images):
+        resized = tf.image.resize(np.asarray(images, np.float32), [32, 32], method="bilinear")
+        return np.asarray(model(resized), np.float64)
+
+    a, b = features(generated), features(reference)
+    root = np.real(scipy.linalg.sqrtm(_covariance(a) @ _covariance(b)))
+    return float(np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(_covariance(a))
+                 + np.trace(_covariance(b)) - 2 * np.trace(root))
+
+
 def test_colorfulness_and_psnr_by_hand():
     gray = np.full((4, 4, 3), 77, np.uint8)
     assert image_metrics.colorfulness(gray) == 0.0
@@ -63,6 +91,13 @@ def test_colorfulness_and_psnr_by_hand():
     rg, yb = np.array([100.0, 0]), np.array([150.0, 60])
     expected = np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean())
     assert image_metrics.colorfulness(image) == pytest.approx(expected)
+    # Green above red and blue above yellow count as much as the other way round
+    # (|R - G|, |(R + G) / 2 - B|), against an independent computation.
+    mixed = np.random.default_rng(3).integers(0, 256, (16, 16, 3)).astype(np.float64)
+    mixed[:8, :, 1] = np.maximum(mixed[:8, :, 1], mixed[:8, :, 0] + 1)  # G > R in half
+    assert image_metrics.colorfulness(mixed) == pytest.approx(_hasler_suesstrunk(mixed))
+    assert image_metrics.colorfulness(mixed[..., [1, 0, 2]]) == pytest.approx(
+        image_metrics.colorfulness(mixed))  # swapping R and G changes nothing
     a = np.zeros((2, 2, 3), np.uint8)
     b = a.copy()
     b[0, 0, 0] = 12  # MSE = 144 / 12 = 12
@@ -141,10 +176,18 @@ def test_folders_give_every_metric_and_pair_by_name(tmp_path, extractor_path):
                 "num_images", "protocol", "feature_extractor"):
         assert key in values, key
     assert values["num_images"] == 8 and values["pairing"] == "name"
-    assert values["fid"] > 0 and values["feature_extractor"] == "keras:features.keras"
+    assert values["feature_extractor"] == "keras:features.keras"
+    assert values["fid"] == pytest.approx(_independent_fid(extractor_path, colorized, truth),
+                                          rel=1e-3, abs=1e-6)
     by_name = dict(zip(names[::-1], colorized))
     expected = np.mean([image_metrics.psnr(by_name[n], t) for n, t in zip(names, truth)])
     assert values["psnr"] == pytest.approx(expected)
+    # Colourfulness of the written files, computed independently (not by the
+    # command's own function), and its difference to the reference's.
+    assert values["colorfulness"] == pytest.approx(
+        np.mean([_hasler_suesstrunk(image) for image in colorized]))
+    assert values["colorfulness_reference"] == pytest.approx(
+        np.mean([_hasler_suesstrunk(image) for image in truth]))
     assert values["delta_colorfulness"] == pytest.approx(
         abs(values["colorfulness"] - values["colorfulness_reference"]))
     assert "| FID |" in result.stdout and values["warnings"] == []  # 8 images > 6 features
@@ -296,7 +339,7 @@ def test_inception_is_fetched_once_checked_and_offline_errors_name_the_fix(tmp_p
         features.inception_graph(url)
     # Offline with no cache: the error names the URL and the manual route.
     monkeypatch.setenv(features.URL_ENV, url.replace("inception-2015", "missing"))
-    with pytest.raises(Exception, match="classify_image_graph_def.pb") as error:
+    with pytest.raises(download.FetchError, match="classify_image_graph_def.pb") as error:
         features.load_feature_extractor("inception", report=lambda line: None)
     assert "missing-12-05.tgz" in str(error.value) and "--feature_extractor=" in str(error.value)
 

@@ -27,11 +27,19 @@ from coltran_tf.icolorit.model import build_icolorit
 from coltran_tf.icolorit.patch_embedding import PatchEmbedding
 from coltran_tf.icolorit.training import WarmupCosine, huber_loss
 from conftest import REPO_ROOT as REPO
-from conftest import run_command
+from conftest import require_shared, run_command
 
 FIXTURE = os.path.join(os.path.dirname(REPO), "shared", "fixtures", "icolorit", "tiny")
-needs_fixture = pytest.mark.skipif(not os.path.isdir(FIXTURE),
-                                   reason=f"official iColoriT fixture not found at {FIXTURE}")
+
+
+@pytest.fixture
+def official_fixture():
+    """The official implementation's iColoriT fixture (../shared): skipped when
+    absent, a failure under CI (conftest.missing)."""
+    return require_shared("fixtures", "icolorit", "tiny")
+
+
+needs_fixture = pytest.mark.usefixtures("official_fixture")
 
 
 @needs_fixture

@@ -110,12 +110,16 @@ def test_colorize_command_takes_the_precision(tmp_path):
     assert result.returncode == 0, result.stderr
     with open(tmp_path / "out" / "report.json") as f:
         assert json.load(f)["colorized"] == ["camera.png"]
+    # Used, not only accepted: the run file records what the loaded stages compute in
+    # (read from the models themselves, colorize_folder._precision).
+    with open(tmp_path / "out" / "run.json") as f:
+        assert json.load(f)["precision"] == "bfloat16"
     final = np.asarray(Image.open(tmp_path / "out" / "final" / "camera.png"))
     assert final.shape == (32, 32, 3) and final.std() > 0
     bad = run_command("coltran_tf.commands.colorize", "--img_dir=data",
                       f"--store_dir={tmp_path / 'x'}",
                       "--precision=half")
-    assert bad.returncode != 0 and "precision" in bad.stderr
+    assert bad.returncode == 2 and "precision" in bad.stderr
 
 
 def test_icolorit_trains_in_bfloat16_and_the_precision_survives_save_and_load(tmp_path):

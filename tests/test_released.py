@@ -23,7 +23,7 @@ import pytest
 
 from coltran_tf.checkpoints import released
 from coltran_tf.utils import download
-from conftest import REPO_ROOT, SHARED, require_fixtures, run_command
+from conftest import REPO_ROOT, require_fixtures, require_shared, run_command
 
 TINY = {stage: "tiny" for stage in released.STAGES}
 FIXTURE_OF = {"colorizer": "coltran_core", "color_upsampler": "color_upsampler",
@@ -226,9 +226,7 @@ def test_two_concurrent_first_runs_both_succeed(tmp_path, home):
 def test_icolorit_weights_from_a_url(tmp_path, home):
     from coltran_tf.icolorit.convert import WeightsError, load_icolorit, model_from_state_dict
 
-    state_dict = os.path.join(SHARED, "fixtures", "icolorit", "tiny", "state_dict.npz")
-    if not os.path.exists(state_dict):
-        pytest.skip(f"iColoriT fixture not found at {state_dict}")
+    state_dict = require_shared("fixtures", "icolorit", "tiny", "state_dict.npz")
     site = tmp_path / "site"
     site.mkdir()
     with open(state_dict, "rb") as f:

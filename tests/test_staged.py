@@ -123,22 +123,23 @@ def test_hosts_split_batches_contiguously(hosts, expected):
 
 
 def test_two_host_jobs_together_equal_one_job(workdir, tmp_path):
-    def sample(logdir, *extra):
-        result = run_command(
-            "coltran_tf.commands.sample", "--config=color_upsampler:tiny", "--mode=sample_test",
-            f"--logdir={logdir}", f"--checkpoint={workdir / 'color_upsampler'}",
-            "--config.sample.num_outputs=4", "--config.sample.batch_size=2",
-            "--config.sample.log_dir=out", f"--config.sample.gen_data_dir={workdir / 'stage1'}",
-            *extra)
-        assert result.returncode == 0, result.stderr[-3000:]
+    """Multi-host sampling as the design card uses it: a base skip_batches, sample
+    mode (each batch seeded by its index in the whole job): two hosts == one
+    job, record for record (seeding by the index within a host's shard, or
+    dropping the base skip on several hosts, fails it)."""
+    def sample(logdir, **hosts):
+        config = _config(colorizer, "out", num_outputs=4, batch_size=2)
+        config.sample.mode, config.sample.skip_batches = "sample", 1
+        staged.run_stage(config, str(logdir), "sample_test", str(workdir / "colorizer"),
+                         report=lambda line: None, **hosts)
+        return _read(logdir / "out", 64)
 
     for host in range(2):
-        sample(tmp_path / "hosts", "--num_hosts=2", f"--host_index={host}")
-    sample(tmp_path / "single")
+        sample(tmp_path / "hosts", num_hosts=2, host_index=host)
+    alone = sample(tmp_path / "single")
     assert sorted(os.listdir(tmp_path / "hosts" / "out")) == ["gen0.tfrecords",
                                                               "gen1.tfrecords"]
-    together, alone = _read(tmp_path / "hosts" / "out", 64), _read(tmp_path / "single" / "out",
-                                                                   64)
+    together = _read(tmp_path / "hosts" / "out", 64)
     assert len(together) == len(alone) == 4
     for (a, la), (b, lb) in zip(together, alone):
         np.testing.assert_array_equal(a, b)

@@ -162,3 +162,16 @@ def test_the_training_loop_is_family_neutral():
              for target, line in _imports(os.path.join(PACKAGE, "train", "loop.py"))
              if not _allowed(target, {"utils"})]
     assert not wrong, "\n".join(wrong)
+
+
+def test_a_missing_shared_folder_fails_under_ci_and_skips_elsewhere(monkeypatch):
+    """The oracle fixtures cannot silently vanish from CI (.ci/run sets CI=true)."""
+    import conftest
+
+    monkeypatch.setattr(conftest, "SHARED", "/nonexistent/shared")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must provide it"):
+        conftest.require_fixtures("tiny")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="not found at /nonexistent/shared"):
+        conftest.require_fixtures("tiny")

@@ -139,7 +139,7 @@ def test_multi_worker_with_two_processes_matches_one_device(tmp_path, one_device
 def test_command_reports_config_mistakes(tmp_path, monkeypatch):
     result = run_command("coltran_tf.commands.train", "--config=configs/colorizer.py:tiny",
                          f"--logdir={tmp_path}", "--config.no_such_key=1")
-    assert result.returncode != 0 and "no_such_key" in result.stderr
+    assert result.returncode == 2 and "no_such_key" in result.stderr
     result = run_command("coltran_tf.commands.train", "--config=colorizer:tiny",
                          f"--logdir={tmp_path}",
                          "--config.dataset=folder",

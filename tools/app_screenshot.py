@@ -22,6 +22,18 @@ flags.DEFINE_string("coltran_dir", None, "Default: the demo ColTran stages.")
 flags.DEFINE_string("chromium", "/usr/bin/chromium", "Chromium executable.")
 
 
+def _wait_for(page, predicate: str, timeout: float = 300.0) -> None:
+    """Polls `predicate` with page.evaluate: page.wait_for_function would run it
+    through eval(), which the page's Content-Security-Policy forbids."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(predicate):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the page never satisfied {predicate}")
+        time.sleep(0.1)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -45,21 +57,21 @@ def main(argv):
         page.set_default_timeout(300_000)
         page.goto(url)
         page.set_input_files("#file", f.photo)
-        page.wait_for_function("Number(document.body.dataset.renders || 0) >= 1")
+        _wait_for(page, "Number(document.body.dataset.renders || 0) >= 1")
         page.click("#suggest")
-        page.wait_for_function("document.querySelectorAll('#suggestions img').length === 3")
+        _wait_for(page, "document.querySelectorAll('#suggestions img').length === 3")
         count = page.evaluate("Number(document.body.dataset.renders)")
         page.locator("#suggestions img").first.click()
-        page.wait_for_function(f"Number(document.body.dataset.renders) > {count}")
+        _wait_for(page, f"Number(document.body.dataset.renders) > {count}")
         box = page.locator("#view").bounding_box()
         for fx, fy in ((0.42, 0.22), (0.62, 0.8)):
             count = page.evaluate("Number(document.body.dataset.renders)")
             page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
-            page.wait_for_function(f"Number(document.body.dataset.renders) > {count}")
+            _wait_for(page, f"Number(document.body.dataset.renders) > {count}")
         page.wait_for_selector("#likely .swatch")
         count = page.evaluate("Number(document.body.dataset.renders)")
         page.locator("#likely div").first.click()
-        page.wait_for_function(f"Number(document.body.dataset.renders) > {count}")
+        _wait_for(page, f"Number(document.body.dataset.renders) > {count}")
         page.evaluate("window.scrollTo(0, 0)")
         png = page.screenshot(full_page=True)
         browser.close()

@@ -22,6 +22,8 @@ from coltran_tf.configs.stages import NAMES as STAGES
 
 flags.DEFINE_string("runs", "runs/demo", "Directory of the four training runs.")
 flags.DEFINE_string("out", "coltran_tf/demo", "Where the packaged weights go.")
+flags.DEFINE_list("models", [*STAGES, "icolorit"], "Which runs to package; the others keep "
+                  "what --out holds (their manifest entries and logs feed the curves).")
 
 COMMAND = "bash tools/train_demo_weights.sh"
 
@@ -29,6 +31,13 @@ COMMAND = "bash tools/train_demo_weights.sh"
 def _read_log(path: str) -> list[dict]:
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def _read_manifest(path: str) -> dict:
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)["models"]
 
 
 def _curve_panel(draw, box, title, steps, values, color):
@@ -56,9 +65,17 @@ def main(argv):
     f = flags.FLAGS
     os.makedirs(f.out, exist_ok=True)
     manifest, curves = {"command": COMMAND, "models": {}}, []
+    kept_path = os.path.join(f.out, "manifest.json")
+    kept = _read_manifest(kept_path)
     for stage in STAGES:
         run = os.path.join(f.runs, stage)
         target = os.path.join(f.out, stage)
+        if stage not in f.models:
+            manifest["models"][stage] = kept[stage]
+            log = _read_log(os.path.join(target, "train_log.jsonl"))
+            curves.append((f"{stage}: loss (bits/dim)", [r["step"] for r in log],
+                           [r["loss_bits_per_dim"] for r in log]))
+            continue
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(os.path.join(run, "export"), target)
         metadata_path = os.path.join(target, "metadata.json")
@@ -84,18 +101,23 @@ def main(argv):
                        [r["loss_bits_per_dim"] for r in log]))
     run = os.path.join(f.runs, "icolorit")
     target = os.path.join(f.out, "icolorit")
-    shutil.rmtree(target, ignore_errors=True)
-    model = load_saved(os.path.join(run, "model"))
-    save_compact(model, target)
-    log = _read_log(os.path.join(run, "log.jsonl"))
-    shutil.copy(os.path.join(run, "log.jsonl"), os.path.join(target, "train_log.jsonl"))
+    if "icolorit" in f.models:
+        shutil.rmtree(target, ignore_errors=True)
+        model = load_saved(os.path.join(run, "model"))
+        save_compact(model, target)
+        shutil.copy(os.path.join(run, "log.jsonl"), os.path.join(target, "train_log.jsonl"))
+    log = _read_log(os.path.join(target, "train_log.jsonl"))
     smooth = np.convolve([r["loss"] for r in log], np.ones(5) / 5, mode="valid")
-    manifest["models"]["icolorit"] = {
-        "config": "configs/icolorit.py:demo", "steps": log[-1]["step"],
-        "final_loss_mean_of_last_5_logs": round(float(smooth[-1]), 5),
-        "first_loss_mean_of_first_5_logs": round(float(smooth[0]), 5),
-        "parameters": int(model.count_params()),
-        "bytes": os.path.getsize(os.path.join(target, "model.weights.npz"))}
+    if "icolorit" in f.models:
+        manifest["models"]["icolorit"] = {
+            "config": "configs/icolorit.py:demo", "steps": log[-1]["step"],
+            "data": "tools/make_hint_training_set.py (photos, recoloured photos, scenes)",
+            "final_loss_mean_of_last_5_logs": round(float(smooth[-1]), 5),
+            "first_loss_mean_of_first_5_logs": round(float(smooth[0]), 5),
+            "parameters": int(model.count_params()),
+            "bytes": os.path.getsize(os.path.join(target, "model.weights.npz"))}
+    else:
+        manifest["models"]["icolorit"] = kept["icolorit"]
     curves.append(("iColoriT-T: Huber loss (x200), mean of 5 logs",
                    [r["step"] for r in log][4:], list(smooth)))
 

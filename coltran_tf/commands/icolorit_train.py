@@ -22,14 +22,7 @@ flags.DEFINE_string("logdir", None, "Checkpoints, log.jsonl and the final model/
 flags.DEFINE_enum("accelerator_type", "auto", ["auto", "CPU", "GPU", "TPU"], "Device kind.")
 flags.DEFINE_string("master", "", "TPU address or name (TPU only).")
 flags.DEFINE_integer("devices_per_worker", 0, "Devices to mirror over (0: all GPUs / one CPU).")
-flags.DEFINE_bool("resume_with_changes", False, "Resume a --logdir even though the config "
-                  "changed a setting that decides which examples the steps see (batch size, "
-                  "data, seed, ..., the number of replicas); without it such a resume is "
-                  "refused, naming the setting.")
-flags.DEFINE_bool("deterministic_ops", False, "Make every TensorFlow op deterministic "
-                  "(tf.config.experimental.enable_op_determinism; slower): what a GPU needs "
-                  "for a resumed run to end bit for bit where an uninterrupted one would. "
-                  "On CPUs training is deterministic without it.")
+cli.define_training_flags()
 flags.mark_flags_as_required(["config", "logdir"])
 
 
@@ -43,10 +36,7 @@ def main(argv):
     from coltran_tf.utils.distribute import get_strategy
 
     f = flags.FLAGS
-    if f.deterministic_ops:
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
+    cli.apply_deterministic_ops()
     strategy = get_strategy(f.accelerator_type, f.master, f.devices_per_worker)
     try:
         train(f.config, f.logdir, strategy, resume_with_changes=f.resume_with_changes)

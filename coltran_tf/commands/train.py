@@ -49,14 +49,7 @@ flags.DEFINE_string("checkpoint", None,
                     "an original ColTran checkpoint, or released[:STAGE] / a zip URL (the "
                     "released checkpoints, fetched once into the cache).")
 flags.DEFINE_string("export_dir", None, "export: output directory (default LOGDIR/export).")
-flags.DEFINE_bool("resume_with_changes", False, "Resume a --logdir even though the config "
-                  "changed a setting that decides which examples the steps see (batch size, "
-                  "data, seed, ..., the number of replicas); without it such a resume is "
-                  "refused, naming the setting.")
-flags.DEFINE_bool("deterministic_ops", False, "Make every TensorFlow op deterministic "
-                  "(tf.config.experimental.enable_op_determinism; slower): what a GPU needs "
-                  "for a resumed run to end bit for bit where an uninterrupted one would. "
-                  "On CPUs training is deterministic without it.")
+cli.define_training_flags()
 
 
 def _report(line: str) -> None:
@@ -122,10 +115,7 @@ def main(argv):
     from coltran_tf.data.sources import DataError
     from coltran_tf.utils.download import FetchError
 
-    if flags.FLAGS.deterministic_ops:
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
+    cli.apply_deterministic_ops()
     try:
         if mode == "train":
             _train(config, logdir)

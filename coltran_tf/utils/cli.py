@@ -38,6 +38,29 @@ flags.DEFINE_bool("verbose", False, "Show TensorFlow's and absl's own log lines 
 flags.DEFINE_bool("version", False, "Print the package version and exit.")
 
 
+def define_training_flags() -> None:
+    """The flags both training commands (coltran-train, icolorit-train) share
+    (defined once per process, whichever command module is imported first)."""
+    if "resume_with_changes" in flags.FLAGS:
+        return
+    flags.DEFINE_bool("resume_with_changes", False, "Resume a --logdir even though the config "
+                      "changed a setting that decides which examples the steps see (batch "
+                      "size, data, seed, ..., the number of replicas); without it such a "
+                      "resume is refused, naming the setting.")
+    flags.DEFINE_bool("deterministic_ops", False, "Make every TensorFlow op deterministic "
+                      "(tf.config.experimental.enable_op_determinism; slower): what a GPU "
+                      "needs for a resumed run to end bit for bit where an uninterrupted one "
+                      "would. On CPUs training is deterministic without it.")
+
+
+def apply_deterministic_ops() -> None:
+    """--deterministic_ops of a training command, before any model is built."""
+    if flags.FLAGS.deterministic_ops:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
 def wants_verbose(argv: list[str]) -> bool:
     return VERBOSE_FLAG in argv or "TF_CPP_MIN_LOG_LEVEL" in os.environ
 

@@ -172,6 +172,35 @@ def test_the_user_is_served_while_trickling_clients_take_every_slot(model, body)
         running.stop()
 
 
+def test_a_request_on_its_way_keeps_the_slot_it_took(model):
+    """Before: a client stalled in its body outranked a new connection whose head
+    had not come yet, so the next trickler to reconnect closed the user's
+    connection (status 0; the flake of the test above, bodies case)."""
+    running = AppServer(App(model, "micro"), idle_timeout=5, max_connections=3,
+                        min_rate=RATE).start()
+    stalled = []
+    try:
+        head = (f"POST /api/session HTTP/1.1\r\nHost: 127.0.0.1:{running.port}\r\n"
+                "Content-Type: image/png\r\nContent-Length: 100000\r\n\r\n").encode()
+        for _ in range(3):  # every slot: a body behind min_rate
+            stalled.append(socket.create_connection(("127.0.0.1", running.port), timeout=5))
+            stalled[-1].sendall(head)
+        time.sleep(0.3)
+        user = socket.create_connection(("127.0.0.1", running.port), timeout=5)
+        time.sleep(0.1)      # the user's head is on its way when the next trickler comes
+        stalled.append(socket.create_connection(("127.0.0.1", running.port), timeout=5))
+        stalled[-1].sendall(head)
+        time.sleep(0.1)
+        user.sendall(f"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1:{running.port}\r\n"
+                     "Connection: close\r\n\r\n".encode())
+        assert _status(_read_all(user)) == 200
+        user.close()
+    finally:
+        for sock in stalled:
+            sock.close()
+        running.stop()
+
+
 def _from(address: str, server, data: bytes, timeout: float = 10.0) -> socket.socket:
     sock = socket.socket()
     sock.bind((address, 0))

@@ -39,11 +39,12 @@ A local tool, not a multi-user service; requests are guarded as such:
   * Slots (fairness): at most `max_connections` connections. When all are
     taken, a new one frees a slot by closing a connection that waits on its
     client: idle or still sending its request head first, then one that has
-    fallen behind `min_rate` sending its body or reading its reply; it is
-    taken from the address holding the most connections, the longest waiting
-    first. Connections the server is working for are never closed; each
-    address may have at most half of `max_connections` requests queued or
-    running (503 beyond).
+    fallen behind `min_rate` sending its body or reading its reply, and only
+    then one under a second old (or a second past its last reply), whose
+    request is likely on its way; it is taken from the address holding the
+    most connections, the longest waiting first. Connections the server is
+    working for are never closed; each address may have at most half of
+    `max_connections` requests queued or running (503 beyond).
   * Work: uploads decode one at a time, ColTran suggestions run in a queue of
     their own, so neither delays a colorize.
   * Headers: nosniff, a CSP allowing only the page's own script and no
@@ -88,6 +89,7 @@ JSON_LIMITS = {"colorize": 1024 + 128 * MAX_HINTS, "original": 1024, "gamut": 10
 COLTRAN_ENDPOINTS = ("suggest", "likely")
 MIN_RATE = 64 * 1024  # bytes/s a client must keep up sending a body or reading a reply
 GRACE = 0.1           # seconds a body or reply has before it can fall behind MIN_RATE
+HEAD_GRACE = 1.0      # seconds a new connection's head has before it counts as idle
 
 
 def _error(status: int, message: str, headers=None) -> JSONResponse:
@@ -143,7 +145,8 @@ class _GuardedProtocol(H11Protocol):
 
     def _waiting_since(self, now: float) -> tuple[int, float] | None:
         """(rank, since) when this connection waits on its client: rank 0 for a
-        head that has not come, 1 for a body or reply behind min_rate; None
+        head that has not come, 1 for a body or reply behind min_rate, 2 for a
+        head still within HEAD_GRACE of the connection or the last reply; None
         when the server works for it or the client keeps pace."""
         if self.transport.is_closing() and not self.transport.get_write_buffer_size():
             return None
@@ -154,7 +157,9 @@ class _GuardedProtocol(H11Protocol):
                 return 1, self._reply_since
             return None
         if not self._running():
-            return 0, self._head_since
+            # A head a moment old is on its way (a user's request that just took a
+            # freed slot): closed last, or the slot goes back to the tricklers.
+            return (0 if now - self._head_since > HEAD_GRACE else 2), self._head_since
         cycle = self.cycle
         if cycle is not self._cycle_seen:
             self._cycle_seen, self._cycle_since, self._body_bytes = cycle, now, 0

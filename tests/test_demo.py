@@ -20,11 +20,15 @@ from coltran_tf.icolorit.evaluation import load_ground_truth, psnr_by_hint_count
 from coltran_tf.icolorit.inference import colorize as icolorit_colorize
 from coltran_tf.icolorit.model import PRESETS
 from coltran_tf.sampling import colorize_folder as cf
+from coltran_tf.utils.image_metrics import colorfulness
 from conftest import REPO_ROOT, run_command
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 PHOTOS = ("camera.png", "chelsea.png")  # grayscale 512x512, colour 451x300
 HELD_OUT = ("china.jpg", "rocket.jpg")  # not in the demo iColoriT's training set
+GRAYSCALE = ("brick.png", "camera.png", "clock_motion.png", "grass.png", "gravel.png",
+             "microaneurysms.png")
+HINT_FREE_COLOURFULNESS = 57.4  # the previous demo's mean on GRAYSCALE
 
 
 def _readme_first_command() -> str:
@@ -74,6 +78,13 @@ def test_demo_icolorit_loads_and_follows_a_hint():
                        for name in HELD_OUT])
     psnr = psnr_by_hint_count(model, truths, [0, 10, 100], draws=2, seed=0)
     assert psnr[10] - psnr[0] >= 1.5 and psnr[100] - psnr[0] >= 4.0, psnr
+    # Without hints, data/'s grayscale photos get colours: mean colourfulness at
+    # least the previous (memorising) demo's HINT_FREE_COLOURFULNESS.
+    scores = []
+    for name in GRAYSCALE:
+        grey = np.asarray(Image.open(os.path.join(REPO_ROOT, "data", name)).convert("RGB"))
+        scores.append(colorfulness(icolorit_colorize(model, grey, []).astype(np.float64)))
+    assert np.mean(scores) >= HINT_FREE_COLOURFULNESS, dict(zip(GRAYSCALE, scores))
 
 
 def test_readme_first_command_colorizes_bundled_photos(tmp_path, monkeypatch):

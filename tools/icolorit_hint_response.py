@@ -13,6 +13,10 @@ that the demo's training set holds out (tools/make_hint_training_set.py).
 Single hint: one pure red hint ([255, 0, 0]) at the centre of each photo;
 the mean change of R - G over the 17x17 pixels around it, and the share of
 the photo's pixels whose RGB moved by more than 30 (of 765, summed).
+
+Without hints: the colourfulness (Hasler and Suesstrunk, RGB in 0..255) of
+the colourings of data/'s grayscale photos at their own size, each and their
+mean; --sheet also writes them side by side.
 """
 
 import os
@@ -27,6 +31,8 @@ flags.DEFINE_list("photos", ["china.jpg", "rocket.jpg"],
 flags.DEFINE_list("counts", ["0", "1", "10", "100"], "Hint counts.")
 flags.DEFINE_integer("draws", 8, "Random hint sets per photo and count.")
 flags.DEFINE_integer("seed", 0, "Seed of the hint sets.")
+flags.DEFINE_string("sheet", None, "Also write the hint-free colourings of data/'s grayscale "
+                    "photos here, side by side.")
 flags.DEFINE_string("example", None, "Also write the README's example here: data/astronaut.png "
                     "colourised without hints and with README_HINTS, side by side, the "
                     "hints marked.")
@@ -53,6 +59,34 @@ def single_hint(model, rgb: np.ndarray) -> tuple[float, float]:
     redness = lambda image: (image[..., 0] - image[..., 1])[window].mean()  # noqa: E731
     moved = np.abs(hinted - plain).sum(-1) > 30
     return float(redness(hinted) - redness(plain)), float(moved.mean())
+
+
+def hint_free_colourfulness(model, sheet: str | None = None) -> dict[str, float]:
+    """{name: colourfulness} of the hint-free colourings of data/'s grayscale
+    photos (at their own size); `sheet` gets them side by side."""
+    from PIL import Image
+
+    from coltran_tf.data.decode import find_images, is_grayscale, read_image
+    from coltran_tf.data.sources import BUNDLED_DIR
+    from coltran_tf.icolorit.inference import colorize
+    from coltran_tf.utils import metrics
+
+    scores, tiles = {}, []
+    for name in find_images(BUNDLED_DIR)[0]:
+        rgb = read_image(os.path.join(BUNDLED_DIR, name))
+        if not is_grayscale(rgb):
+            continue
+        colouring = colorize(model, rgb)
+        metric = metrics.create("colorfulness", scale=255.0)
+        metric.update(colouring / 255.0)
+        scores[name] = float(metric.result())
+        tiles.append(Image.fromarray(colouring).resize((160, 160), Image.BILINEAR))
+    if sheet:
+        contact = Image.new("RGB", (160 * len(tiles), 160))
+        for i, tile in enumerate(tiles):
+            contact.paste(tile, (160 * i, 0))
+        contact.save(sheet)
+    return scores
 
 
 def write_example(model, path: str) -> None:
@@ -99,6 +133,11 @@ def main(argv):
     for name, path in zip(f.photos, paths):
         shift, moved = single_hint(model, read_image(path))
         print(f"  {name}: {shift:+.1f}, {100 * moved:.1f}% of the photo")
+    scores = hint_free_colourfulness(model, f.sheet)
+    print(f"no hints, data/'s grayscale photos: colourfulness {np.mean(list(scores.values())):.1f}"
+          " (" + ", ".join(f"{name} {value:.1f}" for name, value in scores.items()) + ")")
+    if f.sheet:
+        print(f"wrote {f.sheet}")
     if f.example:
         write_example(model, f.example)
 

@@ -15,7 +15,7 @@ Writes --count JPEGs of --size px, drawn with --seed, of three kinds:
   rectangles, polygons, strokes) of random colours, with mild texture.
 
 The photos listed in --held_out are never used: the hint measurement
-(tools/icolorit_hint_psnr.py) runs on them.
+(tools/icolorit_hint_response.py) runs on them.
 """
 
 import os

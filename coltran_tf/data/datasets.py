@@ -16,9 +16,7 @@ from coltran_tf.data.sources import (
     POSITION,
     DataError,
     SourceSpec,
-    numbered,
-    source,
-    training_stream,
+    indexed_split,
 )
 
 __all__ = ["DataError", "ExampleSpec", "get_dataset"]
@@ -60,10 +58,7 @@ def get_dataset(config, split: str, batch_size: int, training: bool,
     """
     spec, examples = SourceSpec.from_config(config), ExampleSpec.from_config(config)
     stats = stats if stats is not None else decode.DecodeStats()
-    if training:
-        dataset = training_stream(spec, split, stats, position, examples.num_epochs)
-    else:
-        dataset = numbered(source(spec, split, stats))
+    dataset = indexed_split(spec, split, stats, training, position, examples.num_epochs)
     if num_examples is not None:
         dataset = dataset.take(num_examples)
 

@@ -329,3 +329,19 @@ def training_stream(spec: SourceSpec, split: str, stats: decode.DecodeStats,
     epochs = (tf.data.Dataset.counter(start_epoch) if num_epochs < 0
               else tf.data.Dataset.range(start_epoch, num_epochs))
     return _finish(epochs.flat_map(epoch_items), spec, stats, reader)
+
+
+def indexed_split(spec: SourceSpec, split: str, stats: decode.DecodeStats, training: bool,
+                  position: int = 0, num_epochs: int = -1) -> tf.data.Dataset:
+    """(index int64, image, label): the training stream from `position` when
+    `training` (the index is the stream position), else the split once in its
+    stored order (the index counts from 0)."""
+    if training:
+        return training_stream(spec, split, stats, position, num_epochs)
+    return numbered(source(spec, split, stats))
+
+
+def describe_position(position: int) -> str:
+    """A training-stream position as "epoch E, item I"."""
+    epoch, index = divmod(int(position), EPOCH_STRIDE)
+    return f"epoch {epoch}, item {index}"

@@ -34,10 +34,7 @@ def get_dataset(config, split: str, batch_size: int, training: bool,
     sources.POSITION; crops and hints are a function of (seed, position)."""
     stats = stats if stats is not None else decode.DecodeStats()
     spec = sources.SourceSpec.from_config(config)
-    if training:
-        dataset = sources.training_stream(spec, split, stats, position)
-    else:
-        dataset = sources.numbered(sources.source(spec, split, stats))
+    dataset = sources.indexed_split(spec, split, stats, training, position)
     size = int(config.image_size)
 
     def to_example(index, image, label):

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from coltran_tf.data.sources import describe_position
 from coltran_tf.utils.checkpointing import ChiefSaver
 from coltran_tf.utils.progress import GracefulStop, Rate, format_duration
 
@@ -95,8 +96,7 @@ class StreamPosition:
         self.variable.assign(tf.reduce_max(positions) + 1)
 
     def describe(self) -> str:
-        epoch, index = divmod(self.value(), 1 << 32)
-        return f"epoch {epoch}, item {index}"
+        return describe_position(self.value())
 
 
 def random_state(model) -> list:

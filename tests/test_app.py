@@ -218,6 +218,10 @@ def test_suggestions_and_likely_colours(coltran_url):
     assert status == 200 and 1 <= len(likely["colors"]) <= 5
     probabilities = [c["probability"] for c in likely["colors"]]
     assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1
+    status, default = _json_post(coltran_url, "/api/likely", {"session": session, "y": 100,
+                                                               "x": 150})  # count: 6
+    assert status == 200 and default["colors"][:len(likely["colors"])] == likely["colors"]
+    assert len(likely["colors"]) <= len(default["colors"]) <= 6
     for payload, message in [({"count": 0}, "count must be"), ({"seed": -1}, "seed must be"),
                              ({"count": "3"}, "count must be")]:
         status, answer = _json_post(coltran_url, "/api/suggest", {"session": session, **payload})

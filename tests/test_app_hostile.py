@@ -159,6 +159,7 @@ def test_photos_are_compact_accounted_and_evicted_within_the_budget(model, monke
         # its photo was added: four remain, within the budget.
         assert len(app.sessions) == 4 and app.sessions.total_bytes <= app.sessions.budget
         assert app.sessions.reserved == 0
+        assert app.memory() == {"photos": 4, "bytes": 4 * one, "budget": budget}
         photo = app.sessions.get(sessions[-1])
         lightness = photo.prepared.lightness
         assert lightness.dtype == np.float32 and lightness.shape == (480, 640, 1)
@@ -211,6 +212,33 @@ def test_rgb_hints_convert_together_as_one_at_a_time():
     one_by_one = np.concatenate([hints_ab([h.get("rgb", h.get("ab"))]) for h in hints[:64]])
     np.testing.assert_allclose(ab[:64], one_by_one, atol=1e-4)
     assert ys[7] == 5 and xs[7] == 6 and tuple(ab[7]) == (12.5, -40.0)
+
+
+@pytest.mark.parametrize("hint, field", [
+    ({"y": 1, "x": 1, "rgb": [1, 2]}, "rgb"),
+    ({"y": 1, "x": 1, "rgb": [1, 2, 3, 4]}, "rgb"),
+    ({"y": 1, "x": 1, "ab": [1]}, "ab"),
+    ({"y": 1, "x": 1, "ab": [1, 2, 3]}, "ab"),
+    ({"y": 1, "x": 1, "rgb": [1, True, 3]}, "rgb"),
+    ({"y": 1, "x": 1, "rgb": [1, 2, -1]}, "rgb"),
+    ({"y": 1, "x": 1, "ab": [0, -110.5]}, "ab"),
+    ({"y": 1, "x": 1}, "colour"),
+    ({"y": 1, "x": 1, "rgb": [1, 2, 3], "ab": [0, 0]}, "colour"),
+    ({"x": 1, "rgb": [1, 2, 3]}, "y"),
+    ([1, 1, [1, 2, 3]], "object"),
+], ids=["rgb-2", "rgb-4", "ab-1", "ab-3", "rgb-bool", "rgb-below", "ab-below", "no-colour",
+        "two-colours", "no-y", "not-an-object"])
+def test_malformed_hints_are_refused_naming_the_field(hint, field):
+    """In process (the server test above sends a few of these over HTTP): each
+    malformed hint is a 400 whose message names the hint's index and field."""
+    expected = {"colour": "Hint 1 needs numbers y, x and one colour",
+                "object": "Hint 1 must be an object"}.get(field, f"Hint 1: {field} must be")
+    with pytest.raises(api.ApiError) as error:
+        parse_hints([{"y": 0, "x": 0, "rgb": [0, 0, 0]}, hint], 300, 400)
+    assert error.value.status == 400 and str(error.value).startswith(expected), str(error.value)
+    ys, xs, ab = parse_hints([{"y": 1, "x": 2, "rgb": [255, 0, 0]}, {"y": 3, "x": 4,
+                                                                      "ab": [-110, 110]}], 5, 5)
+    assert list(ys) == [1, 3] and list(xs) == [2, 4] and tuple(ab[1]) == (-110, 110)
 
 
 def test_hint_coordinates_are_pixels_of_the_photo_and_the_count_is_capped():
@@ -285,10 +313,13 @@ def test_any_decodable_file_is_accepted_whatever_its_type(server):
     Image.open(os.path.join(REPO_ROOT, "data", "camera.png")).save(tiff, "TIFF")
     session = _session(server, tiff.getvalue(), content_type="image/tiff")
     reply = _api(server, "/api/original", {"session": session})
-    assert _status(reply) == 200 and b"image/jpeg" in reply.split(b"\r\n\r\n")[0]
+    head, body = reply.split(b"\r\n\r\n", 1)
+    assert _status(reply) == 200 and b"\r\ncontent-type: image/jpeg\r\n" in head + b"\r\n"
+    assert Image.open(io.BytesIO(body)).format == "JPEG"
     png_session = _session(server)
     reply = _api(server, "/api/original", {"session": png_session})
     assert _status(reply) == 404  # the browser shows PNGs itself
+    assert _json(reply)["error"] == "The browser shows this photo itself."
 
 
 def test_many_requests_leave_the_server_answering(server):

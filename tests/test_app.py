@@ -221,7 +221,18 @@ def test_suggestions_and_likely_colours(coltran_url):
     status, default = _json_post(coltran_url, "/api/likely", {"session": session, "y": 100,
                                                                "x": 150})  # count: 6
     assert status == 200 and default["colors"][:len(likely["colors"])] == likely["colors"]
-    assert len(likely["colors"]) <= len(default["colors"]) <= 6
+    sizes = {}
+    for count in (1, 16):
+        status, answer = _json_post(coltran_url, "/api/likely",
+                                    {"session": session, "y": 100, "x": 150, "count": count})
+        assert status == 200 and 1 <= len(answer["colors"]) <= count
+        sizes[count] = len(answer["colors"])
+    assert sizes[1] == 1 and len(default["colors"]) == min(6, sizes[16])
+    for count in (0, 17, "3", True, 2.0):
+        status, answer = _json_post(coltran_url, "/api/likely",
+                                    {"session": session, "y": 100, "x": 150, "count": count})
+        assert status == 400 and answer["error"].startswith(
+            "count must be an integer from 1 to 16, got "), (count, answer)
     for payload, message in [({"count": 0}, "count must be"), ({"seed": -1}, "seed must be"),
                              ({"count": "3"}, "count must be")]:
         status, answer = _json_post(coltran_url, "/api/suggest", {"session": session, **payload})

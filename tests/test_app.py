@@ -231,8 +231,8 @@ def test_suggestions_and_likely_colours(coltran_url):
     for count in (0, 17, "3", True, 2.0):
         status, answer = _json_post(coltran_url, "/api/likely",
                                     {"session": session, "y": 100, "x": 150, "count": count})
-        assert status == 400 and answer["error"].startswith(
-            "count must be an integer from 1 to 16, got "), (count, answer)
+        assert status == 400 and answer["error"] == (
+            f"count must be an integer from 1 to 16, got {count!r}."), (count, answer)
     for payload, message in [({"count": 0}, "count must be"), ({"seed": -1}, "seed must be"),
                              ({"count": "3"}, "count must be")]:
         status, answer = _json_post(coltran_url, "/api/suggest", {"session": session, **payload})
@@ -265,6 +265,35 @@ def test_likely_colours_take_the_pixels_lightness_and_merge_duplicates():
     hue = np.degrees(np.arctan2(first[2], first[1]) - np.arctan2(target[2], target[1]))
     assert abs(hue) < 5
     assert colors[1]["rgb"][2] > colors[1]["rgb"][0]  # blue
+
+
+def test_likely_colours_come_from_the_shown_suggestions_else_the_pages_first_three():
+    """In process, with a suggester that records its calls: /api/likely reads the
+    suggestions the page shows (the last /api/suggest); before any, it draws
+    what the page's first request draws (3, seed 0), once."""
+    low, calls = 4, []
+    red, blue = (int(image_ops.rgb_to_coarse_symbols(np.array(c, np.uint8)))
+                 for c in ([240, 16, 16], [16, 16, 240]))
+
+    class Recorder:
+        input_side = 16
+
+        def sample(self, square, count, seed):
+            calls.append((square.shape, count, seed))
+            symbols = np.full((low, low, 1), red if seed == 0 else blue, np.int64)
+            return Suggestions(colors=np.zeros((count, low, low, 3), np.uint8),
+                               certainty=np.zeros((count, low, low)), top_symbols=symbols,
+                               top_probs=np.ones((low, low, 1), np.float32), seed=seed)
+
+    app = App(build_icolorit("micro"), "micro", coltran=Recorder())
+    session = app.open_image(_png("chelsea.png"))["session"]
+    first = app.likely({"session": session, "y": 10, "x": 10})["colors"]
+    assert calls == [((16, 16, 3), 3, 0)] and first[0]["rgb"][0] > first[0]["rgb"][2]  # red
+    assert app.likely({"session": session, "y": 10, "x": 10})["colors"] == first
+    assert len(calls) == 1  # drawn once, kept with the photo
+    app.suggest({"session": session, "count": 2, "seed": 5})
+    shown = app.likely({"session": session, "y": 10, "x": 10})["colors"]
+    assert calls[1:] == [((16, 16, 3), 2, 5)] and shown[0]["rgb"][2] > shown[0]["rgb"][0]
 
 
 def test_starting_hints_take_each_cells_most_certain_pixel():

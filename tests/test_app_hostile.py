@@ -241,6 +241,14 @@ def test_malformed_hints_are_refused_naming_the_field(hint, field):
     assert list(ys) == [1, 3] and list(xs) == [2, 4] and tuple(ab[1]) == (-110, 110)
 
 
+def test_error_messages_quote_a_bounded_excerpt_of_the_input():
+    assert api.excerpt("red") == "'red'" and api.excerpt([1, 2]) == "[1, 2]"
+    exact = "x" * (api.MAX_EXCERPT - 2)  # its repr is MAX_EXCERPT characters
+    assert api.excerpt(exact) == repr(exact)
+    longer = exact + "y"
+    assert api.excerpt(longer) == repr(longer)[:api.MAX_EXCERPT] + "..."
+
+
 def test_hint_coordinates_are_pixels_of_the_photo_and_the_count_is_capped():
     """y in 0..height-1 and x in 0..width-1, the last row and column included; a
     hint at y == height or x == width is outside (400 naming the field); 4,096

@@ -249,6 +249,29 @@ def test_error_messages_quote_a_bounded_excerpt_of_the_input():
     assert api.excerpt(longer) == repr(longer)[:api.MAX_EXCERPT] + "..."
 
 
+def test_pixel_requests_take_pixels_of_the_photo_only(model):
+    """/api/gamut and /api/likely: y in 0..height-1, x in 0..width-1, integers;
+    anything else a 400 quoting both."""
+    app = App(model, "micro")
+    photo = io.BytesIO()
+    Image.new("RGB", (40, 30), (90, 120, 30)).save(photo, "PNG")
+    session = app.open_image(photo.getvalue())["session"]
+    for y, x in ((0, 0), (29, 39), (0, 39), (29, 0)):
+        assert app.gamut({"session": session, "y": y, "x": x})["ab_max"] == 110
+    for y, x in ((30, 0), (0, 40), (-1, 0), (0, -1), (1.0, 2), (1, True)):
+        with pytest.raises(api.ApiError) as error:
+            app.gamut({"session": session, "y": y, "x": x})
+        assert error.value.status == 400 and str(error.value) == (
+            "y and x must be integer pixel coordinates inside the 40x30 photo, got "
+            f"{y!r}, {x!r}.")
+
+
+def test_model_names_are_shown_without_their_folders():
+    assert api._display_name("/somewhere/private/weights.npz") == "weights.npz"
+    assert api._display_name("runs/icolorit/") == "icolorit"
+    assert api._display_name("micro") == "micro" and api._display_name("") == ""
+
+
 def test_hint_coordinates_are_pixels_of_the_photo_and_the_count_is_capped():
     """y in 0..height-1 and x in 0..width-1, the last row and column included; a
     hint at y == height or x == width is outside (400 naming the field); 4,096
@@ -267,8 +290,9 @@ def test_hint_coordinates_are_pixels_of_the_photo_and_the_count_is_capped():
         assert error.value.status == 400
     many = [{"y": 1, "x": 1, "rgb": [1, 2, 3]}] * MAX_HINTS
     assert MAX_HINTS == 4096 and len(parse_hints(many, 300, 400)[0]) == MAX_HINTS
-    with pytest.raises(ApiError, match="at most 4096 hints"):
+    with pytest.raises(ApiError, match="at most 4096 hints") as error:
         parse_hints(many + many[:1], 300, 400)
+    assert error.value.status == 400
 
 
 def test_hints_are_checked_outside_the_model_lock(server):

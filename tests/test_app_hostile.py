@@ -221,12 +221,14 @@ def test_rgb_hints_convert_together_as_one_at_a_time():
     ({"y": 1, "x": 1, "ab": [1, 2, 3]}, "ab"),
     ({"y": 1, "x": 1, "rgb": [1, True, 3]}, "rgb"),
     ({"y": 1, "x": 1, "rgb": [1, 2, -1]}, "rgb"),
+    ({"y": 1, "x": 1, "rgb": [256, 2, 1]}, "rgb"),
     ({"y": 1, "x": 1, "ab": [0, -110.5]}, "ab"),
     ({"y": 1, "x": 1}, "colour"),
     ({"y": 1, "x": 1, "rgb": [1, 2, 3], "ab": [0, 0]}, "colour"),
     ({"x": 1, "rgb": [1, 2, 3]}, "y"),
     ([1, 1, [1, 2, 3]], "object"),
-], ids=["rgb-2", "rgb-4", "ab-1", "ab-3", "rgb-bool", "rgb-below", "ab-below", "no-colour",
+], ids=["rgb-2", "rgb-4", "ab-1", "ab-3", "rgb-bool", "rgb-below", "rgb-256", "ab-below",
+        "no-colour",
         "two-colours", "no-y", "not-an-object"])
 def test_malformed_hints_are_refused_naming_the_field(hint, field):
     """In process (the server test above sends a few of these over HTTP): each
@@ -235,7 +237,11 @@ def test_malformed_hints_are_refused_naming_the_field(hint, field):
                 "object": "Hint 1 must be an object"}.get(field, f"Hint 1: {field} must be")
     with pytest.raises(api.ApiError) as error:
         parse_hints([{"y": 0, "x": 0, "rgb": [0, 0, 0]}, hint], 300, 400)
-    assert error.value.status == 400 and str(error.value).startswith(expected), str(error.value)
+    message = str(error.value)
+    assert error.value.status == 400 and message.startswith(expected), message
+    if field != "colour":  # the refused value is quoted
+        quoted = hint if field == "object" else hint.get(field)
+        assert message.endswith(f", got {api.excerpt(quoted)}."), message
     ys, xs, ab = parse_hints([{"y": 1, "x": 2, "rgb": [255, 0, 0]}, {"y": 3, "x": 4,
                                                                       "ab": [-110, 110]}], 5, 5)
     assert list(ys) == [1, 3] and list(xs) == [2, 4] and tuple(ab[1]) == (-110, 110)
@@ -282,6 +288,8 @@ def test_hint_coordinates_are_pixels_of_the_photo_and_the_count_is_capped():
                              {"y": 0, "x": 0, "ab": [0, 0]},
                              {"y": 299.5, "x": 398.75, "rgb": [1, 2, 3]}], 300, 400)
     assert list(ys) == [299, 0, 299.5] and list(xs) == [399, 0, 398.75]
+    ys, xs, _ = parse_hints([{"y": 299, "x": 399, "rgb": [1, 2, 3]}], 300, 400)
+    assert ys.dtype == xs.dtype == np.float64  # pixel positions, not indices
     for hint, field in (({"y": 300, "x": 0}, "y"), ({"y": 0, "x": 400}, "x"),
                         ({"y": -0.5, "x": 0}, "y"), ({"y": 0, "x": -1}, "x")):
         with pytest.raises(ApiError, match=f"^Hint 0: {field} must be a number from 0 to "

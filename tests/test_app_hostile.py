@@ -272,6 +272,27 @@ def test_pixel_requests_take_pixels_of_the_photo_only(model):
             f"{y!r}, {x!r}.")
 
 
+def test_request_bodies_parse_to_a_json_object_or_a_named_400():
+    assert api.parse_json(b"") == {} and api.parse_json(b'{"a": [1, 2.5]}') == {"a": [1, 2.5]}
+    for body, message in ((b"\xff{}", "The request is not UTF-8 text."),
+                          (b"[1]", "The request must be a JSON object."),
+                          (b"[" * 100_000, "The request is nested too deeply."),
+                          (b"{", "The request is not valid JSON (Expecting property name "),
+                          (b'{"a": ' + b"9" * 5000 + b"}", "The request is not valid JSON (")):
+        with pytest.raises(api.ApiError) as error:
+            api.parse_json(body)
+        assert error.value.status == 400 and str(error.value).startswith(message), body[:20]
+
+
+def test_an_unknown_session_is_a_404_that_says_what_to_do(model):
+    app = App(model, "micro")
+    for key in ("nope", None, 7):
+        with pytest.raises(api.ApiError) as error:
+            app.sessions.get(key)
+        assert error.value.status == 404 and str(error.value) == (
+            "Unknown or expired session; open the image again.")
+
+
 def test_model_names_are_shown_without_their_folders():
     assert api._display_name("/somewhere/private/weights.npz") == "weights.npz"
     assert api._display_name("runs/icolorit/") == "icolorit"

@@ -295,6 +295,29 @@ def test_an_unknown_session_is_a_404_that_says_what_to_do(model):
             "Unknown or expired session; open the image again.")
 
 
+def test_sessions_keep_the_newest_photo_and_evict_the_least_recently_used():
+    """Sessions on their own, photos as byte counts: the budget filled exactly
+    keeps every photo; the least recently used goes first; the photo being
+    added is kept even when it alone (or with the reservations) exceeds it."""
+    from types import SimpleNamespace as Fake
+
+    sessions = api.Sessions(100)
+    first, second = sessions.add(Fake(nbytes=50)), sessions.add(Fake(nbytes=50))
+    assert len(first) == len(second) == 16 and first != second  # 96 random bits each
+    assert len(sessions) == 2 and sessions.total_bytes == 100  # exactly the budget
+    sessions.get(first)  # now the most recently used
+    third = sessions.add(Fake(nbytes=50))
+    assert sorted([first, third]) == sorted(sessions._items) and len(sessions) == 2
+    big = sessions.add(Fake(nbytes=150))  # larger than the budget: kept, alone
+    assert list(sessions._items) == [big]
+    small = sessions.add(Fake(nbytes=10))
+    assert list(sessions._items) == [small] and sessions.reserve(80)
+    newest = sessions.add(Fake(nbytes=30))  # 10 + 30 + 80 reserved > 100: keep the newest
+    assert list(sessions._items) == [newest]
+    sessions.release(80)
+    assert sessions.reserved == 0 and not sessions.reserve(101) and sessions.reserved == 0
+
+
 def test_model_names_are_shown_without_their_folders():
     assert api._display_name("/somewhere/private/weights.npz") == "weights.npz"
     assert api._display_name("runs/icolorit/") == "icolorit"

@@ -318,6 +318,27 @@ def test_sessions_keep_the_newest_photo_and_evict_the_least_recently_used():
     assert sessions.reserved == 0 and not sessions.reserve(101) and sessions.reserved == 0
 
 
+@pytest.mark.parametrize("side, browser", [(None, True), (64, True), (None, False), (64, False)])
+def test_a_photos_bytes_are_known_before_it_is_decoded(side, browser):
+    """Photo.bytes_for (from the header's size) is what the photo holds, plus
+    only the stated margins: the thumbnail counted at its largest, the JPEG of
+    an original the browser cannot show at 3 bytes per pixel."""
+    rng = np.random.default_rng(3)
+    photo = Photo(Image.fromarray(rng.integers(0, 256, (300, 400, 3), np.uint8)), side, browser)
+    margin = 0
+    if side:
+        assert photo.square.shape == (side, side, 3) and photo.thumbnail.shape == (240, 320, 3)
+        margin += api.THUMBNAIL_BYTES - photo.thumbnail.nbytes
+    else:
+        assert photo.square is None and photo.thumbnail is None
+    if browser:
+        assert photo.original is None
+    else:
+        assert Image.open(io.BytesIO(photo.original)).format == "JPEG"
+        margin += 3 * 400 * 300 - len(photo.original)
+    assert Photo.bytes_for(400, 300, side, browser) == photo.nbytes + margin and margin >= 0
+
+
 def test_model_names_are_shown_without_their_folders():
     assert api._display_name("/somewhere/private/weights.npz") == "weights.npz"
     assert api._display_name("runs/icolorit/") == "icolorit"

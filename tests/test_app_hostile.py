@@ -295,19 +295,29 @@ def test_an_unknown_session_is_a_404_that_says_what_to_do(model):
             "Unknown or expired session; open the image again.")
 
 
-def test_sessions_keep_the_newest_photo_and_evict_the_least_recently_used():
+def test_sessions_keep_the_newest_photo_and_evict_the_least_recently_used(monkeypatch):
     """Sessions on their own, photos as byte counts: the budget filled exactly
     keeps every photo; the least recently used goes first; the photo being
-    added is kept even when it alone (or with the reservations) exceeds it."""
+    added is kept even when it alone (or with the reservations) exceeds it;
+    freed memory is handed back after each eviction."""
     from types import SimpleNamespace as Fake
 
+    trims = []
+    monkeypatch.setattr(api, "_release_freed_memory", lambda: trims.append(1))
     sessions = api.Sessions(100)
+    assert sessions.reserve(100) and not sessions.reserve(1)  # exactly the budget
+    sessions.release(100)
+    assert sessions.reserve(80) and not sessions.reserve(30) and sessions.reserved == 80
+    sessions.release(80)
+    assert not trims
     first, second = sessions.add(Fake(nbytes=50)), sessions.add(Fake(nbytes=50))
     assert len(first) == len(second) == 16 and first != second  # 96 random bits each
     assert len(sessions) == 2 and sessions.total_bytes == 100  # exactly the budget
+    assert not trims
     sessions.get(first)  # now the most recently used
     third = sessions.add(Fake(nbytes=50))
     assert sorted([first, third]) == sorted(sessions._items) and len(sessions) == 2
+    assert len(trims) == 1  # second evicted
     big = sessions.add(Fake(nbytes=150))  # larger than the budget: kept, alone
     assert list(sessions._items) == [big]
     small = sessions.add(Fake(nbytes=10))

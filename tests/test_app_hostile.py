@@ -226,10 +226,11 @@ def test_rgb_hints_convert_together_as_one_at_a_time():
     ({"y": 1, "x": 1}, "colour"),
     ({"y": 1, "x": 1, "rgb": [1, 2, 3], "ab": [0, 0]}, "colour"),
     ({"x": 1, "rgb": [1, 2, 3]}, "y"),
+    ({"y": 1, "x": 400, "rgb": [1, 2, 3]}, "x"),
     ([1, 1, [1, 2, 3]], "object"),
 ], ids=["rgb-2", "rgb-4", "ab-1", "ab-3", "rgb-bool", "rgb-below", "rgb-256", "ab-below",
         "no-colour",
-        "two-colours", "no-y", "not-an-object"])
+        "two-colours", "no-y", "x-outside", "not-an-object"])
 def test_malformed_hints_are_refused_naming_the_field(hint, field):
     """In process (the server test above sends a few of these over HTTP): each
     malformed hint is a 400 whose message names the hint's index and field."""

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from coltran_tf.data import decode
+from coltran_tf.data import decode, sources
 from coltran_tf.data.sources import POSITION
 from coltran_tf.icolorit import convert
 from coltran_tf.icolorit.data import get_dataset
@@ -94,7 +94,7 @@ def build_state(config, strategy: tf.distribute.Strategy | None = None):
         model = build_icolorit(config.model.preset, config.get("precision", "float32"),
                                drop_path=float(config.model.drop_path))
         optimizer = build_optimizer(config, model)
-    stream = loop.StreamPosition(strategy)
+    stream = loop.StreamPosition(strategy, sources.describe_position)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
                                      random=loop.random_state(model), stream=stream.variable)
     return model, optimizer, stream, checkpoint

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from coltran_tf.data.sources import describe_position
 from coltran_tf.utils.checkpointing import ChiefSaver
 from coltran_tf.utils.progress import GracefulStop, Rate, format_duration
 
@@ -80,10 +79,13 @@ class StreamPosition:
 
     Training batches carry each example's stream position; after every step
     `advance` (cross-replica context, inside the step's tf.function) gathers
-    them from all replicas and workers and stores the last one + 1.
+    them from all replicas and workers and stores the last one + 1. `describe`
+    words a position for the log (the data's own, sources.describe_position:
+    this module imports nothing of a model family or its data).
     """
 
-    def __init__(self, strategy):
+    def __init__(self, strategy, describe: Callable[[int], str] = str):
+        self._describe = describe
         with strategy.scope():
             self.variable = tf.Variable(0, dtype=tf.int64, trainable=False,
                                         name="stream_position")
@@ -96,7 +98,7 @@ class StreamPosition:
         self.variable.assign(tf.reduce_max(positions) + 1)
 
     def describe(self) -> str:
-        return describe_position(self.value())
+        return self._describe(self.value())
 
 
 def random_state(model) -> list:

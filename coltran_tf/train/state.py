@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from coltran_tf.checkpoints.loading import CheckpointMismatch
 from coltran_tf.checkpoints.native import save_model_dir
+from coltran_tf.data import sources
 from coltran_tf.models.builder import build_model
 from coltran_tf.train import loop
 from coltran_tf.train.optimizers import PolyakAverage, build_optimizer
@@ -44,7 +45,7 @@ def build_train_state(config, strategy: tf.distribute.Strategy | None = None) ->
         optimizer = build_optimizer(config.optimizer)
         optimizer.build(model.trainable_variables)
         ema = PolyakAverage(model.trainable_variables, decay=config.polyak_decay)
-    stream = loop.StreamPosition(strategy)
+    stream = loop.StreamPosition(strategy, sources.describe_position)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, ema=ema,
                                      random=loop.random_state(model), stream=stream.variable)
     return TrainState(model, optimizer, ema, checkpoint, stream)

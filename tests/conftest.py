@@ -94,6 +94,23 @@ class CommandResult:
     stderr: str
 
 
+def forget_command_flags() -> None:
+    """Removes the flags the commands (and tools) defined, so that the next
+    command module imported or reloaded defines its own (they share names)."""
+    from absl import flags
+
+    from coltran_tf.utils import cli
+
+    values = flags.FLAGS
+    for name in list(values):
+        owner = values.find_module_defining_flag(name) or ""
+        if owner == cli.__name__:
+            continue
+        if owner.startswith(("coltran_tf.", "benchmark_", "check_gen_dir", "tfrecords_to_",
+                             "verify_")) or name.startswith("config."):
+            delattr(values, name)
+
+
 def run_command(module_name: str, *args: str) -> CommandResult:
     """A command's flag parsing and main(), in this process: what its console
     script does (utils.cli.execute: the same help, errors and exit codes),
@@ -106,13 +123,7 @@ def run_command(module_name: str, *args: str) -> CommandResult:
     from coltran_tf.utils import cli
 
     values = flags.FLAGS
-    for name in list(values):
-        owner = values.find_module_defining_flag(name) or ""
-        if owner == cli.__name__:
-            continue
-        if owner.startswith(("coltran_tf.", "benchmark_", "check_gen_dir", "tfrecords_to_",
-                             "verify_")) or name.startswith("config."):
-            delattr(values, name)
+    forget_command_flags()
     if module_name in sys.modules:
         module = importlib.reload(sys.modules[module_name])  # defines its flags again
     else:

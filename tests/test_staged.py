@@ -109,6 +109,31 @@ def test_an_interrupted_shard_continues_where_it_stopped(workdir, tmp_path):
         assert la == lb
 
 
+def test_a_colorizer_shard_saves_uncertainty_maps_by_global_index_and_keeps_talking(
+        workdir, tmp_path, monkeypatch):
+    """save_uncertainty: one grey PNG per image, named by its index in the whole
+    split (so hosts' maps never collide); a long batch reports its status."""
+    from PIL import Image
+
+    from coltran_tf.utils import progress
+
+    monkeypatch.setattr(staged, "Heartbeat", lambda report, status: progress.Heartbeat(
+        report, status, every=0.05))
+    config = _config(colorizer, "maps", num_outputs=2, batch_size=1)
+    config.sample.skip_batches, config.sample.save_uncertainty = 1, True
+    lines = []
+    staged.run_stage(config, str(tmp_path), "sample_test", str(workdir / "colorizer"),
+                     report=lines.append)
+    maps = sorted(os.listdir(tmp_path / "maps" / staged.UNCERTAINTY_DIR))
+    labels = [label for _, label in _read(tmp_path / "maps", 64)]
+    assert maps == [f"{index:05d}_label{label}.png" for index, label in zip((1, 2), labels)]
+    for name in maps:
+        with Image.open(tmp_path / "maps" / staged.UNCERTAINTY_DIR / name) as image:
+            assert image.mode == "L" and image.size == (64, 64)
+    assert any(line.startswith("0/2 images | sampling batch 1 | ") and
+               line.endswith(" on this batch") for line in lines), lines
+
+
 @pytest.mark.parametrize("hosts,expected", [
     (1, [(0, 3, "gen0")]),
     (2, [(0, 2, "gen0"), (2, 1, "gen1")]),

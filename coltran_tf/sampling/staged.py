@@ -98,8 +98,7 @@ def run_stage(config, logdir: str, mode: str, checkpoint: str | None = None,
         return path
     model, source = load_weights(build_model(config), checkpoint or logdir)
     stage = stages.of_model_name(model.name)
-    pipeline = Pipeline(model, options=SamplerOptions.from_mapping(sample),
-                        sources={stage.name: source})
+    pipeline = Pipeline(model, options=SamplerOptions.from_mapping(sample))
     sampler = pipeline.samplers[stage.name]
     batch_size, num_samples = int(sample.batch_size), int(sample.num_samples)
     data = datasets.get_dataset(config, mode[len("sample_"):], batch_size, training=False)

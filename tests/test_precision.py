@@ -141,8 +141,13 @@ def test_icolorit_trains_in_bfloat16_and_the_precision_survives_save_and_load(tm
     assert {v.dtype for v in model.weights} == {"float32"}
     reference = convert.load_saved(str(tmp_path / "model"), "float32")
     assert reference.compute_dtype == "float32"
-    difference = np.abs(np.asarray(reference(x)) - np.asarray(out)).max()
-    assert 0 < difference < 0.05, difference
+    expected = np.asarray(reference(x))
+    difference, scale = np.abs(expected - np.asarray(out)), np.abs(expected).max()
+    # Relative to the output's range: bfloat16 rounds each value by at most 2^-9,
+    # which over the tiny model's few layers stays near 1% of the range (measured
+    # 0.2% mean, 1.4% max, on an AMX CPU); a wrong kernel moves the whole range.
+    assert 0 < difference.max() <= 0.05 * scale, (difference.max(), scale)
+    assert difference.mean() <= 0.01 * scale, (difference.mean(), scale)
 
 
 def test_profile_ops_counts_self_time_by_op_kind():

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from coltran_tf.data import keys
 from coltran_tf.sampling import records, staged
 from configs import color_upsampler, colorizer, spatial_upsampler
 from conftest import Interrupted, interrupt_after, run_command, write_tiny_models
@@ -169,6 +170,31 @@ def test_two_host_jobs_together_equal_one_job(workdir, tmp_path):
     for (a, la), (b, lb) in zip(together, alone):
         np.testing.assert_array_equal(a, b)
         assert la == lb
+
+
+def test_each_batch_is_seeded_past_every_sample_of_the_batches_before_it(workdir, tmp_path,
+                                                                         monkeypatch):
+    """Batch b of B images, S samples each, starts at seed + b * B * S (image i,
+    sample k then takes seed + b*B*S + i*S + k: no two draws of a job share a
+    seed). The stage itself is stood in for: only the seeds asked for matter."""
+    from coltran_tf.sampling.pipeline import Pipeline
+
+    seeds = []
+
+    def record(self, name, batch, previous, mode, num_samples, seed):
+        seeds.append((mode, num_samples, seed))
+        count = int(batch[keys.LABEL].shape[0])
+        images = np.zeros((count, 64, 64 * num_samples, 3), np.uint8)
+        return {"images": images}
+
+    monkeypatch.setattr(Pipeline, "sample_stage_repeated", record)
+    config = _config(colorizer, "out", num_outputs=6, batch_size=2)
+    config.sample.mode, config.sample.num_samples, config.sample.skip_batches = "sample", 3, 1
+    config.seed = 100
+    staged.run_stage(config, str(tmp_path), "sample_test", str(workdir / "colorizer"),
+                     report=lambda line: None, num_hosts=2, host_index=1)
+    # 3 batches over 2 hosts after a base skip of 1: host 1 samples batch 1 + 2 = 3.
+    assert seeds == [("sample", 3, 100 + 3 * 2 * 3)]
 
 
 def test_tfrecords_to_images_and_contact_sheet(workdir, tmp_path):

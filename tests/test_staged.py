@@ -144,8 +144,14 @@ def test_hosts_split_batches_contiguously(hosts, expected):
     sample = _config(colorizer, "x", num_outputs=5, batch_size=2).sample
     shards = [staged.plan_shard(sample, hosts, i) for i in range(hosts)]
     assert [(s.skip_batches, s.num_batches, s.gen_file) for s in shards] == expected
-    with pytest.raises(ValueError, match="host_index"):
-        staged.plan_shard(sample, 2, 2)
+    for bad in (2, -1):
+        with pytest.raises(ValueError) as error:
+            staged.plan_shard(sample, 2, bad)
+        assert str(error.value) == f"--host_index={bad} must be in [0, --num_hosts=2)."
+    # One host by default: the config's own skip and file name.
+    sample.skip_batches, sample.gen_file = 4, "mine"
+    assert staged.plan_shard(sample) == staged.Shard(4, 3, "mine")
+    assert staged.plan_shard(sample, 2, 1) == staged.Shard(4 + 2, 1, "gen1")
 
 
 def test_two_host_jobs_together_equal_one_job(workdir, tmp_path):

@@ -240,6 +240,8 @@ def test_tfds_sets_and_protocol_presets(tmp_path, extractor_path):
     assert values["num_images"] == 15 and values["num_reference_images"] == 6
     assert "psnr" not in values and values["fid"] > 0
     assert "expects 5000 generated images" in result.stdout
+    assert values["reference"] == ("TFDS imagenet2012 split validation[10000:15000] "
+                                   "(size known when read)"), values["reference"]
 
 
 def test_bad_input_gets_clear_errors_and_nothing_is_dropped_silently(tmp_path, extractor_path):
@@ -366,3 +368,17 @@ def test_colorize_samples_pair_with_their_photo(tmp_path):
     # A protocol's subset (e.g. ddcolor_val5k's 5,000 files) keeps the samples of its names.
     subset = FolderSet(str(tmp_path / "generated"), names={"a"})
     assert sorted(subset.keys()) == ["a_s0", "a_s1"] and "2 of them" in subset.description
+
+
+def test_the_results_table_has_a_column_per_metric_present():
+    from coltran_tf.evaluation.evaluate import markdown_table
+
+    result = {"protocol": "ddcolor_val5k", "fid": 12.345, "colorfulness": 30.0,
+              "colorfulness_reference": 35.5, "delta_colorfulness": 5.5, "psnr": 22.1,
+              "num_images": 5000, "num_reference_images": 5000}
+    assert markdown_table(result) == (
+        "| protocol | FID | CF | CF ref | dCF | PSNR | images | reference images |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|\n"
+        "| ddcolor_val5k | 12.35 | 30.00 | 35.50 | 5.50 | 22.10 | 5000 | 5000 |")
+    assert markdown_table({"psnr": 9.0, "num_images": 2, "protocol": None}) == (
+        "| protocol | PSNR | images |\n|---|---:|---:|\n| custom | 9.00 | 2 |")

@@ -4,6 +4,7 @@ saves and restores, and what an export writes (fast, a tiny model)."""
 import json
 import os
 
+import ml_collections
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -126,3 +127,5 @@ def test_an_export_writes_the_chosen_weights_and_keeps_training_weights(tmp_path
         state_lib.export_kind(config)
     assert str(error.value) == "config.export_weights='median'; choose one of ('ema', 'raw')."
     assert state_lib.default_export_dir("run") == os.path.join("run", "export")
+    # A config from before the option (an original's) exports the average.
+    assert state_lib.export_kind(ml_collections.ConfigDict({"polyak_decay": 0.999})) == "ema"

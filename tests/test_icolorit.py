@@ -285,18 +285,76 @@ def test_benchmark_prints_latency_and_the_summary_line():
     assert last.startswith("iColoriT ms per image") and "micro" in last
 
 
+def _official_layout(model) -> dict:
+    """The model's weights as the official state_dict lays them out (PyTorch's
+    (out, in) dense and (out, in, h, w) convolution kernels)."""
+    from coltran_tf.icolorit.convert import _targets
+
+    state = {}
+    for key, (variable, transform) in _targets(model).items():
+        value = np.asarray(variable)
+        if transform(value) is not value:  # the transposed kernels (a table stays as it is)
+            value = value.T if value.ndim == 2 else np.transpose(value, (3, 2, 0, 1))
+        state[key] = np.ascontiguousarray(value)
+    return state
+
+
+def test_pth_files_are_read_through_torch_load(tmp_path, monkeypatch):
+    """The .pth path without PyTorch installed: torch.load stood in by a module
+    that hands back what it would (tensors in a {"model": ...} checkpoint, or a
+    bare state_dict); with PyTorch, the next test runs the real one."""
+    import types
+
+    from coltran_tf.icolorit.convert import read_state_dict
+
+    model = build_icolorit("micro")
+    state = _official_layout(model)
+
+    class Tensor:
+        def __init__(self, value):
+            self.value = value
+
+        def detach(self):
+            return self
+
+        def cpu(self):
+            return self
+
+        def numpy(self):
+            return self.value
+
+    saved, calls = {}, []
+
+    def load(path, map_location, weights_only):
+        calls.append((os.path.basename(path), map_location, weights_only))
+        return saved[os.path.basename(path)]
+
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(load=load))
+    tensors = {key: Tensor(value) for key, value in state.items()}
+    for name, checkpoint in (("w.pth", {"model": tensors}), ("bare.pt", tensors)):
+        saved[name] = checkpoint
+        (tmp_path / name).write_bytes(b"stand-in")
+        read = read_state_dict(str(tmp_path / name))
+        assert sorted(read) == sorted(state)
+        for key in state:
+            np.testing.assert_array_equal(read[key], state[key])
+    assert calls == [("w.pth", "cpu", False), ("bare.pt", "cpu", False)]
+    loaded = load_icolorit(str(tmp_path / "w.pth"))
+    inputs = np.random.default_rng(0).uniform(-0.5, 0.5, (1, 224, 224, 4)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(loaded(inputs)), np.asarray(model(inputs)), atol=1e-5)
+    # Without PyTorch: the fix is named.
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(WeightsError) as error:
+        read_state_dict(str(tmp_path / "w.pth"))
+    assert str(error.value).startswith(f"{tmp_path / 'w.pth'} is a PyTorch checkpoint and "
+                                       "PyTorch is not installed. Install it (pip install torch)")
+
+
 def test_released_pth_files_load_when_pytorch_is_installed(tmp_path):
     torch = pytest.importorskip("torch", reason="PyTorch is not installed (optional)")
     model = build_icolorit("micro")
-    from coltran_tf.icolorit.convert import _targets, load_pth
-    state = {}
-    for key, (variable, _) in _targets(model).items():
-        value = np.asarray(variable)
-        if value.ndim == 2:
-            value = value.T
-        elif value.ndim == 4:
-            value = np.transpose(value, (3, 2, 0, 1))
-        state[key] = torch.from_numpy(np.ascontiguousarray(value))
+    from coltran_tf.icolorit.convert import load_pth
+    state = {key: torch.from_numpy(value) for key, value in _official_layout(model).items()}
     torch.save({"model": state}, tmp_path / "w.pth")
     loaded = load_icolorit(str(tmp_path / "w.pth"))
     inputs = np.zeros((1, 224, 224, 4), np.float32)

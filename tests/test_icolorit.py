@@ -441,3 +441,19 @@ def test_compact_float16_weights_load_as_float32(tmp_path):
     np.savez(tmp_path / "compact" / "model.weights.npz", **partial)
     with pytest.raises(WeightsError, match="does not fit"):
         load_icolorit(str(tmp_path / "compact"))
+    # Saved again into the same directory; a config.json from before the precision
+    # was recorded computes in float32.
+    from coltran_tf.icolorit.convert import save
+
+    save(model, str(tmp_path / "compact"))
+    with open(tmp_path / "compact" / "config.json") as f:
+        config = json.load(f)
+    assert config.pop("precision") == "float32"
+    with open(tmp_path / "compact" / "config.json", "w") as f:
+        json.dump(config, f)
+    assert load_icolorit(str(tmp_path / "compact")).compute_dtype == "float32"
+    with pytest.raises(WeightsError) as error:
+        load_icolorit(str(tmp_path))
+    assert str(error.value) == (
+        f"{tmp_path} holds no iColoriT model (expected config.json and model.weights.h5 or "
+        ".npz, as written by training or icolorit.convert).")

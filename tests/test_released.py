@@ -249,3 +249,38 @@ def test_icolorit_weights_from_a_url(tmp_path, home):
     for a, b, c in zip(model.weights, again.weights, reference.weights):
         np.testing.assert_array_equal(a, c)
         np.testing.assert_array_equal(b, c)
+
+
+def test_icolorit_weights_by_url_are_fetched_converted_and_cached_once(tmp_path, home):
+    """An official state_dict at a URL (.npz here: PyTorch is optional) becomes a
+    cached model directory with where it came from; the second load is offline.
+    A URL without a file extension is recognised by its content."""
+    from test_icolorit import _official_layout
+
+    from coltran_tf.icolorit import convert
+    from coltran_tf.icolorit.model import build_icolorit
+
+    model = build_icolorit("micro")
+    served = tmp_path / "served"
+    served.mkdir()
+    np.savez(served / "weights.npz", **_official_layout(model))
+    (served / "weights").write_bytes((served / "weights.npz").read_bytes())
+    with open(served / "weights.npz", "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    inputs = np.random.default_rng(0).uniform(-0.5, 0.5, (1, 224, 224, 4)).astype(np.float32)
+    with serve(served) as base:
+        loaded = {name: convert.load_icolorit(f"{base}/{name}", report=lambda line: None)
+                  for name in ("weights.npz", "weights")}
+        urls = {name: f"{base}/{name}" for name in loaded}
+    for name, url in urls.items():
+        np.testing.assert_allclose(np.asarray(loaded[name](inputs)), np.asarray(model(inputs)),
+                                   atol=1e-5)
+        entry = download.entry_path(url, convert.CACHE_KIND)
+        assert sorted(os.listdir(entry)) == ["config.json", "metadata.json", "model.weights.h5",
+                                             "source.json"]
+        with open(os.path.join(entry, "metadata.json")) as f:
+            assert json.load(f) == {"source": url, "sha256": digest,
+                                    "bytes": os.path.getsize(served / "weights.npz")}
+        # The server is gone: the cached model is used.
+        again = convert.load_icolorit(url, report=lambda line: None)
+        np.testing.assert_array_equal(np.asarray(again(inputs)), np.asarray(loaded[name](inputs)))

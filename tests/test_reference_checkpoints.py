@@ -205,3 +205,34 @@ def test_convert_command(tmp_path):
     assert bad.returncode == 2
     assert "does not match" in bad.stderr and "nothing was loaded" in bad.stderr
     assert not os.path.exists(tmp_path / "bad")
+
+
+def test_a_checkpoint_is_found_from_a_prefix_or_a_directory(tmp_path):
+    import tensorflow as tf
+
+    from coltran_tf.checkpoints.reference import resolve_checkpoint_path
+
+    saved = tf.train.Checkpoint(v=tf.Variable(1.0))
+    first = saved.write(str(tmp_path / "run" / "model-1"))
+    manager = tf.train.CheckpointManager(saved, str(tmp_path / "managed"), max_to_keep=3)
+    manager.save(checkpoint_number=1)
+    latest = manager.save(checkpoint_number=2)
+    assert resolve_checkpoint_path(str(tmp_path / "managed")) == latest
+    assert resolve_checkpoint_path(latest) == latest
+    # No usable 'checkpoint' file (the original's names its writer's absolute
+    # paths): the one .index file there.
+    assert resolve_checkpoint_path(str(tmp_path / "run")) == first
+    (tmp_path / "run" / "checkpoint").write_text(
+        'model_checkpoint_path: "/elsewhere/model-1"\n')
+    assert resolve_checkpoint_path(str(tmp_path / "run")) == first
+    saved.write(str(tmp_path / "run" / "model-2"))
+    with pytest.raises(FileNotFoundError) as error:
+        resolve_checkpoint_path(str(tmp_path / "run"))
+    assert str(error.value).startswith(
+        f"No checkpoint in directory {str(tmp_path / 'run')!r} (no 'checkpoint' file naming "
+        "one, and not exactly one .index file). Pass the directory")
+    with pytest.raises(FileNotFoundError) as error:
+        resolve_checkpoint_path(first + "0")
+    assert str(error.value) == (
+        f"No checkpoint at {first + '0'!r}: expected {first}0.index. Pass a checkpoint prefix "
+        "(DIR/model-N) or the directory that contains it.")

@@ -107,7 +107,7 @@ def forget_command_flags() -> None:
         if owner == cli.__name__:
             continue
         if owner.startswith(("coltran_tf.", "benchmark_", "check_gen_dir", "tfrecords_to_",
-                             "verify_")) or name.startswith("config."):
+                             "verify_", "mutant_")) or name.startswith("config."):
             delattr(values, name)
 
 

@@ -333,6 +333,11 @@ def test_inception_is_fetched_once_checked_and_offline_errors_name_the_fix(tmp_p
     # Cached: the server is gone, and loading still works ...
     assert features.load_feature_extractor("inception", report=lambda line: None).dimensions \
         == 2048
+    extractor.dimensions = 1000  # a graph whose pool_3 is not the FID one
+    with pytest.raises(features.FeatureError) as error:
+        extractor(images)
+    assert str(error.value) == ("pool_3 gave 2048 values per image, not 1000: not the FID "
+                                "Inception graph.")
     # ... until the cached graph changes: the hash check refuses it.
     graph = features.inception_graph(url)
     with open(graph, "ab") as f:
@@ -382,3 +387,87 @@ def test_the_results_table_has_a_column_per_metric_present():
         "| ddcolor_val5k | 12.35 | 30.00 | 35.50 | 5.50 | 22.10 | 5000 | 5000 |")
     assert markdown_table({"psnr": 9.0, "num_images": 2, "protocol": None}) == (
         "| protocol | PSNR | images |\n|---|---:|---:|\n| custom | 9.00 | 2 |")
+
+
+def test_identical_sets_give_an_infinite_psnr_and_say_so(tmp_path):
+    for name in ("a", "b"):
+        Image.fromarray(np.full((8, 8, 3), ord(name), np.uint8)).save(tmp_path / f"{name}.png")
+    result = evaluate(FolderSet(str(tmp_path)), FolderSet(str(tmp_path)),
+                      names=("colorfulness", "psnr"), report=lambda line: None)
+    assert result["psnr"] == float("inf") and result["psnr_pairs"] == 2
+    assert result["psnr_identical"] == 2 and result["pairing"] == "name"
+    assert result["warnings"] == ["2 generated images equal their reference (infinite PSNR); "
+                                  "the mean is over the others."]
+    # No pair with both images readable: no PSNR to average (infinite), and said.
+    (tmp_path / "g").mkdir()
+    (tmp_path / "r").mkdir()
+    (tmp_path / "g" / "b.png").write_bytes(b"broken")
+    (tmp_path / "r" / "a.png").write_bytes(b"broken")
+    shutil.copy(tmp_path / "a.png", tmp_path / "g" / "a.png")
+    shutil.copy(tmp_path / "b.png", tmp_path / "r" / "b.png")
+    result = evaluate(FolderSet(str(tmp_path / "g")), FolderSet(str(tmp_path / "r")),
+                      names=("psnr",), report=lambda line: None)
+    assert result["psnr"] == float("inf") and result["psnr_pairs"] == 0
+    assert result["unreadable"] == {"generated": 1, "reference": 1}
+
+
+def test_pairing_is_resolved_by_what_each_set_can_do():
+    from types import SimpleNamespace
+
+    from coltran_tf.evaluation.evaluate import resolve_pairing
+
+    folder = SimpleNamespace(named=True, get=dict.get, description="folder F")
+    tfds_set = SimpleNamespace(named=True, description="TFDS T")
+    gen_dir = SimpleNamespace(named=False, description="gen dir G")
+    assert resolve_pairing("auto", folder, tfds_set) == "name"
+    assert resolve_pairing("auto", tfds_set, folder) == "name"
+    assert resolve_pairing("auto", folder, gen_dir) == "index"
+    assert resolve_pairing("auto", gen_dir, gen_dir) == "index"
+    assert resolve_pairing("index", tfds_set, tfds_set) == "index"  # streamed side by side
+    for pairing, generated, reference, message in (
+            ("name", tfds_set, tfds_set,
+             "Pairing by name needs one of the two sets to be a folder (its images are looked "
+             "up by name); got TFDS T and TFDS T. Use --pair_by=index when both are in the "
+             "same order, or write one set to a folder."),
+            ("name", folder, gen_dir, "Pairing by name needs named images on both sides; "
+             "gen dir G has positions only. Use --pair_by=index."),
+            ("name", gen_dir, folder, "Pairing by name needs named images on both sides; "
+             "gen dir G has positions only. Use --pair_by=index."),
+            ("order", folder, folder, "--pair_by='order': choose one of ['auto', 'name', "
+             "'index'].")):
+        with pytest.raises(EvaluationError) as error:
+            resolve_pairing(pairing, generated, reference)
+        assert str(error.value) == message
+
+
+def test_set_specs_that_cannot_be_read_are_named(tmp_path, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    from coltran_tf.evaluation.image_sets import open_set
+
+    for spec, message in (
+            ("", "An image set is empty: pass a folder, a gen dir or tfds:NAME."),
+            ("tfds:", "'tfds:': a TFDS set is tfds:NAME[:SPLIT], e.g. "
+                      "tfds:imagenet2012:validation[:5000]."),
+            (str(tmp_path / "none"), f"{tmp_path / 'none'}: no such folder (or use "
+                                     "tfds:NAME[:SPLIT]).")):
+        with pytest.raises(EvaluationError) as error:
+            open_set(spec)
+        assert str(error.value) == message
+    asked = []
+
+    def builder(name, data_dir):
+        asked.append((name, data_dir))
+        raise FileNotFoundError("no such dataset\nmore lines")
+
+    monkeypatch.setattr(tfds, "builder", builder)
+    with pytest.raises(EvaluationError) as error:
+        open_set("tfds:imagenet2012", tfds_data_dir=str(tmp_path))
+    assert asked == [("imagenet2012", str(tmp_path))]
+    assert str(error.value) == (
+        "tfds:imagenet2012: TFDS cannot read it (no such dataset). Prepare the dataset first "
+        "(ImageNet: the tars in <data_dir>/downloads/manual, then tfds build imagenet2012) "
+        "and pass --tfds_data_dir.")
+    with pytest.raises(EvaluationError):
+        open_set("tfds:x:train", tfds_data_dir="")
+    assert asked[-1] == ("x", None)  # no --tfds_data_dir: TFDS's default

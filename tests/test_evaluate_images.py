@@ -471,3 +471,20 @@ def test_set_specs_that_cannot_be_read_are_named(tmp_path, monkeypatch):
     with pytest.raises(EvaluationError):
         open_set("tfds:x:train", tfds_data_dir="")
     assert asked[-1] == ("x", None)  # no --tfds_data_dir: TFDS's default
+
+
+def test_psnr_of_different_sizes_and_fid_without_features_are_refused(tmp_path):
+    for folder, size in (("g", 8), ("r", 6)):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(np.zeros((size, size, 3), np.uint8)).save(tmp_path / folder / "a.png")
+    with pytest.raises(EvaluationError) as error:
+        evaluate(FolderSet(str(tmp_path / "g")), FolderSet(str(tmp_path / "r")),
+                 names=("psnr",), report=lambda line: None)
+    assert str(error.value) == (
+        "Generated 'a' is (8, 8) but its reference 'a' is (6, 6); PSNR needs equal sizes "
+        "(pass --preprocess=center_crop_256 or resize_256, or use a --protocol that sets "
+        "one).")
+    with pytest.raises(EvaluationError) as error:
+        evaluate(FolderSet(str(tmp_path / "g")), FolderSet(str(tmp_path / "g")),
+                 names=("fid",), report=lambda line: None)
+    assert str(error.value) == "FID needs a feature extractor."

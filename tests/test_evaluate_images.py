@@ -113,13 +113,19 @@ def extractor_path(tmp_path_factory):
     import keras
 
     keras.utils.set_random_seed(0)
+    path = str(tmp_path_factory.mktemp("extractor") / "features.keras")
+    _extractor_model().save(path)
+    return path
+
+
+def _extractor_model():
+    import keras
+
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.Rescaling(1 / 255.0)(inputs)
     x = keras.layers.Conv2D(6, 3, strides=2, activation="tanh")(x)
     outputs = keras.layers.GlobalAveragePooling2D()(x)
-    path = str(tmp_path_factory.mktemp("extractor") / "features.keras")
-    keras.Model(inputs, outputs).save(path)
-    return path
+    return keras.Model(inputs, outputs)
 
 
 def test_a_bfloat16_feature_extractor_computes_in_float32(tmp_path, extractor_path):
@@ -132,15 +138,17 @@ def test_a_bfloat16_feature_extractor_computes_in_float32(tmp_path, extractor_pa
     float32 = KerasFeatures(extractor_path)
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
-        mixed = keras.models.clone_model(float32.model)
+        mixed = _extractor_model()
     finally:
         keras.config.set_dtype_policy("float32")
     mixed.set_weights(float32.model.get_weights())
-    assert mixed.compute_dtype == "bfloat16"
     path = str(tmp_path / "mixed.keras")
     mixed.save(path)
+    # Loaded, the model itself says float32 while its layers compute in bfloat16.
+    plain = keras.saving.load_model(path, compile=False)
+    assert {layer.compute_dtype for layer in plain.layers[1:]} == {"bfloat16"}
     loaded = KerasFeatures(path)
-    assert loaded.model.compute_dtype == "float32"
+    assert {layer.compute_dtype for layer in loaded.model.layers} == {"float32"}
     images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
     np.testing.assert_array_equal(loaded(images), float32(images))
 

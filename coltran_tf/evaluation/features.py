@@ -43,6 +43,22 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def _computes_below_float32(model) -> bool:
+    """Whether the model or any layer in it computes in another dtype than float32
+    (a model saved under mixed_bfloat16 loads with its layers in bfloat16 and
+    the model itself in the policy of the moment)."""
+    layers, seen = [model], set()
+    while layers:
+        layer = layers.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        if getattr(layer, "compute_dtype", "float32") != "float32":
+            return True
+        layers.extend(getattr(layer, "layers", ()))
+    return False
+
+
 def _in_float32(model, path: str):
     """The same model computing in float32. FID features are compared across runs,
     machines and papers, so they are never computed in reduced precision; and feature
@@ -77,7 +93,7 @@ class KerasFeatures:
         except Exception as error:  # noqa: BLE001 - any load failure gets the same advice
             raise FeatureError(f"--feature_extractor={path} is not a Keras model file this "
                                f"Keras can load: {str(error)[:300]}") from None
-        if self.model.compute_dtype != "float32":
+        if _computes_below_float32(self.model):
             self.model = _in_float32(self.model, path)
         shape = tuple(self.model.input_shape)
         if len(shape) != 4 or shape[-1] != 3:

@@ -296,6 +296,66 @@ def test_likely_colours_come_from_the_shown_suggestions_else_the_pages_first_thr
     assert calls[1:] == [((16, 16, 3), 2, 5)] and shown[0]["rgb"][2] > shown[0]["rgb"][0]
 
 
+class _FlatSuggester:
+    """A stand-in ColTran suggester: grey suggestions, instantly."""
+    input_side = 16
+
+    def sample(self, square, count, seed):
+        low = 4
+        return Suggestions(colors=np.full((count, low, low, 3), 128, np.uint8),
+                           certainty=np.zeros((count, low, low)),
+                           top_symbols=np.zeros((low, low, 1), np.int64),
+                           top_probs=np.ones((low, low, 1), np.float32), seed=seed)
+
+
+def test_suggestion_counts_memory_refusals_and_accounting_in_process(monkeypatch):
+    from http import HTTPStatus
+
+    from coltran_tf.app import api
+
+    app = App(build_icolorit("micro"), "micro", coltran=_FlatSuggester(),
+              max_memory_bytes=64 * 2**20)
+    session = app.open_image(_png("chelsea.png"))["session"]
+    # Counts from 1 to MAX_SUGGESTIONS; each new draw refits the memory budget once.
+    fits = []
+    real_fit = app.sessions.fit
+    monkeypatch.setattr(app.sessions, "fit", lambda *a, **k: fits.append(1) or real_fit(*a, **k))
+    for count in (1, api.MAX_SUGGESTIONS):
+        assert len(app.suggest({"session": session, "count": count})["suggestions"]) == count
+    assert len(fits) == 2
+    app.suggest({"session": session, "count": api.MAX_SUGGESTIONS})  # the same: kept
+    assert len(fits) == 2
+    for count in (0, api.MAX_SUGGESTIONS + 1):
+        with pytest.raises(api.ApiError) as error:
+            app.suggest({"session": session, "count": count})
+        assert error.value.message == (f"count must be an integer from 1 to "
+                                       f"{api.MAX_SUGGESTIONS}, got {count}.")
+    # A photo whose decode alone exceeds the budget: refused, naming both sizes.
+    huge = io.BytesIO()
+    Image.new("L", (4000, 3000)).save(huge, "PNG")
+    needed = max(api.Photo.bytes_for(4000, 3000, 16, True), api.decode_bytes_for(4000, 3000))
+    with pytest.raises(api.ApiError) as error:
+        app.open_image(huge.getvalue())
+    assert error.value.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    assert error.value.message == (
+        f"A 4000x3000 photo needs {needed / 2**20:.0f} MB to open, more than the server's "
+        "memory budget of 64 MB (--max_memory_mb).")
+    # Room for it, but not now: other uploads hold the budget.
+    monkeypatch.setattr(app.sessions, "reserve", lambda nbytes: False)
+    with pytest.raises(api.ApiError) as error:
+        app.open_image(_png("chelsea.png"))
+    assert error.value.status == HTTPStatus.SERVICE_UNAVAILABLE
+    assert error.value.message == ("Other uploads are using the server's memory budget; try "
+                                   "again in a moment.")
+    # Without ColTran, suggestions name the flag that gives them.
+    plain = App(build_icolorit("micro"), "micro")
+    with pytest.raises(api.ApiError) as error:
+        plain.suggest({"session": plain.open_image(_png("chelsea.png"))["session"]})
+    assert error.value.message == ("This server has no ColTran model; start it with "
+                                   "--coltran_dir=DIR (colorizer/ and color_upsampler/) for "
+                                   "suggestions.")
+
+
 def test_starting_hints_take_each_cells_most_certain_pixel():
     low = 8
     rng = np.random.default_rng(0)

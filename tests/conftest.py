@@ -111,6 +111,15 @@ def forget_command_flags() -> None:
             delattr(values, name)
 
 
+def fresh_command_module(module_name: str):
+    """The command module, (re)imported after forget_command_flags(): its flags
+    defined afresh, with their defaults."""
+    forget_command_flags()
+    if module_name in sys.modules:
+        return importlib.reload(sys.modules[module_name])  # defines its flags again
+    return importlib.import_module(module_name)
+
+
 def run_command(module_name: str, *args: str) -> CommandResult:
     """A command's flag parsing and main(), in this process: what its console
     script does (utils.cli.execute: the same help, errors and exit codes),
@@ -123,11 +132,7 @@ def run_command(module_name: str, *args: str) -> CommandResult:
     from coltran_tf.utils import cli
 
     values = flags.FLAGS
-    forget_command_flags()
-    if module_name in sys.modules:
-        module = importlib.reload(sys.modules[module_name])  # defines its flags again
-    else:
-        module = importlib.import_module(module_name)
+    module = fresh_command_module(module_name)
     out, err, saved_argv = io.StringIO(), io.StringIO(), sys.argv
     argv = [module_name, *args]
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

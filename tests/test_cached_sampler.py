@@ -6,7 +6,7 @@ from test_colorizer_sampler import VARIANTS, _gray, _model, _teacher_forced_prob
 
 from coltran_tf.sampling.cached_sampler import sample_colorizer_cached
 from coltran_tf.sampling.colorizer_sampler import sample_colorizer_loop
-from conftest import forget_command_flags
+from conftest import fresh_command_module
 
 
 @pytest.mark.parametrize("stage", ["encoder_decoder", "decoder"])
@@ -204,20 +204,13 @@ def test_benchmark_sampler_prints_the_samplers_and_their_ratios():
 
 
 def test_sample_and_colorize_use_the_cached_sampler_by_default():
-    import importlib
-    import sys
-
     from absl import flags as absl_flags
 
     from coltran_tf.configs.sampler import SamplerOptions
 
     # A command run before in this process (run_command) may hold flags of the
-    # same names: forget them, and define colorize's afresh.
-    forget_command_flags()
-    if "coltran_tf.commands.colorize" in sys.modules:
-        importlib.reload(sys.modules["coltran_tf.commands.colorize"])
-    else:
-        importlib.import_module("coltran_tf.commands.colorize")
+    # same names: define colorize's afresh.
+    fresh_command_module("coltran_tf.commands.colorize")
     from configs import colorizer
 
     for variant in (None, "tiny"):

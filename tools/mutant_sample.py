@@ -52,9 +52,9 @@ def _meta(module: str) -> dict:
     return codes
 
 
-def sample(module: str, count: int, seed: int) -> list[str]:
-    """`count` mutant names of `module` (all of them if it has fewer)."""
-    names = list(_meta(module))
+def sample(codes: dict, count: int, seed: int) -> list[str]:
+    """`count` of a module's mutant names (_meta; all of them if it has fewer)."""
+    names = list(codes)
     return sorted(random.Random(seed).sample(names, min(count, len(names))))
 
 
@@ -73,11 +73,11 @@ def main(argv):
         os.path.relpath(p, FLAGS.mutants)[:-len(".meta")]
         for p in glob.glob(os.path.join(FLAGS.mutants, "**", "*.py.meta"), recursive=True))
     for module in modules:
-        names = sample(module, FLAGS.count, FLAGS.seed)
+        codes = _meta(module)
+        names = sample(codes, FLAGS.count, FLAGS.seed)
         if not FLAGS.scores:
             print("\n".join(names))
             continue
-        codes = _meta(module)
         results = [codes[name] for name in names]
         killed = sum(code in KILLED for code in results)
         survived = [n for n, c in zip(names, results) if c == SURVIVED]

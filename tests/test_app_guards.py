@@ -529,3 +529,30 @@ def test_a_colorize_is_answered_while_suggestions_run(model):
             thread.join()
     finally:
         running.stop()
+
+
+def test_a_slot_freed_when_the_head_arrives_serves_that_head(model):
+    """Before: when every slot was taken as the user connected and a stalled
+    body fell behind min_rate only later, the user's head closed that body's
+    connection but was still counted against it: 503 "Exceeded concurrency
+    limit" (the flake of the trickling test, bodies case)."""
+    running = AppServer(App(model, "micro"), idle_timeout=5, max_connections=3,
+                        min_rate=RATE).start()
+    stalled = []
+    try:
+        head = (f"POST /api/session HTTP/1.1\r\nHost: 127.0.0.1:{running.port}\r\n"
+                "Content-Type: image/png\r\nContent-Length: 100000\r\n\r\n").encode()
+        for _ in range(3):  # every slot: a body not yet behind min_rate
+            stalled.append(socket.create_connection(("127.0.0.1", running.port), timeout=5))
+            stalled[-1].sendall(head)
+        time.sleep(0.3)
+        user = socket.create_connection(("127.0.0.1", running.port), timeout=5)
+        time.sleep(0.5)      # the bodies fall behind min_rate while the user's head is on its way
+        user.sendall(f"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1:{running.port}\r\n"
+                     "Connection: close\r\n\r\n".encode())
+        assert _status(_read_all(user)) == 200
+        user.close()
+    finally:
+        for sock in stalled:
+            sock.close()
+        running.stop()

@@ -556,3 +556,27 @@ def test_a_slot_freed_when_the_head_arrives_serves_that_head(model):
         for sock in stalled:
             sock.close()
         running.stop()
+
+
+def test_a_full_server_refuses_a_new_head_and_keeps_the_requests_it_serves(model):
+    """The cap holds when no connection may be closed: with every slot a request
+    the server is working for, a new one gets 503 and those are answered."""
+    running = AppServer(App(model, "micro"), idle_timeout=30, max_connections=2).start()
+    session = _session(running)
+    body = json.dumps({"session": session, "hints": []}).encode()
+    request = (_head(running, "/api/colorize", Content_Type="application/json",
+                     Content_Length=len(body), Connection="close") + body)
+    held = []
+    try:
+        with running.app.model_lock:  # colorizes wait: the server is working for them
+            held = [_from(address, running, request) for address in ("127.0.0.2", "127.0.0.3")]
+            time.sleep(0.5)
+            refused = _from("127.0.0.4", running, f"GET /api/info HTTP/1.1\r\nHost: "
+                            f"127.0.0.1:{running.port}\r\n\r\n".encode())
+            assert _status(_read_all(refused)) == 503
+            refused.close()
+        assert [_status(_read_all(sock)) for sock in held] == [200, 200]
+    finally:
+        for sock in held:
+            sock.close()
+        running.stop()

@@ -39,9 +39,10 @@ A local tool, not a multi-user service; requests are guarded as such:
   * Slots (fairness): at most `max_connections` connections. When all are
     taken, a new one frees a slot by closing a connection that waits on its
     client: idle or still sending its request head first, then one that has
-    fallen behind `min_rate` sending its body or reading its reply, and only
-    then one under a second old (or a second past its last reply), whose
-    request is likely on its way; it is taken from the address holding the
+    fallen behind `min_rate` sending its body or reading its reply, then one
+    whose body began under 0.1 s ago (its pace not yet known), and only then
+    one under a second old (or a second past its last reply), whose request
+    head is likely on its way; it is taken from the address holding the
     most connections, the longest waiting first. Connections the server is
     working for are never closed; each address may have at most half of
     `max_connections` requests queued or running (503 beyond).
@@ -128,16 +129,36 @@ class _GuardedProtocol(H11Protocol):
         self._tick()
 
     def data_received(self, data: bytes) -> None:
-        if not self._running() and len(self.connections) > self.max_connections:
-            self._make_room(time.monotonic())  # a request head may be complete now
-        cycle = self.cycle
-        if cycle is not None and not cycle.response_complete and cycle.more_body:
+        now = time.monotonic()
+        if not self._running():  # a request head may be complete with this data
+            self._make_room(now)
+            self._admit()
+        elif self.cycle.more_body:
             self._body_bytes += len(data)
         super().data_received(data)
+        self._note_cycle(now)
 
     def on_response_complete(self) -> None:
-        self._head_since = time.monotonic()
+        now = time.monotonic()
+        self._head_since = now
+        self._admit()  # a pipelined head may be answered next
         super().on_response_complete()
+        self._note_cycle(now)
+
+    def _admit(self) -> None:
+        """Decides uvicorn's 503 for a head completed next: served when the live
+        connections fit the cap, refused otherwise. uvicorn's own count would
+        include connections closed to make room and requests still winding down
+        on them until a later turn of the loop, and refuse the head that took
+        the freed slot."""
+        live = sum(1 for c in self.connections
+                   if isinstance(c, _GuardedProtocol) and not c.transport.is_closing())
+        self.limit_concurrency = None if live <= self.max_connections else 0
+
+    def _note_cycle(self, now: float) -> None:
+        """Starts the body's clock when a request head has arrived."""
+        if self.cycle is not None and self.cycle is not self._cycle_seen:
+            self._cycle_seen, self._cycle_since, self._body_bytes = self.cycle, now, 0
 
     def _running(self) -> bool:
         """A request whose head has arrived and whose reply is not yet written."""
@@ -146,8 +167,9 @@ class _GuardedProtocol(H11Protocol):
     def _waiting_since(self, now: float) -> tuple[int, float] | None:
         """(rank, since) when this connection waits on its client: rank 0 for a
         head that has not come, 1 for a body or reply behind min_rate, 2 for a
-        head still within HEAD_GRACE of the connection or the last reply; None
-        when the server works for it or the client keeps pace."""
+        body within GRACE of its head (its pace not yet known), 3 for a head
+        still within HEAD_GRACE of the connection or the last reply; None when
+        the server works for it or the client keeps pace."""
         if self.transport.is_closing() and not self.transport.get_write_buffer_size():
             return None
         if self._reply_since is not None:
@@ -159,13 +181,16 @@ class _GuardedProtocol(H11Protocol):
         if not self._running():
             # A head a moment old is on its way (a user's request that just took a
             # freed slot): closed last, or the slot goes back to the tricklers.
-            return (0 if now - self._head_since > HEAD_GRACE else 2), self._head_since
+            return (0 if now - self._head_since > HEAD_GRACE else 3), self._head_since
         cycle = self.cycle
-        if cycle is not self._cycle_seen:
-            self._cycle_seen, self._cycle_since, self._body_bytes = cycle, now, 0
+        if not cycle.more_body or cycle.body:
+            return None  # the server's turn: the body is in
         elapsed = now - self._cycle_since
-        if (cycle.more_body and not cycle.body and elapsed > GRACE
-                and self._body_bytes < elapsed * self.min_rate):
+        if elapsed <= GRACE:
+            # Before the head on its way: clients that reconnect as soon as they are
+            # cut would otherwise keep every slot within its grace.
+            return 2, self._cycle_since
+        if self._body_bytes < elapsed * self.min_rate:
             return 1, self._cycle_since
         return None
 
@@ -501,7 +526,7 @@ class AppServer:
             build_asgi(app, allowed_hosts(host, extra_hosts), idle_timeout, workers,
                        token=token, min_rate=min_rate, max_connections=max_connections),
             http=_protocol_class(idle_timeout, min_rate, max_connections),
-            timeout_keep_alive=idle_timeout, limit_concurrency=max_connections + 1,
+            timeout_keep_alive=idle_timeout,  # the cap: _GuardedProtocol._admit
             lifespan="off", access_log=False, log_level="warning", server_header=False)
         self.server = uvicorn.Server(config)
         self._thread = None

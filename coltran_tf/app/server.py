@@ -215,14 +215,7 @@ class _GuardedProtocol(H11Protocol):
                 candidates.append((-per_address[address], waiting[0], waiting[1], id(connection),
                                    connection))
         if candidates:
-            min(candidates)[-1]._abort()
-
-    def _abort(self) -> None:
-        """Closes this connection now and gives its slot back at once: uvicorn
-        counts a connection until its connection_lost, a loop turn later, and
-        would answer a head arriving in between with 503."""
-        self.transport.abort()
-        self.connections.discard(self)
+            min(candidates)[-1].transport.abort()
 
     def _tick(self) -> None:
         if self.transport.is_closing() and not self.transport.get_write_buffer_size():
@@ -236,7 +229,7 @@ class _GuardedProtocol(H11Protocol):
         if self._reply_since is not None:
             deadline = self._reply_since + self.idle_timeout + self._reply_size / self.min_rate
             if now > deadline:
-                self._abort()  # a client that does not read: free its buffer now
+                self.transport.abort()  # a client that does not read: free its buffer now
                 return
         elif not self._running() and now > self._head_since + self.idle_timeout:
             if not self.transport.is_closing():

@@ -151,9 +151,12 @@ class _GuardedProtocol(H11Protocol):
         include connections closed to make room and requests still winding down
         on them until a later turn of the loop, and refuse the head that took
         the freed slot."""
-        live = sum(1 for c in self.connections
-                   if isinstance(c, _GuardedProtocol) and not c.transport.is_closing())
-        self.limit_concurrency = None if live <= self.max_connections else 0
+        self.limit_concurrency = None if len(self._live()) <= self.max_connections else 0
+
+    def _live(self) -> list:
+        """This server's connections that are not closing."""
+        return [c for c in self.connections if isinstance(c, _GuardedProtocol)
+                and not c.transport.is_closing()]
 
     def _note_cycle(self, now: float) -> None:
         """Starts the body's clock when a request head has arrived."""
@@ -197,8 +200,7 @@ class _GuardedProtocol(H11Protocol):
     def _make_room(self, now: float) -> None:
         """Over the connection cap: closes one connection that waits on its
         client, from the address holding the most connections, longest first."""
-        live = [c for c in self.connections if isinstance(c, _GuardedProtocol)
-                and not c.transport.is_closing()]
+        live = self._live()
         if len(live) <= self.max_connections:
             return
         per_address = {}
